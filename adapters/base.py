@@ -1,0 +1,28 @@
+"""The port every channel adapter implements: native payload <-> canonical model, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from schemas.base import Message
+
+
+class TranslationError(ValueError):
+    """A native payload that cannot become a canonical message; the reason names the field."""
+
+
+class Translator(Protocol):
+    """Pure translation for one external product (Shopify, bol.com, Odoo, ...)."""
+
+    name: str
+
+    def native_events(self) -> frozenset[str]:
+        """The native event names this adapter reads, as in ``native.<adapter>.<event>``."""
+        ...
+
+    def to_canonical(
+        self, event: str, payload: Mapping[str, Any], channel: str
+    ) -> Message:
+        """Translate one native payload into its canonical message, or raise TranslationError."""
+        ...

@@ -1,0 +1,32 @@
+"""Adapters are found by the key a channel's config names, never imported by name in the core."""
+
+from __future__ import annotations
+
+import importlib
+
+from adapters.base import Translator
+
+# registry key -> "module:attribute" of a Translator instance
+KNOWN: dict[str, str] = {}
+
+
+def register(key: str, target: str) -> None:
+    """Make an adapter available under a config key (plug-ins may call this)."""
+    KNOWN[key] = target
+
+
+def load(key: str) -> Translator | None:
+    """The translator for a config key; None for ``canonical`` (the channel speaks our schema)."""
+    if key == "canonical":
+        return None
+    target = KNOWN.get(key)
+    if target is None:
+        raise LookupError(f"no adapter registered as {key!r}; known: {sorted(KNOWN)}")
+    module_name, _, attribute = target.partition(":")
+    translator: Translator = getattr(importlib.import_module(module_name), attribute)
+    return translator
+
+
+def known_keys() -> frozenset[str]:
+    """Every adapter key a config may name."""
+    return frozenset({"canonical", *KNOWN})

@@ -1,0 +1,102 @@
+"""The ``hub`` command: run the hub and operate it (config, topology, database, schemas)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hub.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help="commerce-hub: the ERP's truth on every channel.")
+config_app = typer.Typer(no_args_is_help=True, help="Validate channel and route config.")
+db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+schemas_app = typer.Typer(no_args_is_help=True, help="Canonical message schemas.")
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+app.add_typer(schemas_app, name="schemas")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Config file (default: HUB_CONFIG_PATH).")
+]
+
+
+def _settings(config: Path | None = None) -> Settings:
+    base = Settings()
+    return base.model_copy(update={"config_path": config}) if config else base
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the hub until SIGTERM or Ctrl-C (migrates the database first)."""
+    from hub.app import run_forever
+
+    settings = _settings(config)
+    _logging(settings.log_level)
+    asyncio.run(run_forever(settings))
+
+
+@config_app.command("check")
+def config_check(path: Annotated[Path | None, typer.Argument()] = None) -> None:
+    """Validate a config file and print each error with its location."""
+    from hub.app import check_config_file
+
+    target = path or Settings().config_path
+    errors = check_config_file(target)
+    if errors:
+        for error in errors:
+            err.print(f"[red]error[/red] {error}", highlight=False)
+        err.print(f"{target}: {len(errors)} error(s)")
+        raise typer.Exit(1)
+    console.print(f"{target}: ok")
+
+
+@app.command()
+def topology(config: ConfigOption = None) -> None:
+    """Declare the bus topology on the broker and print it."""
+    from hub.app import declare_topology
+
+    for line in asyncio.run(declare_topology(_settings(config))):
+        console.print(line, highlight=False)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create the database if needed and apply pending migrations."""
+    from hub.app import migrate_database
+
+    applied = asyncio.run(migrate_database(Settings()))
+    console.print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Path) -> None:
+    """Write a JSON Schema file for every canonical message type."""
+    from schemas.export import export_json_schemas
+
+    written = export_json_schemas(directory)
+    console.print(f"wrote {len(written)} schema files to {directory}")
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT ask the hub to drain and stop."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,114 @@
+"""Turning raw bytes from hub.in into a validated, canonical message, or a precise refusal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from adapters.base import TranslationError, Translator
+from hub.errors import MalformedMessage, SchemaViolation, UnknownChannel, UnknownType
+from hub.handlers import Inbound
+from routes.config import HubConfig
+from schemas.base import Message
+from schemas.envelope import CloudEvent
+from schemas.registry import model_for
+
+MAX_BODY_BYTES = 1_048_576
+
+
+def describe(error: ValidationError, limit: int = 5) -> str:
+    """Pydantic's errors as one line: ``field.path: message; ...``."""
+    parts = []
+    for item in error.errors()[:limit]:
+        where = ".".join(str(p) for p in item["loc"]) or "(root)"
+        parts.append(f"{where}: {item['msg']}")
+    more = len(error.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def decode_event(body: bytes) -> CloudEvent:
+    """Parse the CloudEvent envelope, refusing oversized and malformed bodies with a reason."""
+    if len(body) > MAX_BODY_BYTES:
+        raise MalformedMessage(f"body of {len(body)} bytes exceeds the {MAX_BODY_BYTES} limit")
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage(f"body is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise MalformedMessage(f"body is JSON {type(raw).__name__}, not a CloudEvent object")
+    try:
+        return CloudEvent.model_validate(raw)
+    except ValidationError as exc:
+        raise MalformedMessage(f"not a CloudEvent: {describe(exc)}") from exc
+
+
+class Validator:
+    """Checks source, type and data against the config and the schemas; translates native types."""
+
+    def __init__(self, config: HubConfig, translators: Mapping[str, Translator | None]) -> None:
+        self._config = config
+        self._translators = translators
+
+    def validate(self, body: bytes, routing_key: str, reply_to: str | None = None) -> Inbound:
+        """A canonical ``Inbound`` for a good message; a PermanentError saying why otherwise."""
+        event = decode_event(body)
+        channel = self._config.channels.get(event.source)
+        if channel is None:
+            raise UnknownChannel(f"source {event.source!r} is not a configured channel")
+        if routing_key and routing_key.split(".", 1)[0] != event.source:
+            raise UnknownChannel(
+                f"routing key {routing_key!r} does not start with the source {event.source!r}"
+            )
+        if event.type.startswith("native."):
+            message = self._translate(event, channel.adapter)
+            event = event.model_copy(
+                update={"type": message.TYPE, "data": message.model_dump(mode="json")}
+            )
+        else:
+            model = model_for(event.type)
+            if model is None:
+                raise UnknownType(f"type {event.type!r} is not a canonical type")
+            try:
+                message = model.model_validate(event.data)
+            except ValidationError as exc:
+                raise SchemaViolation(f"{event.type}: {describe(exc)}") from exc
+        return Inbound(event=event, message=message, routing_key=routing_key, reply_to=reply_to)
+
+    def _translate(self, event: CloudEvent, adapter_key: str) -> Message:
+        _, _, rest = event.type.partition(".")
+        adapter, _, native_event = rest.partition(".")
+        translator = self._translators.get(event.source)
+        if translator is None or adapter != adapter_key or adapter != translator.name:
+            raise UnknownType(
+                f"type {event.type!r} is not readable for channel {event.source!r} "
+                f"(adapter {adapter_key!r})"
+            )
+        if native_event not in translator.native_events():
+            raise UnknownType(f"adapter {adapter!r} has no native event {native_event!r}")
+        try:
+            return translator.to_canonical(native_event, event.data, event.source)
+        except (TranslationError, ValidationError, KeyError, TypeError, ValueError) as exc:
+            reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise SchemaViolation(f"{event.type}: {reason}") from exc
+
+
+def routing_facts(message: Message) -> dict[str, Any]:
+    """The facts route filters look at: the SKUs a message is about and an order's value."""
+    skus: list[str] = []
+    sku = getattr(message, "sku", None)
+    if isinstance(sku, str):
+        skus.append(sku)
+    value = Decimal(0)
+    for line in getattr(message, "lines", None) or ():
+        line_sku = getattr(line, "sku", None)
+        if isinstance(line_sku, str):
+            skus.append(line_sku)
+        price = getattr(line, "unit_price", None)
+        qty = getattr(line, "quantity", None)
+        if price is not None and isinstance(qty, int):
+            value += price.amount * qty
+    return {"skus": tuple(skus), "order_value": value if value else None}

@@ -1,0 +1,79 @@
+"""Every Prometheus metric the hub exports, defined once, on a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """One instance per hub process; tests create their own to read values in isolation."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "hub_messages_received_total",
+            "Messages taken from hub.in",
+            ["source", "type"],
+            registry=r,
+        )
+        self.published = Counter(
+            "hub_messages_published_total",
+            "Messages published with a broker confirm",
+            ["exchange"],
+            registry=r,
+        )
+        self.parked = Counter(
+            "hub_messages_parked_total",
+            "Messages parked in hub.dead, by reason",
+            ["error_type"],
+            registry=r,
+        )
+        self.retried = Counter(
+            "hub_messages_retried_total",
+            "Messages sent to a delay queue for a later retry",
+            ["error_type"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "hub_duplicates_dropped_total",
+            "Redelivered messages whose effect had already happened",
+            ["consumer"],
+            registry=r,
+        )
+        self.handle_seconds = Histogram(
+            "hub_handle_seconds",
+            "From receipt on hub.in to ack, per message",
+            ["type"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.batch_size = Histogram(
+            "hub_commit_batch_size",
+            "Messages committed per database transaction",
+            registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        )
+        self.outbox_relayed = Counter(
+            "hub_outbox_relayed_total",
+            "Outbox rows published by the relay (after a crash or outage)",
+            registry=r,
+        )
+        self.ready = Gauge("hub_ready", "1 when connected to broker and database", registry=r)
+        self.stock_propagation_seconds = Histogram(
+            "hub_stock_propagation_seconds",
+            "From the ERP stock change's event time to the availability publish confirm",
+            ["channel"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.stale_stock = Counter(
+            "hub_stock_stale_dropped_total",
+            "Stock levels dropped because their version was old",
+            registry=r,
+        )
+        self.oversell = Counter(
+            "hub_oversell_total",
+            "Reservations that would have driven stock negative (must stay 0)",
+            registry=r,
+        )

@@ -1,0 +1,61 @@
+"""Building the messages the hub sends: envelopes for a channel, caused by an inbound event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from hub.bus import Envelope
+from hub.topology import Names
+from schemas.base import Message
+from schemas.envelope import CloudEvent, derived_id
+
+
+def caused_event(
+    cause: CloudEvent,
+    message: Message | None,
+    *,
+    key: str,
+    source: str = "hub",
+    subject: str | None = None,
+    time: datetime | None = None,
+    data: dict[str, Any] | None = None,
+    type: str | None = None,
+) -> CloudEvent:
+    """An event caused by ``cause``: stable id from (cause, key), correlation carried over."""
+    return CloudEvent(
+        id=derived_id(cause.id, key),
+        source=source,
+        type=type or (message.TYPE if message else cause.type),
+        time=time or cause.time,
+        subject=subject if subject is not None else cause.subject,
+        correlationid=cause.correlationid or cause.id,
+        causationid=cause.id,
+        data=data if data is not None else (message.model_dump(mode="json") if message else {}),
+    )
+
+
+def to_channel(names: Names, channel: str, event: CloudEvent) -> Envelope:
+    """The envelope that lands the event on ``hub.out.<channel>``."""
+    return Envelope(
+        message_id=event.id,
+        exchange=names.outbound_exchange,
+        routing_key=f"{channel}.{event.type}",
+        message_type=event.type,
+        source=event.source,
+        body=event.to_bytes(),
+        correlation_id=event.correlationid,
+    )
+
+
+def reply(event: CloudEvent, reply_to: str, correlation_id: str | None) -> Envelope:
+    """A request/reply answer sent straight to the caller's reply queue."""
+    return Envelope(
+        message_id=event.id,
+        exchange="",
+        routing_key=reply_to,
+        message_type=event.type,
+        source=event.source,
+        body=event.to_bytes(),
+        correlation_id=correlation_id,
+    )

@@ -1,0 +1,162 @@
+"""The composition root: builds the hub from settings and config and runs it until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+import asyncpg
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue
+
+from adapters import registry as adapter_registry
+from adapters.base import Translator
+from hub import db, topology
+from hub.bus import Publisher
+from hub.committer import BatchCommitter
+from hub.consumer import InboundConsumer
+from hub.faults import FaultHandler
+from hub.handlers import Handler
+from hub.http import HttpServer, build_app
+from hub.intake import Validator
+from hub.metrics import Metrics
+from hub.outbox import OutboxRelay
+from hub.router import Router
+from hub.settings import Settings
+from hub.topology import Names
+from routes.config import HubConfig
+from routes.matching import RouteTable
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+HandlerFactory = Callable[["Hub"], Mapping[str, Handler]]
+
+
+def load_translators(config: HubConfig) -> dict[str, Translator | None]:
+    """Each channel's translator, found by the adapter key its config names."""
+    return {name: adapter_registry.load(ch.adapter) for name, ch in config.channels.items()}
+
+
+class Hub:
+    """One hub process: broker, database, consumer, committer, outbox relay and HTTP side."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: HubConfig,
+        *,
+        metrics: Metrics | None = None,
+        clock: Clock | None = None,
+        handler_factories: tuple[HandlerFactory, ...] = (),
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.names = Names(settings.name_prefix)
+        self.table = RouteTable.from_config(config)
+        self.publisher = Publisher(settings.broker_url, settings.publish_timeout_s)
+        self._handler_factories = handler_factories
+        self._pool: asyncpg.Pool | None = None
+        self._broker: RabbitBroker | None = None
+        self._committer: BatchCommitter | None = None
+        self._relay: OutboxRelay | None = None
+        self._http: HttpServer | None = None
+        self.handlers: dict[str, Handler] = {}
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The database pool, once started."""
+        if self._pool is None:
+            raise RuntimeError("hub not started")
+        return self._pool
+
+    async def start(self) -> None:
+        """Migrate, connect, declare the topology, then start consuming."""
+        s = self.settings
+        self._pool = await db.prepare(s.database_url, s.db_pool_max)
+        await self.publisher.start()
+        await topology.declare(
+            self.publisher.channel, self.names, self.config.channels, s.delivery_limit
+        )
+        for factory in self._handler_factories:
+            self.handlers.update(factory(self))
+        self._committer = BatchCommitter(
+            self._pool,
+            self.publisher,
+            self.metrics,
+            consumer=self.names.inbound_queue,
+            batch_max=s.batch_max,
+            clock=self.clock,
+        )
+        self._committer.start()
+        self._relay = OutboxRelay(self._pool, self.publisher, s.outbox_grace_s, s.outbox_poll_s)
+        self._relay.start()
+        consumer = InboundConsumer(
+            Validator(self.config, load_translators(self.config)),
+            Router(self.table, self.names),
+            self.handlers,
+            self._committer,
+            FaultHandler(self.publisher, self.names, self.metrics),
+            self.metrics,
+            self.names.inbound_queue,
+        )
+        self._broker = RabbitBroker(
+            s.broker_url,
+            default_channel=Channel(prefetch_count=s.prefetch),
+            apply_types=False,
+            logger=None,
+            graceful_timeout=30.0,
+        )
+        queue = RabbitQueue(
+            self.names.inbound_queue,
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            declare=False,
+        )
+        self._broker.subscriber(
+            queue, ack_policy=AckPolicy.MANUAL, no_reply=True, decoder=lambda m: m
+        )(consumer)
+        await self._broker.start()
+        if s.http_port:
+            self._http = HttpServer(
+                build_app(self.metrics, self.readiness), s.http_host, s.http_port
+            )
+            await self._http.start()
+        self.metrics.ready.set(1)
+        log.info("hub started: consuming %s", self.names.inbound_queue)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Broker and database reachable: what /readyz reports."""
+        broker_ok = self.publisher.connected
+        try:
+            db_ok = self._pool is not None and await asyncio.wait_for(
+                self._pool.fetchval("SELECT true"), timeout=2
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            db_ok = False
+        self.metrics.ready.set(1 if broker_ok and db_ok else 0)
+        return {"broker": bool(broker_ok), "database": bool(db_ok)}
+
+    async def stop(self) -> None:
+        """Stop taking messages, finish those in flight, flush the outbox, close everything."""
+        self.metrics.ready.set(0)
+        if self._broker is not None:
+            await self._broker.stop()
+        if self._committer is not None:
+            await self._committer.stop()
+        if self._relay is not None:
+            await self._relay.stop()
+            try:
+                await self._relay.relay_once(grace_s=0)
+            except Exception as exc:  # shutdown must go on; the rows stay for the next start
+                log.warning("outbox flush on shutdown failed: %s", exc)
+        if self._http is not None:
+            await self._http.stop()
+        await self.publisher.stop()
+        if self._pool is not None:
+            await self._pool.close()
+        log.info("hub stopped")

@@ -1,0 +1,36 @@
+"""Runtime settings, read once from ``HUB_``-prefixed environment variables and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _example_config() -> Path:
+    from routes import EXAMPLE_CONFIG
+
+    return EXAMPLE_CONFIG
+
+
+class Settings(BaseSettings):
+    """Where the broker, the database and the config live; loopback defaults for local use only."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", frozen=True, extra="ignore")
+
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/commerce_hub"
+    config_path: Path = Field(default_factory=_example_config)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    name_prefix: str = Field(default="", pattern=r"^[a-z0-9._-]*$")
+    prefetch: int = Field(default=512, ge=1, le=65535)
+    batch_max: int = Field(default=256, ge=1)
+    batch_wait_ms: float = Field(default=2.0, ge=0)
+    delivery_limit: int = Field(default=10, ge=1)
+    publish_timeout_s: float = Field(default=10.0, gt=0)
+    outbox_grace_s: float = Field(default=5.0, ge=0)
+    outbox_poll_s: float = Field(default=1.0, gt=0)
+    db_pool_max: int = Field(default=10, ge=1)
+    log_level: str = "INFO"

@@ -1,0 +1,69 @@
+"""The CloudEvents 1.0 envelope (structured JSON mode) every message on the bus travels in."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+CONTENT_TYPE = "application/cloudevents+json"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+TYPE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,127}$"
+
+
+class CloudEvent(BaseModel):
+    """One event on the bus; ``id`` is the idempotency key, ``data`` the payload of ``type``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(min_length=1, max_length=200)
+    source: str = Field(pattern=NAME_PATTERN)
+    type: str = Field(pattern=TYPE_PATTERN)
+    time: datetime
+    subject: str | None = Field(default=None, max_length=200)
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschemaversion: str | None = Field(default=None, max_length=20)
+    correlationid: str | None = Field(default=None, max_length=200)
+    causationid: str | None = Field(default=None, max_length=200)
+    data: dict[str, Any]
+
+    def to_bytes(self) -> bytes:
+        """Serialise for the wire (orjson; Decimal and datetime already JSON-safe via dump)."""
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_bytes(cls, body: bytes) -> CloudEvent:
+        """Parse and validate an envelope from wire bytes (raises on malformed input)."""
+        return cls.model_validate(orjson.loads(body))
+
+
+def new_event(
+    *,
+    source: str,
+    type: str,
+    data: dict[str, Any],
+    subject: str | None = None,
+    cause: CloudEvent | None = None,
+    id: str | None = None,
+    time: datetime | None = None,
+) -> CloudEvent:
+    """Build an event; when it is caused by another, carry its correlation and name it as cause."""
+    return CloudEvent(
+        id=id or str(uuid.uuid4()),
+        source=source,
+        type=type,
+        time=time or datetime.now(UTC),
+        subject=subject,
+        correlationid=(cause.correlationid or cause.id) if cause else None,
+        causationid=cause.id if cause else None,
+        data=data,
+    )
+
+
+def derived_id(cause_id: str, *parts: str) -> str:
+    """A stable id for a message caused by another, so a re-run produces the same ids."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join((cause_id, *parts))))
