@@ -17,6 +17,7 @@ from routes.config import HubConfig
 from routes.errors import ConfigError
 from routes.loader import check_config, load_config
 
+# Each domain contributes its stateful handlers here (type name -> handler), one line each.
 HANDLER_FACTORIES: tuple[HandlerFactory, ...] = ()
 
 

@@ -20,6 +20,7 @@ schemas_app = typer.Typer(no_args_is_help=True, help="Canonical message schemas.
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(schemas_app, name="schemas")
+# Domain command groups register below, one line each (hub stock ..., hub orders ..., hub dlq ...).
 
 console = Console()
 err = Console(stderr=True)
