@@ -1,0 +1,113 @@
+"""Fulfilment messages: pick in the warehouse, ship by carrier, pass tracking to the channel."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from schemas.base import CanonicalModel, Message
+from schemas.common import (
+    MAX_LINES,
+    Address,
+    ChannelName,
+    Identifier,
+    ItemCount,
+    PositiveQuantity,
+    ShortText,
+    Sku,
+    Url,
+)
+
+
+class FulfilmentLine(CanonicalModel):
+    """Units of one order line to pick or ship, or picked or shipped; the line id ties them up."""
+
+    line_id: Identifier
+    sku: Sku
+    quantity: PositiveQuantity
+
+
+Lines = Annotated[tuple[FulfilmentLine, ...], ItemCount(1, MAX_LINES)]
+
+
+class PickRequest(Message):
+    """Ask the warehouse to pick and pack these lines for one order."""
+
+    TYPE: ClassVar[str] = "pick.request"
+
+    order_id: Identifier
+    pick_id: Identifier | None = None
+    lines: Lines
+    ship_to: Address
+    location: Identifier | None = None
+    shipping_method: Identifier | None = None
+
+
+class PickCompleted(Message):
+    """The warehouse packed what it found; fewer lines or units than asked is a short pick."""
+
+    TYPE: ClassVar[str] = "pick.completed"
+
+    order_id: Identifier
+    pick_id: Identifier | None = None
+    lines: Annotated[tuple[FulfilmentLine, ...], ItemCount(0, MAX_LINES)]
+    parcels: PositiveQuantity | None = None
+    location: Identifier | None = None
+
+
+class PickCancel(Message):
+    """Stop picking for an order (cancelled before it shipped)."""
+
+    TYPE: ClassVar[str] = "pick.cancel"
+
+    order_id: Identifier
+    pick_id: Identifier | None = None
+    reason: ShortText
+
+
+class Parcel(CanonicalModel):
+    """One parcel to label; the weight lets the carrier pick a service and price."""
+
+    weight_grams: PositiveQuantity | None = None
+
+
+class ShipmentRequest(Message):
+    """Ask a carrier for a shipment and label for the packed parcels of an order."""
+
+    TYPE: ClassVar[str] = "shipment.request"
+
+    order_id: Identifier
+    shipment_id: Identifier
+    carrier: Identifier | None = None
+    service: Identifier | None = None
+    ship_to: Address
+    parcels: Annotated[tuple[Parcel, ...], ItemCount(1, 100)]
+    lines: Lines
+
+
+class ShipmentCreated(Message):
+    """The carrier accepted the shipment: tracking number and label for these lines."""
+
+    TYPE: ClassVar[str] = "shipment.created"
+
+    order_id: Identifier
+    shipment_id: Identifier
+    carrier: Identifier
+    tracking_number: Identifier
+    tracking_url: Url | None = None
+    label_url: Url | None = None
+    lines: Lines
+
+
+class ShipmentTracking(Message):
+    """Tell the channel that these lines shipped and how the buyer can track them."""
+
+    TYPE: ClassVar[str] = "shipment.tracking"
+
+    channel: ChannelName
+    channel_order_id: Identifier
+    order_id: Identifier
+    shipment_id: Identifier
+    carrier: Identifier
+    tracking_number: Identifier
+    tracking_url: Url | None = None
+    lines: Lines

@@ -1,0 +1,68 @@
+"""Return messages: a return announced on the channel, and the goods back in the warehouse."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import model_validator
+
+from schemas.base import CanonicalModel, Message
+from schemas.common import (
+    MAX_LINES,
+    ChannelName,
+    Identifier,
+    ItemCount,
+    PositiveQuantity,
+    ShortText,
+    Sku,
+)
+
+
+class ReturnLine(CanonicalModel):
+    """Units of a SKU the buyer sends back; line_id names the order line where known."""
+
+    sku: Sku
+    quantity: PositiveQuantity
+    line_id: Identifier | None = None
+
+
+class ReturnRequested(Message):
+    """A buyer announced a return on the channel; the ERP and warehouse expect the goods."""
+
+    TYPE: ClassVar[str] = "return.requested"
+
+    channel: ChannelName
+    channel_order_id: Identifier
+    order_id: Identifier | None = None
+    return_id: Identifier
+    lines: Annotated[tuple[ReturnLine, ...], ItemCount(1, MAX_LINES)]
+    reason: ShortText | None = None
+
+
+class ReceivedLine(CanonicalModel):
+    """Units the warehouse received back, and whether they can be sold again."""
+
+    sku: Sku
+    quantity: PositiveQuantity
+    condition: Literal["sellable", "damaged"]
+    line_id: Identifier | None = None
+
+
+class ReturnReceived(Message):
+    """Returned goods arrived at the warehouse; the ERP books them and reports the new stock."""
+
+    TYPE: ClassVar[str] = "return.received"
+
+    order_id: Identifier | None = None
+    channel: ChannelName | None = None
+    channel_order_id: Identifier | None = None
+    return_id: Identifier
+    lines: Annotated[tuple[ReceivedLine, ...], ItemCount(1, MAX_LINES)]
+    location: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _names_the_order(self) -> ReturnReceived:
+        """A return must name its order: the hub's order id, or the channel and its order id."""
+        if self.order_id is None and (self.channel is None or self.channel_order_id is None):
+            raise ValueError("give order_id, or both channel and channel_order_id")
+        return self
