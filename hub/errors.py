@@ -51,6 +51,12 @@ class UnknownChannel(PermanentError):
     error_type = "unknown_channel"
 
 
+class Unroutable(PermanentError):
+    """No configured route takes this type from this source: parked, never silently dropped."""
+
+    error_type = "no_route"
+
+
 class BusinessRuleViolation(PermanentError):
     """A valid message that a domain rule refuses (unknown SKU, stale command)."""
 

@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 from hub.bus import Envelope
+from hub.errors import Unroutable
 from hub.handlers import Inbound
 from hub.intake import routing_facts
 from hub.outgoing import caused_event, to_channel
 from hub.topology import Names
+from routes.config import HubConfig
 from routes.matching import RouteTable
 
 
 class Router:
     """Fans a validated message out to its destination channels, one envelope per channel."""
 
-    def __init__(self, table: RouteTable, names: Names) -> None:
+    def __init__(self, table: RouteTable, names: Names, config: HubConfig | None = None) -> None:
         self._table = table
         self._names = names
+        markets = config.markets.items() if config else ()
+        self._market_of_price_list = {m.price_list: name for name, m in markets}
 
     def envelopes(self, inbound: Inbound) -> list[Envelope]:
         """One envelope per destination; ids derive from the input id, so re-runs repeat them."""
         event = inbound.event
+        if not self._table.routed(event.source, event.type):
+            raise Unroutable(f"no route takes {event.type!r} from {event.source!r}")
         facts = routing_facts(inbound.message)
+        price_list = getattr(inbound.message, "price_list", None)
+        market = self._market_of_price_list.get(price_list) if price_list else None
         destinations = self._table.destinations(
-            event.source, event.type, skus=facts["skus"], order_value=facts["order_value"]
+            event.source,
+            event.type,
+            market=market,
+            skus=facts["skus"],
+            order_value=facts["order_value"],
         )
         return [
             to_channel(

@@ -97,7 +97,7 @@ class Hub:
         self._relay.start()
         consumer = InboundConsumer(
             Validator(self.config, load_translators(self.config)),
-            Router(self.table, self.names),
+            Router(self.table, self.names, self.config),
             self.handlers,
             self._committer,
             FaultHandler(self.publisher, self.names, self.metrics),
