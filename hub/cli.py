@@ -49,6 +49,20 @@ def run(config: ConfigOption = None) -> None:
     asyncio.run(run_forever(settings))
 
 
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+    rate: Annotated[float, typer.Option(help="Orders and stock changes per second.")] = 2.0,
+) -> None:
+    """Run the hub with simulated ERP, webshops, marketplace, warehouse and carrier traffic."""
+    from hub.demo.run import run_demo
+
+    settings = _settings(config)
+    _logging("WARNING")
+    asyncio.run(run_demo(settings, seconds, rate))
+
+
 @config_app.command("check")
 def config_check(path: Annotated[Path | None, typer.Argument()] = None) -> None:
     """Validate a config file and print each error with its location."""
