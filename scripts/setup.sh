@@ -23,4 +23,17 @@ fi
 .venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c 'import hub, faststream, asyncpg' >/dev/null
 
+# A real Prometheus scrapes the hub in one test; Debian packages it.
+if ! command -v prometheus >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Prometheus (Debian package)"
+    (apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 &&
+        apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; }) ||
+      echo "setup: could not install prometheus; the Prometheus scrape test will fail" >&2
+  else
+    echo "setup: prometheus is not installed (apt-get install prometheus); its test will fail" >&2
+  fi
+fi
+
 scripts/services.sh
