@@ -46,15 +46,13 @@ async def test_prometheus_scrapes_hub_counters(start_hub, bus, tmp_path: Path) -
         "scrape_configs:\n"
         f"  - job_name: hub\n    static_configs: [{{targets: ['127.0.0.1:{hub_port}']}}]\n"
     )
-    prom = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    prom = await asyncio.create_subprocess_exec(
+        binary,
+        f"--config.file={tmp_path / 'prometheus.yml'}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{prom_port}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         for i in range(3):
@@ -97,4 +95,4 @@ async def test_prometheus_scrapes_hub_counters(start_hub, bus, tmp_path: Path) -
         assert hub.metrics.received.labels("erp", "product.upserted")._value.get() == 3
     finally:
         prom.terminate()
-        prom.wait(timeout=10)
+        await asyncio.wait_for(prom.wait(), timeout=10)
