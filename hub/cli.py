@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from hub.dlq.cli import dlq_app
 from hub.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="commerce-hub: the ERP's truth on every channel.")
@@ -21,6 +22,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(schemas_app, name="schemas")
 # Domain command groups register below, one line each (hub stock ..., hub orders ..., hub dlq ...).
+app.add_typer(dlq_app, name="dlq")
 
 console = Console()
 err = Console(stderr=True)
@@ -103,6 +105,21 @@ def schemas_export(directory: Path) -> None:
 
     written = export_json_schemas(directory)
     console.print(f"wrote {len(written)} schema files to {directory}")
+
+
+@app.command()
+def asyncapi(output: Annotated[Path | None, typer.Argument()] = None) -> None:
+    """Write (or print) the bus contract as an AsyncAPI document."""
+    import orjson
+
+    from hub.asyncapi import document
+
+    text = orjson.dumps(document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    if output is None:
+        console.out(text.decode(), highlight=False)
+    else:
+        output.write_bytes(text)
+        console.print(f"wrote {output}")
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
