@@ -50,8 +50,9 @@ class Envelope:
 class Publisher:
     """Publishes on its own connection (so broker flow control never stalls consumers)."""
 
-    def __init__(self, url: str, timeout_s: float) -> None:
+    def __init__(self, url: str, timeout_s: float, name: str = "commerce-hub publisher") -> None:
         self._url = url
+        self._name = name
         self._timeout_s = timeout_s
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
@@ -60,7 +61,7 @@ class Publisher:
     async def start(self) -> None:
         """Connect with publisher confirms; returned (unroutable) messages raise."""
         self._connection = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": "commerce-hub publisher"}
+            self._url, client_properties={"connection_name": self._name}
         )
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
@@ -76,8 +77,9 @@ class Publisher:
 
     @property
     def connected(self) -> bool:
-        """True while the publishing connection is open."""
-        return self._connection is not None and not self._connection.is_closed
+        """True while the publishing connection is open (False while it reconnects)."""
+        c = self._connection
+        return c is not None and not c.is_closed and c.connected.is_set()
 
     @property
     def channel(self) -> AbstractChannel:

@@ -8,8 +8,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import asyncpg
+from aio_pika.abc import AbstractRobustConnection
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue
+from yarl import URL
 
 from adapters import registry as adapter_registry
 from adapters.base import Translator
@@ -58,7 +60,11 @@ class Hub:
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.names = Names(settings.name_prefix)
         self.table = RouteTable.from_config(config)
-        self.publisher = Publisher(settings.broker_url, settings.publish_timeout_s)
+        self.publisher = Publisher(
+            settings.broker_url,
+            settings.publish_timeout_s,
+            name=f"commerce-hub publisher {settings.name_prefix}".strip(),
+        )
         self._handler_factories = handler_factories
         self._pool: asyncpg.Pool | None = None
         self._broker: RabbitBroker | None = None
@@ -100,16 +106,20 @@ class Hub:
             Router(self.table, self.names, self.config),
             self.handlers,
             self._committer,
-            FaultHandler(self.publisher, self.names, self.metrics),
+            FaultHandler(self.publisher, self.names, self.metrics, s.retry_max_attempts),
             self.metrics,
             self.names.inbound_queue,
         )
+        # The connection name (shown by rabbitmqctl) lets operators and tests find this hub's links.
+        named = URL(s.broker_url).update_query(name=f"commerce-hub consumer {s.name_prefix}")
         self._broker = RabbitBroker(
-            s.broker_url,
+            str(named),
             default_channel=Channel(prefetch_count=s.prefetch),
             apply_types=False,
             logger=None,
             graceful_timeout=30.0,
+            reconnect_interval=s.reconnect_interval_s,
+            on_reconnected=[self._redeclare],
         )
         queue = RabbitQueue(
             self.names.inbound_queue,
@@ -129,9 +139,27 @@ class Hub:
         self.metrics.ready.set(1)
         log.info("hub started: consuming %s", self.names.inbound_queue)
 
+    async def _redeclare(self, connection: AbstractRobustConnection | None) -> None:
+        """After a broker restart the topology may be gone (a fresh node): declare it again."""
+        if connection is None:
+            return
+        try:
+            channel = await connection.channel()
+            try:
+                await topology.declare(
+                    channel, self.names, self.config.channels, self.settings.delivery_limit
+                )
+            finally:
+                await channel.close()
+            log.info("reconnected to the broker; topology declared again")
+        except Exception as exc:  # the next reconnect tries again; consuming resumes regardless
+            log.warning("could not re-declare the topology after reconnect: %s", exc)
+
     async def readiness(self) -> dict[str, bool]:
         """Broker and database reachable: what /readyz reports."""
-        broker_ok = self.publisher.connected
+        broker_ok = self.publisher.connected and (
+            self._broker is not None and await self._broker.ping(timeout=0.5)
+        )
         try:
             db_ok = self._pool is not None and await asyncio.wait_for(
                 self._pool.fetchval("SELECT true"), timeout=2

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     batch_max: int = Field(default=256, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
     delivery_limit: int = Field(default=10, ge=1)
+    retry_max_attempts: int = Field(default=5, ge=1)  # then the message is parked
+    reconnect_interval_s: float = Field(default=1.0, gt=0)
     publish_timeout_s: float = Field(default=10.0, gt=0)
     outbox_grace_s: float = Field(default=5.0, ge=0)
     outbox_poll_s: float = Field(default=1.0, gt=0)

@@ -1,0 +1,204 @@
+"""The parking lot on the real broker and database: store, list, show, replay (by id, by filter,
+dry-run), purge, and the ``hub dlq`` command itself."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from hub.bus import Envelope
+from hub.db import Connection
+from hub.dlq.service import envelope_for, parking_lot
+from hub.dlq.store import Selection
+from hub.errors import BusinessRuleViolation
+from hub.handlers import Handler, Inbound
+from hub.router import Router
+from hub.runtime import Hub
+from hub.settings import Settings
+from routes.loader import load_config
+
+pytestmark = pytest.mark.integration
+HUB_BIN = Path(sys.executable).parent / "hub"
+
+
+def product_event(sku: str, event_id: str) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "erp",
+        "type": "product.upserted",
+        "time": datetime.now(UTC).isoformat(),
+        "subject": sku,
+        "data": {"sku": sku, "name": "Oak desk 160", "version": 1},
+    }
+
+
+class Switchable:
+    """Refuses SKU-BROKEN while ``broken`` (a business rule), routes everything else."""
+
+    stateful = True
+
+    def __init__(self, hub: Hub) -> None:
+        self.router = Router(hub.table, hub.names)
+        self.broken = True
+
+    async def handle(
+        self, inbound: Inbound, conn: Connection | None, now: datetime
+    ) -> Sequence[Envelope]:
+        if self.broken and getattr(inbound.message, "sku", "") == "SKU-BROKEN":
+            raise BusinessRuleViolation("SKU-BROKEN is not in the ERP catalog")
+        return self.router.envelopes(inbound)
+
+
+async def inbox_has(settings: Settings, message_id: str) -> int:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM inbox WHERE message_id = $1", message_id)
+        )
+    finally:
+        await conn.close()
+
+
+async def test_parked_messages_are_stored_listed_replayed_and_purged(isolated, bus) -> None:
+    holder: dict[str, Switchable] = {}
+
+    def handlers(hub: Hub) -> dict[str, Handler]:
+        holder["h"] = Switchable(hub)
+        return {"product.upserted": holder["h"]}
+
+    hub = Hub(isolated, load_config(isolated.config_path), handler_factories=(handlers,))
+    await hub.start()
+    try:
+        channel = next(iter(hub.table.destinations("erp", "product.upserted")))
+        out_queue = bus.names.channel_queue(channel)
+        await bus.publish("erp.product.upserted", product_event("SKU-BROKEN", "broken-1"),
+                          message_id="broken-1")  # fmt: skip
+        await bus.publish("webshop-nl.order.placed", b"{not json", message_id="junk-1")
+        await bus.publish("erp.product.upserted", product_event("SKU-OK", "ok-1"))
+        # A channel's adapter rejects a message: RabbitMQ dead-letters it with x-death.
+        [delivered] = await bus.drain(out_queue, expect=1)
+        assert bus.channel is not None
+        out = await bus.channel.get_queue(out_queue, ensure=False)
+        await bus.publish(delivered.routing_key or "", delivered.body,
+                          exchange=bus.names.outbound_exchange, message_id="to-reject")  # fmt: skip
+        for _ in range(50):
+            msg = await out.get(no_ack=False, fail=False)
+            if msg is not None:
+                await msg.reject(requeue=False)
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert await inbox_has(isolated, "broken-1") == 0  # failed ids leave the inbox
+
+        async with parking_lot(isolated.database_url, isolated.broker_url, bus.names) as lot:
+            assert await lot.sweep() == 3
+            assert await lot.sweep() == 0  # idempotent: the queue is empty, nothing repeats
+            groups = {g["error_type"]: g["count"] for g in await lot.groups(Selection())}
+            assert groups == {"business_rule": 1, "malformed": 1, "broker_rejected": 1}
+            in_nl = await lot.rows(Selection(channel="webshop-nl"))
+            assert "malformed" in {r["error_type"] for r in in_nl}
+            assert all(r["channel"] == "webshop-nl" for r in in_nl)
+            [junk] = await lot.rows(Selection(channel="webshop-nl", error_type="malformed"))
+            assert junk["error_type"] == "malformed" and bytes(junk["body"]) == b"{not json"
+            [rejected] = await lot.rows(Selection(error_type="broker_rejected"))
+            assert rejected["original_exchange"] == bus.names.outbound_exchange
+            assert rejected["failed_queue"] == out_queue
+            assert await lot.rows(Selection(since=datetime.now(UTC) + timedelta(hours=1))) == []
+
+            # Dry run: nothing is sent, nothing changes.
+            planned = await lot.replay(Selection(), actor="test", dry_run=True)
+            assert len(planned) == 3
+            assert len(await lot.rows(Selection())) == 3
+            assert await bus.drain(out_queue, expect=0, settle=0.3) == []
+
+            # Fix the cause, replay by id: handled anew, same id, effect once.
+            holder["h"].broken = False
+            [broken] = await lot.rows(Selection(error_type="business_rule"))
+            assert broken["message_id"] == "broken-1"
+            [done] = await lot.replay(Selection(ids=(broken["id"],)), actor="test", dry_run=False)
+            assert done.routing_key == "erp.product.upserted"
+            [fixed] = await bus.bodies(out_queue, expect=1)
+            assert fixed["causationid"] == "broken-1" and fixed["data"]["sku"] == "SKU-BROKEN"
+            assert await inbox_has(isolated, "broken-1") == 1
+            # Replaying the same message again is absorbed by the inbox: no second effect.
+            await hub.publisher.publish(envelope_for(await lot.show(broken["id"])))
+            assert await bus.drain(out_queue, expect=0, settle=0.5) == []
+            assert hub.metrics.duplicates.labels(bus.names.inbound_queue)._value.get() == 1
+
+            # Replay by filter: the rejected channel message goes back to its channel queue.
+            await lot.replay(Selection(error_type="broker_rejected"), actor="test", dry_run=False)
+            [back] = await bus.drain(out_queue, expect=1)
+            assert back.message_id == "to-reject"
+            assert "x-death" not in (back.headers or {})
+
+            assert {g["error_type"] for g in await lot.groups(Selection())} == {"malformed"}
+            with pytest.raises(ValueError, match="needs ids or a filter"):
+                await lot.purge(Selection(), actor="test")
+            assert await lot.purge(Selection(error_type="malformed"), actor="test") == 1
+            assert await lot.groups(Selection()) == []
+        conn = await asyncpg.connect(isolated.database_url)
+        try:
+            actions = await conn.fetch("SELECT action, actor FROM parked_audit ORDER BY id")
+            assert [a["action"] for a in actions] == ["replay", "replay", "purge"]
+            replayed = await conn.fetchval("SELECT count(*) FROM parked WHERE status = 'replayed'")
+            assert replayed == 2
+        finally:
+            await conn.close()
+    finally:
+        await hub.stop()
+
+
+async def hub_cli(settings: Settings, *args: str) -> tuple[int, str]:
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings.database_url,
+        "HUB_BROKER_URL": settings.broker_url,
+        "HUB_NAME_PREFIX": settings.name_prefix,
+        "HUB_CONFIG_PATH": str(settings.config_path),
+        "COLUMNS": "200",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        str(HUB_BIN), "dlq", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_hub_dlq_command(start_hub, bus, isolated) -> None:
+    await start_hub()
+    for i in range(3):
+        await bus.publish("erp.product.upserted", b"garbage", message_id=f"g-{i}")
+    await bus.publish(
+        "erp.product.upserted", orjson.dumps({**product_event("S", "u"), "type": "x.y"})
+    )
+    await asyncio.sleep(1.0)
+
+    code, out = await hub_cli(isolated, "list")
+    assert code == 0, out
+    assert "moved 4 message(s)" in out
+    assert "malformed" in out and "unknown_type" in out and "total parked: 4" in out
+    code, out = await hub_cli(isolated, "list", "--type", "unknown_type", "--since", "1h")
+    assert "total parked: 1" in out
+
+    code, out = await hub_cli(isolated, "replay", "--type", "malformed", "--dry-run")
+    assert code == 0 and "would replay 3 message(s)" in out, out
+    code, out = await hub_cli(isolated, "show", "1")
+    assert code == 0 and "status: parked" in out and "garbage" in out, out
+
+    code, out = await hub_cli(isolated, "purge", "--type", "malformed")
+    assert code == 2 and "--yes" in out
+    code, out = await hub_cli(isolated, "purge", "--type", "malformed", "--yes")
+    assert code == 0 and "purged 3 message(s)" in out, out
+    code, out = await hub_cli(isolated, "list")
+    assert "total parked: 1" in out
