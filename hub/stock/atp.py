@@ -1,0 +1,114 @@
+"""Available-to-promise per channel as pure functions, so every rule is tested without a database.
+
+For one channel and one physical SKU (see ``routes.config.StockRules``):
+
+    pooled = sum over the channel's locations of (on hand - ERP committed)
+    atp    = max(0, pooled - open hub reservations - safety_buffer)
+    shown  = atp * share_percent (rounded down), at most max_listed, 0 if <= zero_at_or_below
+
+A kit has no stock of its own: its atp is MIN(component atp // quantity per kit), where the
+component atp already has the buffer taken off (the buffer keeps physical units back), and the
+channel's share, cap and floor then apply to the kit figure. A kit missing a component's
+stock is unavailable. Reservations are held per SKU, not per location (see reservations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from routes.config import StockRules
+
+
+@dataclass(frozen=True)
+class SkuStock:
+    """What the ledger knows of one physical SKU: net on hand per location, holds, receipts."""
+
+    net_by_location: Mapping[str, int] = field(default_factory=dict)
+    reserved: int = 0
+    receipts: tuple[tuple[str, date], ...] = ()
+
+
+@dataclass(frozen=True)
+class Figure:
+    """What a channel sees of a SKU: the quantity it may sell and, if none, from when."""
+
+    available: int
+    next_date: date | None = None
+
+
+def pooled(rules: StockRules, stock: SkuStock) -> int:
+    """Net units over the locations this channel sells from (all when none are listed)."""
+    return sum(
+        qty
+        for loc, qty in stock.net_by_location.items()
+        if rules.locations is None or loc in rules.locations
+    )
+
+
+def atp(rules: StockRules, stock: SkuStock) -> int:
+    """Units the channel may promise before its presentation rules: never below zero."""
+    return max(0, pooled(rules, stock) - stock.reserved - rules.safety_buffer)
+
+
+def present(rules: StockRules, units: int) -> int:
+    """The channel's share, cap and floor applied to an ATP figure, in that order."""
+    shown = max(0, units)
+    if rules.share_percent is not None:
+        shown = int(Decimal(shown) * rules.share_percent / 100)
+    if rules.max_listed is not None:
+        shown = min(shown, rules.max_listed)
+    return 0 if shown <= rules.zero_at_or_below else shown
+
+
+def kit_atp(
+    rules: StockRules, components: Mapping[str, int], stocks: Mapping[str, SkuStock]
+) -> int:
+    """Whole kits the components allow: MIN(component atp // quantity per kit)."""
+    if not components:
+        return 0
+    return min(atp(rules, stocks.get(c, SkuStock())) // q for c, q in components.items())
+
+
+def next_date(rules: StockRules, stock: SkuStock, today: date) -> date | None:
+    """The earliest receipt at the channel's locations, never before today; None if none due."""
+    dates = [d for loc, d in stock.receipts if rules.locations is None or loc in rules.locations]
+    return max(min(dates), today) if dates else None
+
+
+def figure(
+    rules: StockRules,
+    sku: str,
+    stocks: Mapping[str, SkuStock],
+    today: date,
+    components: Mapping[str, int] | None = None,
+) -> Figure:
+    """The figure a channel sees of a SKU (a kit when ``components`` is given)."""
+    if components:
+        shown = present(rules, kit_atp(rules, components, stocks))
+        if shown > 0:
+            return Figure(shown)
+        dates: list[date] = []
+        for comp, qty in components.items():
+            stock = stocks.get(comp, SkuStock())
+            if atp(rules, stock) >= qty:
+                continue
+            due = next_date(rules, stock, today)
+            if due is None:
+                return Figure(0)
+            dates.append(due)
+        return Figure(0, max(dates) if dates else None)
+    stock = stocks.get(sku, SkuStock())
+    shown = present(rules, atp(rules, stock))
+    return Figure(shown, None if shown > 0 else next_date(rules, stock, today))
+
+
+def promised_delivery(fig: Figure, today: date, lead_time_days: int) -> date | None:
+    """The date a buyer can be promised: today or the next receipt, plus the market's lead time."""
+    if fig.available > 0:
+        return today + timedelta(days=lead_time_days)
+    if fig.next_date is not None:
+        return fig.next_date + timedelta(days=lead_time_days)
+    return None

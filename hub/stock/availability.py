@@ -1,0 +1,185 @@
+"""Which channels see a changed figure after a stock event, and the messages that tell them.
+
+A channel is told about a SKU (``stock.availability`` on ``hub.out.<channel>``) when the
+route table sends ``stock.availability`` from the hub to it, it sells the SKU, and the figure
+it would see (quantity and next date) differs from the last one it was sent, which is kept in
+``stock_published`` in the same transaction as the change, so a re-run repeats nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+from hub.bus import Envelope
+from hub.db import Connection
+from hub.outgoing import caused_event, to_channel
+from hub.stock import atp, ledger
+from hub.stock.atp import Figure
+from hub.topology import Names
+from routes.config import HubConfig, StockRules
+from routes.matching import RouteTable
+from schemas.envelope import CloudEvent
+from schemas.inventory import StockAvailability
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+AVAILABILITY = StockAvailability.TYPE
+
+
+@dataclass(frozen=True)
+class StockContext:
+    """What stock code needs from the hub: config, routes, names and the clock."""
+
+    config: HubConfig
+    table: RouteTable
+    names: Names
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    @classmethod
+    def from_hub(cls, hub: Hub) -> StockContext:
+        """The context of a running hub (what handler factories pass on)."""
+        return cls(hub.config, hub.table, hub.names, hub.clock)
+
+    def rules(self, channel: str) -> StockRules:
+        """The stock rules of a channel."""
+        return self.config.channels[channel].stock
+
+    def lead_time_days(self, channel: str) -> int:
+        """Days from stock to the buyer in the channel's market (0 without a market)."""
+        market = self.config.channels[channel].market
+        return self.config.markets[market].lead_time_days if market in self.config.markets else 0
+
+    def channels_for(self, sku: str) -> tuple[str, ...]:
+        """Sales channels routed to receive this SKU's availability."""
+        selling = set(self.table.channels_selling(sku))
+        if not self.table.routed("hub", AVAILABILITY):
+            return ()
+        return tuple(
+            c for c in self.table.destinations("hub", AVAILABILITY, skus=(sku,)) if c in selling
+        )
+
+
+async def compute(
+    conn: Connection,
+    ctx: StockContext,
+    skus: Collection[str],
+    channels_of: Callable[[str], Iterable[str]],
+    today: date,
+    *,
+    with_kits: bool = True,
+) -> dict[tuple[str, str], Figure]:
+    """Figures per (channel, SKU) from the live ledger; kits containing the SKUs included."""
+    kits = await ledger.kits_around(conn, skus)
+    wanted = set(skus) | (set(kits) if with_kits else set())
+    physical = {s for s in wanted if s not in kits}
+    physical.update(c for comps in kits.values() for c in comps)
+    stocks = await ledger.load_stocks(conn, physical)
+    out: dict[tuple[str, str], Figure] = {}
+    for sku in sorted(wanted):
+        for channel in channels_of(sku):
+            out[(channel, sku)] = atp.figure(ctx.rules(channel), sku, stocks, today, kits.get(sku))
+    return out
+
+
+async def availability_changes(
+    conn: Connection,
+    ctx: StockContext,
+    skus: Collection[str],
+    cause: CloudEvent,
+    *,
+    force_channel: str | None = None,
+) -> list[Envelope]:
+    """``stock.availability`` for every channel whose figure of these SKUs (or kits) changed.
+
+    Records what was sent, so call it inside the transaction that made the change. With
+    ``force_channel`` every figure of that channel is sent, changed or not (resync).
+    """
+    if not skus:
+        return []
+    now = ctx.clock()
+
+    def channels_of(sku: str) -> Iterable[str]:
+        found = ctx.channels_for(sku)
+        return found if force_channel is None else [c for c in found if c == force_channel]
+
+    figures = await compute(conn, ctx, skus, channels_of, now.date())
+    if not figures:
+        return []
+    last = {
+        (r["channel"], r["sku"]): r
+        for r in await conn.fetch(
+            "SELECT channel, sku, available, next_date, version FROM stock_published"
+            " WHERE sku = ANY($1)",
+            list({sku for _, sku in figures}),
+        )
+    }
+    changed: list[tuple[str, str, Figure, int]] = []
+    for (channel, sku), fig in figures.items():
+        prev = last.get((channel, sku))
+        if prev is None:
+            changed.append((channel, sku, fig, 1))
+        elif force_channel or (prev["available"], prev["next_date"]) != (
+            fig.available,
+            fig.next_date,
+        ):
+            changed.append((channel, sku, fig, prev["version"] + 1))
+    if not changed:
+        return []
+    await _record(conn, changed, now)
+    return [_envelope(ctx.names, cause, ch, sku, fig, v, now) for ch, sku, fig, v in changed]
+
+
+async def _record(
+    conn: Connection, changed: list[tuple[str, str, Figure, int]], now: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO stock_published (channel, sku, available, next_date, version, published_at)"
+        " SELECT c, s, a, d, v, $6 FROM unnest($1::text[], $2::text[], $3::int[], $4::date[],"
+        " $5::bigint[]) AS t(c, s, a, d, v)"
+        " ON CONFLICT (channel, sku) DO UPDATE SET available = EXCLUDED.available,"
+        " next_date = EXCLUDED.next_date, version = EXCLUDED.version,"
+        " published_at = EXCLUDED.published_at",
+        [c for c, _, _, _ in changed],
+        [s for _, s, _, _ in changed],
+        [f.available for _, _, f, _ in changed],
+        [f.next_date for _, _, f, _ in changed],
+        [v for _, _, _, v in changed],
+        now,
+    )
+
+
+def _envelope(
+    names: Names,
+    cause: CloudEvent,
+    channel: str,
+    sku: str,
+    fig: Figure,
+    version: int,
+    now: datetime,
+) -> Envelope:
+    message = StockAvailability(
+        channel=channel,
+        sku=sku,
+        available=fig.available,
+        next_available_date=fig.next_date,
+        computed_at=now,
+        version=version,
+    )
+    event = caused_event(
+        cause,
+        message,
+        key=f"availability/{channel}/{sku}/{version}",
+        source="hub",
+        subject=sku,
+        time=now,
+    )
+    return to_channel(names, channel, event)
+
+
+def figures_by_sku(figures: Mapping[tuple[str, str], Figure], channel: str) -> dict[str, Figure]:
+    """One channel's figures keyed by SKU."""
+    return {sku: fig for (ch, sku), fig in figures.items() if ch == channel}

@@ -1,0 +1,189 @@
+"""The stock service's handlers on hub.in: ledger updates, product facts, reserve and release.
+
+Each runs inside the committer's batch transaction (a savepoint), so its state change, the
+inbox entry and the ``stock.availability`` messages it causes commit together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from hub.bus import Envelope
+from hub.db import Connection
+from hub.errors import BusinessRuleViolation, PermanentError, TransientError, UnknownChannel
+from hub.handlers import Handler, Inbound
+from hub.metrics import Metrics
+from hub.outgoing import caused_event, to_channel
+from hub.router import Router
+from hub.stock import ledger, reservations
+from hub.stock.availability import StockContext, availability_changes
+from schemas.catalog import ProductUpserted
+from schemas.inventory import (
+    ReleaseStock,
+    ReserveStock,
+    Shortage,
+    StockLevel,
+    StockReservationRefused,
+    StockReserved,
+)
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+
+@contextlib.asynccontextmanager
+async def _contention() -> AsyncIterator[None]:
+    """Lock contention between concurrent batches is a retry, not a lost batch."""
+    try:
+        yield
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        raise TransientError(f"stock rows contended: {exc}") from exc
+
+
+def _need(conn: Connection | None) -> Connection:
+    if conn is None:  # pragma: no cover - the committer always passes one to stateful handlers
+        raise PermanentError("stock handlers need a database connection")
+    return conn
+
+
+class StockLevelHandler:
+    """Applies a versioned level to the ledger and tells channels whose figure changed."""
+
+    stateful = True
+
+    def __init__(self, ctx: StockContext, metrics: Metrics) -> None:
+        self._ctx = ctx
+        self._metrics = metrics
+
+    async def handle(
+        self, inbound: Inbound, conn: Connection | None, now: datetime
+    ) -> Sequence[Envelope]:
+        """Drop a stale version (counted); otherwise apply and publish the changes."""
+        level = inbound.message
+        assert isinstance(level, StockLevel)
+        source = inbound.event.source
+        if not self._ctx.table.to_hub(source, StockLevel.TYPE):
+            raise BusinessRuleViolation(f"channel {source!r} may not report stock (no route)")
+        db = _need(conn)
+        async with _contention():
+            if not await ledger.apply_level(db, level, now):
+                self._metrics.stale_stock.inc()
+                return []
+            return await availability_changes(db, self._ctx, [level.sku], inbound.event)
+
+
+class ProductFactsHandler:
+    """Keeps kit components and substitution groups, then routes the product on as before."""
+
+    stateful = True
+
+    def __init__(self, ctx: StockContext, router: Router) -> None:
+        self._ctx = ctx
+        self._router = router
+
+    async def handle(
+        self, inbound: Inbound, conn: Connection | None, now: datetime
+    ) -> Sequence[Envelope]:
+        """Store the facts; a kit whose composition changed gets its availability published."""
+        product = inbound.message
+        assert isinstance(product, ProductUpserted)
+        out = list(self._router.envelopes(inbound))
+        db = _need(conn)
+        async with _contention():
+            stored = await ledger.store_product(db, product)
+            if stored and product.is_kit:
+                out += await availability_changes(db, self._ctx, [product.sku], inbound.event)
+        return out
+
+
+class ReserveHandler:
+    """``stock.reserve`` on the bus: answers the channel with reserved or refused (with why)."""
+
+    stateful = True
+
+    def __init__(self, ctx: StockContext) -> None:
+        self._ctx = ctx
+
+    async def handle(
+        self, inbound: Inbound, conn: Connection | None, now: datetime
+    ) -> Sequence[Envelope]:
+        """Reserve once per reservation id; a repeat gets the same answer again."""
+        cmd = inbound.message
+        assert isinstance(cmd, ReserveStock)
+        if cmd.channel not in self._ctx.config.channels:
+            raise UnknownChannel(f"channel {cmd.channel!r} is not configured")
+        db = _need(conn)
+        async with _contention():
+            result = await reservations.reserve(
+                db,
+                reservation_id=cmd.reservation_id,
+                channel=cmd.channel,
+                order_ref=cmd.order_ref,
+                lines=[(line.sku, line.quantity) for line in cmd.lines],
+            )
+            changes = await availability_changes(
+                db, self._ctx, list(cmd.quantities_by_sku()), inbound.event
+            )
+        answer: StockReserved | StockReservationRefused
+        if result.granted:
+            answer = StockReserved(
+                reservation_id=cmd.reservation_id,
+                channel=cmd.channel,
+                order_ref=cmd.order_ref,
+                lines=cmd.lines,
+            )
+        else:
+            answer = StockReservationRefused(
+                reservation_id=cmd.reservation_id,
+                channel=cmd.channel,
+                order_ref=cmd.order_ref,
+                shortages=tuple(
+                    Shortage(sku=s, requested=r, available=a)
+                    for s, (r, a) in sorted(result.shortages.items())
+                ),
+            )
+        event = caused_event(
+            inbound.event, answer, key="answer", source="hub", subject=cmd.reservation_id
+        )
+        return [to_channel(self._ctx.names, cmd.channel, event), *changes]
+
+
+class ReleaseHandler:
+    """``stock.release`` on the bus: gives the units back; releasing twice is harmless."""
+
+    stateful = True
+
+    def __init__(self, ctx: StockContext) -> None:
+        self._ctx = ctx
+
+    async def handle(
+        self, inbound: Inbound, conn: Connection | None, now: datetime
+    ) -> Sequence[Envelope]:
+        """Release and publish the figures that went up."""
+        cmd = inbound.message
+        assert isinstance(cmd, ReleaseStock)
+        db = _need(conn)
+        async with _contention():
+            if not await reservations.release(db, cmd.reservation_id):
+                return []
+            skus = await reservations.reservation_skus(db, cmd.reservation_id)
+            return await availability_changes(db, self._ctx, skus, inbound.event)
+
+
+def stock_handlers(hub: Hub) -> Mapping[str, Handler]:
+    """The handler factory for ``hub.app.HANDLER_FACTORIES``; also starts the availability RPC."""
+    from hub.stock.rpc import AvailabilityRpc
+
+    ctx = StockContext.from_hub(hub)
+    AvailabilityRpc(ctx, hub.pool, hub.publisher).start_soon()
+    return {
+        StockLevel.TYPE: StockLevelHandler(ctx, hub.metrics),
+        ProductUpserted.TYPE: ProductFactsHandler(ctx, Router(hub.table, hub.names)),
+        ReserveStock.TYPE: ReserveHandler(ctx),
+        ReleaseStock.TYPE: ReleaseHandler(ctx),
+    }

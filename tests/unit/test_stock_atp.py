@@ -1,0 +1,158 @@
+"""The ATP rules as pure functions: buffer, share, cap, floor, kits, locations, dates."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hub.stock.atp import (
+    Figure,
+    SkuStock,
+    atp,
+    figure,
+    kit_atp,
+    next_date,
+    pooled,
+    present,
+    promised_delivery,
+)
+from hub.stock.reservations import _allocate
+from routes.config import StockRules
+
+TODAY = date(2025, 3, 10)
+
+
+def rules(**kw: object) -> StockRules:
+    return StockRules.model_validate(kw)
+
+
+def stock(reserved: int = 0, receipts: tuple[tuple[str, date], ...] = (), **locs: int) -> SkuStock:
+    return SkuStock(dict(locs), reserved, receipts)
+
+
+@pytest.mark.parametrize(
+    ("kw", "units", "shown"),
+    [
+        ({}, 7, 7),
+        ({}, 0, 0),
+        ({"share_percent": 50}, 7, 3),  # rounded down
+        ({"share_percent": 0}, 100, 0),
+        ({"share_percent": 100}, 9, 9),
+        ({"share_percent": Decimal("33.3")}, 10, 3),
+        ({"max_listed": 5}, 7, 5),
+        ({"max_listed": 0}, 7, 0),
+        ({"zero_at_or_below": 1}, 1, 0),
+        ({"zero_at_or_below": 1}, 2, 2),
+        ({"share_percent": 50, "max_listed": 3, "zero_at_or_below": 3}, 100, 0),  # cap then floor
+        ({"share_percent": 40, "max_listed": 50, "zero_at_or_below": 2}, 17, 6),
+    ],
+)
+def test_presentation_rules_apply_share_then_cap_then_floor(kw, units, shown) -> None:
+    assert present(rules(**kw), units) == shown
+
+
+def test_buffer_and_reservations_come_off_and_never_go_below_zero() -> None:
+    r = rules(safety_buffer=2)
+    assert atp(r, stock(main=10)) == 8
+    assert atp(r, stock(reserved=3, main=10)) == 5
+    assert atp(r, stock(reserved=9, main=10)) == 0
+    assert atp(r, stock(main=1)) == 0
+    assert atp(rules(), stock(main=-4)) == 0  # ERP committed more than on hand
+
+
+def test_locations_limit_what_a_channel_counts() -> None:
+    s = stock(main=10, store=5)
+    assert pooled(rules(), s) == 15
+    assert pooled(rules(locations=["main"]), s) == 10
+    assert pooled(rules(locations=["elsewhere"]), s) == 0
+    assert atp(rules(locations=["store"], safety_buffer=1), s) == 4
+
+
+def test_kits_are_the_minimum_of_component_stock_per_kit() -> None:
+    stocks = {"LEG": stock(main=9), "TOP": stock(main=2)}
+    assert kit_atp(rules(), {"LEG": 4, "TOP": 1}, stocks) == 2
+    assert kit_atp(rules(), {"LEG": 4}, stocks) == 2
+    assert kit_atp(rules(safety_buffer=1), {"LEG": 4, "TOP": 1}, stocks) == 1  # per component
+    assert kit_atp(rules(), {"LEG": 4, "BOLT": 1}, stocks) == 0  # unknown component
+    assert kit_atp(rules(), {}, stocks) == 0
+
+
+def test_kit_figure_applies_share_to_the_kit_and_dates_from_the_short_component() -> None:
+    soon, later = TODAY + timedelta(days=3), TODAY + timedelta(days=9)
+    stocks = {
+        "LEG": stock(main=40, receipts=(("main", soon),)),
+        "TOP": stock(main=10),
+    }
+    assert figure(rules(share_percent=50), "DESK", stocks, TODAY, {"LEG": 4, "TOP": 1}) == Figure(5)
+    short = {
+        "LEG": stock(main=3, receipts=(("main", soon),)),
+        "TOP": stock(main=0, receipts=(("main", later),)),
+    }
+    assert figure(rules(), "DESK", short, TODAY, {"LEG": 4, "TOP": 1}) == Figure(0, later)
+    no_date = {"LEG": stock(main=3), "TOP": stock(main=5)}
+    assert figure(rules(), "DESK", no_date, TODAY, {"LEG": 4, "TOP": 1}) == Figure(0, None)
+
+
+def test_next_date_is_the_earliest_receipt_at_the_channel_locations_never_past() -> None:
+    s = stock(receipts=(("main", TODAY + timedelta(days=5)), ("store", TODAY + timedelta(days=2))))
+    assert next_date(rules(), s, TODAY) == TODAY + timedelta(days=2)
+    assert next_date(rules(locations=["main"]), s, TODAY) == TODAY + timedelta(days=5)
+    overdue = stock(receipts=(("main", TODAY - timedelta(days=4)),))
+    assert next_date(rules(), overdue, TODAY) == TODAY
+    assert next_date(rules(), stock(), TODAY) is None
+
+
+def test_plain_figure_gives_a_date_only_when_nothing_is_shown() -> None:
+    due = TODAY + timedelta(days=4)
+    assert figure(rules(), "A", {"A": stock(main=3, receipts=(("main", due),))}, TODAY) == Figure(3)
+    assert figure(
+        rules(zero_at_or_below=3), "A", {"A": stock(main=3, receipts=(("main", due),))}, TODAY
+    ) == Figure(0, due)
+    assert figure(rules(), "MISSING", {}, TODAY) == Figure(0)
+
+
+def test_promised_delivery_adds_the_market_lead_time() -> None:
+    assert promised_delivery(Figure(2), TODAY, 3) == TODAY + timedelta(days=3)
+    due = TODAY + timedelta(days=10)
+    assert promised_delivery(Figure(0, due), TODAY, 1) == due + timedelta(days=1)
+    assert promised_delivery(Figure(0), TODAY, 1) is None
+
+
+@given(
+    main=st.integers(0, 500),
+    store=st.integers(0, 500),
+    reserved=st.integers(0, 600),
+    buffer=st.integers(0, 20),
+    share=st.one_of(st.none(), st.integers(0, 100)),
+    cap=st.one_of(st.none(), st.integers(0, 300)),
+    floor=st.integers(0, 5),
+    only_main=st.booleans(),
+)
+def test_agrees_with_the_config_documented_rule(
+    main, store, reserved, buffer, share, cap, floor, only_main
+) -> None:
+    r = rules(
+        safety_buffer=buffer,
+        share_percent=share,
+        max_listed=cap,
+        zero_at_or_below=floor,
+        locations=["main"] if only_main else None,
+    )
+    on_hand = {"main": main, "store": store}
+    ours = figure(r, "A", {"A": SkuStock(on_hand, reserved)}, TODAY).available
+    assert ours == r.listed_quantity(on_hand, reserved)
+    assert 0 <= ours <= max(main + store, 0)
+
+
+def test_allocation_is_all_or_nothing_and_counts_shared_components() -> None:
+    kits = {"KIT": {"A": 2, "B": 1}}
+    granted, short = _allocate({"A": 3, "KIT": 2}, kits, {"A": 6, "B": 5}, allow_partial=False)
+    assert short == {"KIT": (2, 1)}  # A: 3 taken by the plain line, 3 left = 1 kit
+    granted, short = _allocate({"A": 3, "KIT": 2}, kits, {"A": 6, "B": 5}, allow_partial=True)
+    assert granted == {"A": 3, "KIT": 1}
+    granted, short = _allocate({"A": 2}, {}, {"A": 2}, allow_partial=False)
+    assert granted == {"A": 2} and short == {}
