@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from schemas.base import Message
 
@@ -21,8 +21,21 @@ class Translator(Protocol):
         """The native event names this adapter reads, as in ``native.<adapter>.<event>``."""
         ...
 
-    def to_canonical(
-        self, event: str, payload: Mapping[str, Any], channel: str
-    ) -> Message:
+    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
         """Translate one native payload into its canonical message, or raise TranslationError."""
+        ...
+
+
+@runtime_checkable
+class OutboundTranslator(Protocol):
+    """The other direction, for a channel whose API wants its own payloads rather than ours."""
+
+    name: str
+
+    def outbound_types(self) -> frozenset[str]:
+        """The canonical types this adapter can write, so config checks can refuse the rest."""
+        ...
+
+    def from_canonical(self, message: Message) -> dict[str, Any]:
+        """The JSON-ready native payload for one canonical message, or raise TranslationError."""
         ...

@@ -7,7 +7,13 @@ import importlib
 from adapters.base import Translator
 
 # registry key -> "module:attribute" of a Translator instance
-KNOWN: dict[str, str] = {}
+KNOWN: dict[str, str] = {
+    "shopify": "adapters.shopify:TRANSLATOR",
+    "woocommerce": "adapters.woocommerce:TRANSLATOR",
+    "bolcom": "adapters.bolcom:TRANSLATOR",
+    "sendcloud": "adapters.sendcloud:TRANSLATOR",
+    "odoo": "adapters.odoo:TRANSLATOR",
+}
 
 
 def register(key: str, target: str) -> None:

@@ -1,0 +1,160 @@
+"""bol.com Retailer API v10: orders in; offer stock, offer price and shipments out.
+
+bol.com has no order webhook: the adapter process polls ``GET /retailer/orders`` and publishes
+each new order, as ``GET /retailer/orders/{order-id}`` returns it, as the native event
+``order``. bol.com trades in euros, prices include VAT, and the merchant's SKU is the offer's
+``reference``. Outbound bodies name the offer by that reference; the transport finds the
+offer id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from adapters._native import Native, check_event, money_text, person, refuse_type
+from adapters.base import TranslationError
+from schemas.base import Message
+from schemas.catalog import PriceChanged
+from schemas.fulfilment import ShipmentTracking
+from schemas.inventory import StockAvailability
+from schemas.orders import OrderPlaced
+
+NATIVE_EVENTS = frozenset({"order"})
+OUTBOUND_TYPES = frozenset({StockAvailability.TYPE, PriceChanged.TYPE, ShipmentTracking.TYPE})
+CURRENCY = "EUR"
+MAX_STOCK = 999  # the most an offer's stock amount may say
+
+# Carrier codes -> bol.com transporter codes (bol still calls PostNL "TNT").
+TRANSPORTERS: Mapping[str, str] = {
+    "postnl": "TNT",
+    "dhl": "DHL",
+    "dhl_de": "DHL_DE",
+    "dhlforyou": "DHLFORYOU",
+    "dpd": "DPD-NL",
+    "dpd_be": "DPD-BE",
+    "bpost": "BPOST_BE",
+    "gls": "GLS",
+    "ups": "UPS",
+    "fedex": "FEDEX_NL",
+}
+
+
+def _address(raw: Native) -> dict[str, Any]:
+    street = person(
+        raw.optional_text("streetName"),
+        raw.optional_text("houseNumber"),
+        raw.optional_text("houseNumberExtension"),
+    )
+    return {
+        "name": person(raw.optional_text("firstName"), raw.optional_text("surname")),
+        "company": raw.optional_text("company"),
+        "line1": street,
+        "line2": raw.optional_text("extraAddressInformation"),
+        "postal_code": raw.optional_text("zipCode"),
+        "city": raw.optional_text("city"),
+        "country": raw.country("countryCode"),
+        "phone": raw.optional_text("deliveryPhoneNumber"),
+        "email": raw.optional_text("email"),
+    }
+
+
+def _line(item: Native) -> dict[str, Any]:
+    fulfilment = item.optional_obj("fulfilment")
+    if fulfilment is not None and fulfilment.optional_text("method") == "FBB":
+        # bol.com ships these from its own warehouse: nothing to reserve, pick or ship here.
+        raise TranslationError(
+            f"{fulfilment.where('method')}: FBB items are fulfilled by bol.com, not by us"
+        )
+    return {
+        "line_id": item.text("orderItemId"),
+        "sku": item.obj("offer").text("reference"),
+        "quantity": item.integer("quantity"),
+        "unit_price": {"amount": item.decimal("unitPrice"), "currency": CURRENCY},
+    }
+
+
+def order_placed(order: Native, channel: str) -> OrderPlaced:
+    """A retailer order (FBR) as the canonical order: euros, prices including VAT."""
+    billing = order.optional_obj("billingDetails")
+    return OrderPlaced.model_validate(
+        {
+            "channel": channel,
+            "channel_order_id": order.text("orderId"),
+            "placed_at": order.timestamp("orderPlacedDateTime"),
+            "currency": CURRENCY,
+            "prices_include_vat": True,
+            "lines": [_line(item) for item in order.objects("orderItems")],
+            "shipping_address": _address(order.obj("shipmentDetails")),
+            "billing_address": _address(billing) if billing else None,
+        }
+    )
+
+
+def offer_stock(message: StockAvailability) -> dict[str, Any]:
+    """Body for ``PUT offers/{offer-id}/stock``; we manage the stock, not bol.com."""
+    return {
+        "reference": message.sku,
+        "amount": min(message.available, MAX_STOCK),
+        "managedByRetailer": True,
+    }
+
+
+def offer_price(message: PriceChanged) -> dict[str, Any]:
+    """Body for ``PUT offers/{offer-id}/price``: one bundle price, euros including VAT."""
+    price = message.price
+    if price.currency != CURRENCY:
+        raise TranslationError(f"price.currency: bol.com sells in EUR, not {price.currency}")
+    if not message.includes_vat:
+        raise TranslationError("includes_vat: bol.com prices include VAT; send a gross price")
+    unit_price = float(money_text(price.amount, CURRENCY))  # two decimals: exact as a float
+    return {
+        "reference": message.sku,
+        "pricing": {"bundlePrices": [{"quantity": 1, "unitPrice": unit_price}]},
+    }
+
+
+def shipment(message: ShipmentTracking) -> dict[str, Any]:
+    """Body for ``PUT orders/shipment``: these order items left with this track and trace."""
+    return {
+        "orderItems": [
+            {"orderItemId": line.line_id, "quantity": line.quantity} for line in message.lines
+        ],
+        "shipmentReference": message.shipment_id,
+        "transport": {
+            "transporterCode": TRANSPORTERS.get(message.carrier, "OTHER"),
+            "trackAndTrace": message.tracking_number,
+        },
+    }
+
+
+class BolcomTranslator:
+    """bol.com orders into the hub; offer stock, prices and shipments back to bol.com."""
+
+    name = "bolcom"
+
+    def native_events(self) -> frozenset[str]:
+        """The native events this adapter reads: the order resource, as polled."""
+        return NATIVE_EVENTS
+
+    def outbound_types(self) -> frozenset[str]:
+        """The canonical types a bol.com channel can be sent."""
+        return OUTBOUND_TYPES
+
+    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
+        """One order resource as the canonical order."""
+        check_event(self.name, event, NATIVE_EVENTS)
+        return order_placed(Native(payload), channel)
+
+    def from_canonical(self, message: Message) -> dict[str, Any]:
+        """The Retailer API body for one canonical message."""
+        if isinstance(message, StockAvailability):
+            return offer_stock(message)
+        if isinstance(message, PriceChanged):
+            return offer_price(message)
+        if isinstance(message, ShipmentTracking):
+            return shipment(message)
+        raise refuse_type(self.name, message, OUTBOUND_TYPES)
+
+
+TRANSLATOR = BolcomTranslator()

@@ -1,0 +1,184 @@
+"""Shopify Admin REST: order webhooks in; stock, prices and fulfillments out.
+
+Inbound payloads are the bodies of the ``orders/create`` and ``orders/cancelled`` webhooks
+(topic ``orders/create`` becomes the native event ``orders-create``). Outbound payloads carry
+the SKU where Shopify wants its own ids (inventory item, variant, fulfillment order): the
+delivery transport looks those up, because a translator does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from adapters._native import (
+    Native,
+    carrier_name,
+    check_event,
+    money_text,
+    numeric_id,
+    person,
+    refuse_type,
+)
+from schemas.base import Message
+from schemas.catalog import PriceChanged
+from schemas.fulfilment import ShipmentTracking
+from schemas.inventory import StockAvailability
+from schemas.orders import OrderCancelled, OrderPlaced
+
+NATIVE_EVENTS = frozenset({"orders-create", "orders-cancelled"})
+OUTBOUND_TYPES = frozenset({StockAvailability.TYPE, PriceChanged.TYPE, ShipmentTracking.TYPE})
+
+
+def _address(raw: Native, email: str) -> dict[str, Any]:
+    name = raw.optional_text("name") or person(
+        raw.optional_text("first_name"), raw.optional_text("last_name")
+    )
+    return {
+        "name": name,
+        "company": raw.optional_text("company"),
+        "line1": raw.optional_text("address1"),
+        "line2": raw.optional_text("address2"),
+        "postal_code": raw.optional_text("zip"),
+        "city": raw.optional_text("city"),
+        "region": raw.optional_text("province_code"),
+        "country": raw.country("country_code"),
+        "phone": raw.optional_text("phone"),
+        "email": email,
+    }
+
+
+def _line(item: Native, currency: str) -> dict[str, Any]:
+    rates = [tax.decimal("rate") for tax in item.objects("tax_lines", required=False)]
+    return {
+        "line_id": item.text("id"),
+        "sku": item.text("sku"),
+        "quantity": item.integer("quantity"),
+        "unit_price": {"amount": item.decimal("price"), "currency": currency},
+        # Several tax lines (state + county, say) add up to the rate the buyer paid.
+        "vat_rate": sum(rates, Decimal(0)) if rates else None,
+    }
+
+
+def _money(amount: Decimal | None, currency: str) -> dict[str, Any] | None:
+    return None if amount is None else {"amount": amount, "currency": currency}
+
+
+def _shipping_total(order: Native) -> Decimal | None:
+    price_set = order.optional_obj("total_shipping_price_set")
+    shop_money = price_set.optional_obj("shop_money") if price_set else None
+    return shop_money.optional_decimal("amount") if shop_money else None
+
+
+def order_placed(order: Native, channel: str) -> OrderPlaced:
+    """An ``orders/create`` webhook body as the canonical order, in the shop's currency."""
+    currency = order.text("currency")
+    email = order.optional_text("email")
+    billing = order.optional_obj("billing_address")
+    customer = order.optional_obj("customer")
+    shipping_lines = order.objects("shipping_lines", required=False)
+    total = order.optional_decimal("total_price")
+    return OrderPlaced.model_validate(
+        {
+            "channel": channel,
+            "channel_order_id": order.text("id"),
+            "placed_at": order.timestamp("created_at"),
+            "currency": currency,
+            "prices_include_vat": order.flag("taxes_included", default=True),
+            "lines": [_line(item, currency) for item in order.objects("line_items")],
+            "shipping_address": _address(order.obj("shipping_address"), email),
+            "billing_address": _address(billing, email) if billing else None,
+            "customer_ref": customer.text("id") if customer else None,
+            "shipping_method": (shipping_lines[0].optional_text("code") or None)
+            if shipping_lines
+            else None,
+            "totals": None
+            if total is None
+            else {
+                "total": _money(total, currency),
+                "shipping": _money(_shipping_total(order), currency),
+                "discount": _money(order.optional_decimal("total_discounts"), currency),
+                "vat": _money(order.optional_decimal("total_tax"), currency),
+            },
+        }
+    )
+
+
+def order_cancelled(order: Native, channel: str) -> OrderCancelled:
+    """An ``orders/cancelled`` webhook body: the buyer or the merchant cancelled on Shopify."""
+    order.text("cancelled_at")  # a body without it describes an order that is not cancelled
+    why = order.optional_text("cancel_reason") or "no reason given"
+    return OrderCancelled(
+        channel=channel,
+        channel_order_id=order.text("id"),
+        reason=f"cancelled on Shopify: {why}",
+        cancelled_by="channel",
+    )
+
+
+def inventory_level(message: StockAvailability) -> dict[str, Any]:
+    """Body for ``inventory_levels/set``; the transport adds inventory_item_id and location_id."""
+    return {"sku": message.sku, "available": message.available}
+
+
+def variant_price(message: PriceChanged) -> dict[str, Any]:
+    """Body for a variant update (``variants/{id}``), found by SKU; Shopify prices are text."""
+    price = message.price
+    return {"variant": {"sku": message.sku, "price": money_text(price.amount, price.currency)}}
+
+
+def fulfillment(message: ShipmentTracking) -> dict[str, Any]:
+    """Body for ``fulfillments``; the transport maps order line ids to fulfillment order lines."""
+    tracking: dict[str, Any] = {
+        "number": message.tracking_number,
+        "company": carrier_name(message.carrier),
+    }
+    if message.tracking_url:
+        tracking["url"] = message.tracking_url
+    return {
+        "order_id": numeric_id(message.channel_order_id),
+        "fulfillment": {
+            "notify_customer": True,
+            "tracking_info": tracking,
+            "line_items": [
+                {"id": numeric_id(line.line_id), "quantity": line.quantity}
+                for line in message.lines
+            ],
+        },
+    }
+
+
+class ShopifyTranslator:
+    """Shopify orders into the hub; stock, prices and tracking back to the shop."""
+
+    name = "shopify"
+
+    def native_events(self) -> frozenset[str]:
+        """The webhook topics this adapter reads (``/`` written as ``-``)."""
+        return NATIVE_EVENTS
+
+    def outbound_types(self) -> frozenset[str]:
+        """The canonical types a Shopify channel can be sent."""
+        return OUTBOUND_TYPES
+
+    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
+        """One webhook body as its canonical message."""
+        check_event(self.name, event, NATIVE_EVENTS)
+        order = Native(payload)
+        if event == "orders-create":
+            return order_placed(order, channel)
+        return order_cancelled(order, channel)
+
+    def from_canonical(self, message: Message) -> dict[str, Any]:
+        """The Admin API body for one canonical message."""
+        if isinstance(message, StockAvailability):
+            return inventory_level(message)
+        if isinstance(message, PriceChanged):
+            return variant_price(message)
+        if isinstance(message, ShipmentTracking):
+            return fulfillment(message)
+        raise refuse_type(self.name, message, OUTBOUND_TYPES)
+
+
+TRANSLATOR = ShopifyTranslator()

@@ -1,0 +1,210 @@
+"""WooCommerce REST API v3: order webhooks in; stock, prices, tracking and status out.
+
+The ``order.created`` webhook body is the v3 order resource. Its line ``price`` is a JSON
+float taken *after* coupons and *without* tax, so the unit price the buyer saw (and the price
+list holds) is rebuilt from the line's ``subtotal`` (+ ``subtotal_tax`` when the shop's prices
+include tax), which WooCommerce sends as text; every number is read through ``str()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from adapters._native import (
+    Native,
+    carrier_name,
+    check_event,
+    money_text,
+    numeric_id,
+    person,
+    refuse_type,
+)
+from adapters.base import TranslationError
+from schemas.base import Message
+from schemas.catalog import PriceChanged
+from schemas.common import minor_units
+from schemas.fulfilment import ShipmentTracking
+from schemas.inventory import StockAvailability
+from schemas.orders import OrderLifecycle, OrderPlaced, OrderStatus
+
+NATIVE_EVENTS = frozenset({"order-created"})
+OUTBOUND_TYPES = frozenset(
+    {StockAvailability.TYPE, PriceChanged.TYPE, ShipmentTracking.TYPE, OrderStatus.TYPE}
+)
+
+# The hub's order lifecycle -> WooCommerce order status. "returned" has no counterpart: a
+# refund is money, made in WooCommerce, not a state the hub can set.
+ORDER_STATUSES: Mapping[OrderLifecycle, str] = {
+    "accepted": "processing",
+    "sent_to_erp": "processing",
+    "confirmed": "processing",
+    "picking": "processing",
+    "backordered": "processing",
+    "partially_shipped": "processing",
+    "shipped": "completed",
+    "delivered": "completed",
+    "cancelled": "cancelled",
+    "rejected": "cancelled",
+    "stalled": "on-hold",
+}
+
+
+def _address(raw: Native, email: str, phone: str) -> dict[str, Any]:
+    return {
+        "name": person(raw.optional_text("first_name"), raw.optional_text("last_name")),
+        "company": raw.optional_text("company"),
+        "line1": raw.optional_text("address_1"),
+        "line2": raw.optional_text("address_2"),
+        "postal_code": raw.optional_text("postcode"),
+        "city": raw.optional_text("city"),
+        "region": raw.optional_text("state"),
+        "country": raw.country("country"),
+        "phone": raw.optional_text("phone") or phone,
+        "email": email,
+    }
+
+
+def _tax_rates(order: Native) -> dict[str, Decimal]:
+    """Tax rate id -> fraction, from the order's ``tax_lines`` (``rate_percent`` 20 -> 0.2)."""
+    return {
+        tax.text("rate_id"): tax.decimal("rate_percent") / 100
+        for tax in order.objects("tax_lines", required=False)
+        if tax.raw("rate_percent") is not None
+    }
+
+
+def _line(item: Native, currency: str, gross: bool, rates: Mapping[str, Decimal]) -> dict[str, Any]:
+    quantity = item.integer("quantity")
+    if quantity < 1:
+        raise TranslationError(f"{item.where('quantity')}: {quantity} is not a positive count")
+    subtotal = item.decimal("subtotal")
+    if gross:
+        subtotal += item.decimal("subtotal_tax")
+    step = Decimal(1).scaleb(-minor_units(currency))
+    unit = (subtotal / quantity).quantize(step, rounding=ROUND_HALF_EVEN)
+    taxed = [
+        t.text("id") for t in item.objects("taxes", required=False) if t.optional_text("subtotal")
+    ]
+    known = [rates[rate_id] for rate_id in taxed if rate_id in rates]
+    return {
+        "line_id": item.text("id"),
+        "sku": item.text("sku"),
+        "quantity": quantity,
+        "unit_price": {"amount": unit, "currency": currency},
+        "vat_rate": sum(known, Decimal(0)) if known and len(known) == len(taxed) else None,
+    }
+
+
+def _money(order: Native, currency: str, key: str, tax_key: str = "") -> dict[str, Any] | None:
+    """An order total; with its tax added when the shop shows prices including tax."""
+    amount = order.optional_decimal(key)
+    if amount is None:
+        return None
+    if tax_key:
+        amount += order.optional_decimal(tax_key) or 0
+    return {"amount": amount, "currency": currency}
+
+
+def order_placed(order: Native, channel: str) -> OrderPlaced:
+    """An ``order.created`` webhook body as the canonical order."""
+    currency = order.text("currency")
+    gross = order.flag("prices_include_tax", default=False)
+    rates = _tax_rates(order)
+    billing = order.obj("billing")
+    email = billing.optional_text("email")
+    phone = billing.optional_text("phone")
+    shipping = order.obj("shipping")
+    # An order with nothing to ship has an empty shipping block; its billing address stands in.
+    ship_to = shipping if shipping.raw("country") not in (None, "") else billing
+    customer_id = order.optional_text("customer_id")
+    shipping_lines = order.objects("shipping_lines", required=False)
+    shipping_tax, discount_tax = ("shipping_tax", "discount_tax") if gross else ("", "")
+    return OrderPlaced.model_validate(
+        {
+            "channel": channel,
+            "channel_order_id": order.text("id"),
+            "placed_at": order.timestamp("date_created_gmt"),
+            "currency": currency,
+            "prices_include_vat": gross,
+            "lines": [_line(i, currency, gross, rates) for i in order.objects("line_items")],
+            "shipping_address": _address(ship_to, email, phone),
+            "billing_address": _address(billing, email, phone),
+            "customer_ref": customer_id if customer_id not in ("", "0") else None,
+            "shipping_method": (shipping_lines[0].optional_text("method_id") or None)
+            if shipping_lines
+            else None,
+            "totals": {
+                "total": _money(order, currency, "total"),
+                "shipping": _money(order, currency, "shipping_total", shipping_tax),
+                "discount": _money(order, currency, "discount_total", discount_tax),
+                "vat": _money(order, currency, "total_tax"),
+            },
+        }
+    )
+
+
+def product_stock(message: StockAvailability) -> dict[str, Any]:
+    """Body for ``PUT products/{id}`` (the transport finds the id by SKU)."""
+    return {"sku": message.sku, "manage_stock": True, "stock_quantity": message.available}
+
+
+def product_price(message: PriceChanged) -> dict[str, Any]:
+    """Body for ``PUT products/{id}``; WooCommerce wants prices as text."""
+    price = message.price
+    return {"sku": message.sku, "regular_price": money_text(price.amount, price.currency)}
+
+
+def shipment_tracking(message: ShipmentTracking) -> dict[str, Any]:
+    """Body for the Shipment Tracking extension (``orders/{id}/shipment-trackings``)."""
+    body: dict[str, Any] = {
+        "order_id": numeric_id(message.channel_order_id),
+        "tracking_number": message.tracking_number,
+        "custom_tracking_provider": carrier_name(message.carrier),
+    }
+    if message.tracking_url:
+        body["custom_tracking_link"] = message.tracking_url
+    return body
+
+
+def order_status(message: OrderStatus) -> dict[str, Any]:
+    """Body for ``PUT orders/{id}``: the hub's lifecycle state as a WooCommerce status."""
+    status = ORDER_STATUSES.get(message.status)
+    if status is None:
+        raise TranslationError(f"status: WooCommerce has no order status for {message.status!r}")
+    return {"id": numeric_id(message.channel_order_id), "status": status}
+
+
+class WooCommerceTranslator:
+    """WooCommerce orders into the hub; stock, prices, tracking and status back to the shop."""
+
+    name = "woocommerce"
+
+    def native_events(self) -> frozenset[str]:
+        """The webhook topics this adapter reads (``.`` written as ``-``)."""
+        return NATIVE_EVENTS
+
+    def outbound_types(self) -> frozenset[str]:
+        """The canonical types a WooCommerce channel can be sent."""
+        return OUTBOUND_TYPES
+
+    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
+        """One webhook body as its canonical message."""
+        check_event(self.name, event, NATIVE_EVENTS)
+        return order_placed(Native(payload), channel)
+
+    def from_canonical(self, message: Message) -> dict[str, Any]:
+        """The REST API body for one canonical message."""
+        if isinstance(message, StockAvailability):
+            return product_stock(message)
+        if isinstance(message, PriceChanged):
+            return product_price(message)
+        if isinstance(message, ShipmentTracking):
+            return shipment_tracking(message)
+        if isinstance(message, OrderStatus):
+            return order_status(message)
+        raise refuse_type(self.name, message, OUTBOUND_TYPES)
+
+
+TRANSLATOR = WooCommerceTranslator()
