@@ -1,0 +1,99 @@
+"""The order process: a channel's order validated, reserved and driven to the buyer's door.
+
+``order_handlers`` is the handler factory the composition root registers (``hub.app``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
+
+import asyncpg
+
+from hub.bus import Envelope
+from hub.db import Connection
+from hub.errors import PermanentError, TransientError
+from hub.handlers import Handler, Inbound
+from hub.orders import aftercare, intake, steps
+from hub.orders.context import OrderDeps, OrderMetrics
+from hub.orders.messages import Outgoing
+from hub.orders.prices import PriceHandler
+from hub.router import Router
+from hub.stock.availability import StockContext
+from schemas.billing import InvoiceIssued
+from schemas.catalog import PriceChanged
+from schemas.erp import SalesOrderCreated, SalesOrderRefused
+from schemas.fulfilment import PickCompleted, ShipmentCreated
+from schemas.orders import OrderCancelled, OrderPlaced
+from schemas.returns import ReturnReceived
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+Step = Callable[[Connection, OrderDeps, Inbound, datetime], Awaitable[Outgoing]]
+
+_DEPS: WeakKeyDictionary[Hub, OrderDeps] = WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def _contention() -> AsyncIterator[None]:
+    """Two batches locking the same order or stock rows: retry the message, never lose it."""
+    try:
+        yield
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        raise TransientError(f"order rows contended: {exc}") from exc
+
+
+class OrderStep:
+    """One order message type bound to its step function, as the runtime's Handler."""
+
+    stateful = True
+
+    def __init__(self, deps: OrderDeps, step: Step) -> None:
+        self._deps = deps
+        self._step = step
+
+    async def handle(
+        self, inbound: Inbound, conn: Connection | None, now: datetime
+    ) -> Sequence[Envelope]:
+        """Run the step in the batch transaction; its messages go out through the outbox."""
+        if conn is None:  # pragma: no cover - the committer always passes one
+            raise PermanentError("order handlers need a database connection")
+        async with _contention():
+            return (await self._step(conn, self._deps, inbound, now)).envelopes
+
+
+def deps_of(hub: Hub) -> OrderDeps:
+    """The order process's dependencies built for this hub (the sweeper and CLI need them)."""
+    deps = _DEPS.get(hub)
+    if deps is None:
+        deps = OrderDeps(
+            config=hub.config,
+            table=hub.table,
+            names=hub.names,
+            metrics=OrderMetrics(hub.metrics.registry),
+            stock=StockContext.from_hub(hub),
+        )
+        _DEPS[hub] = deps
+    return deps
+
+
+def order_handlers(hub: Hub) -> Mapping[str, Handler]:
+    """Every message type the order process takes, mapped to its handler."""
+    deps = deps_of(hub)
+    steps_by_type: dict[str, Step] = {
+        OrderPlaced.TYPE: intake.place,
+        SalesOrderCreated.TYPE: steps.erp_created,
+        SalesOrderRefused.TYPE: steps.erp_refused,
+        PickCompleted.TYPE: steps.picked,
+        ShipmentCreated.TYPE: steps.shipped,
+        OrderCancelled.TYPE: aftercare.cancel,
+        ReturnReceived.TYPE: aftercare.returned,
+        InvoiceIssued.TYPE: aftercare.invoiced,
+    }
+    handlers: dict[str, Handler] = {t: OrderStep(deps, s) for t, s in steps_by_type.items()}
+    handlers[PriceChanged.TYPE] = PriceHandler(Router(hub.table, hub.names, hub.config))
+    return handlers

@@ -1,0 +1,54 @@
+"""What one step of the order process sends, addressed by the route table with stable ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hub.bus import Envelope
+from hub.outgoing import caused_event, to_channel
+from hub.topology import Names
+from routes.matching import RouteTable
+from schemas.base import Message
+from schemas.envelope import CloudEvent
+
+
+@dataclass
+class Outgoing:
+    """The messages a transition causes; they commit with it through the outbox.
+
+    Ids derive from the cause's id and a step key, so a re-run of the same input produces the
+    same ids and the channel can drop a repeat.
+    """
+
+    table: RouteTable
+    names: Names
+    cause: CloudEvent
+    now: datetime
+    envelopes: list[Envelope] = field(default_factory=list)
+
+    def send(self, message: Message, *, key: str, origin: str, subject: str) -> int:
+        """Send a message the hub originates to where the routes take it; how many copies."""
+        channels = self.table.destinations("hub", message.TYPE, origin=origin)
+        for channel in channels:
+            event = caused_event(
+                self.cause, message, key=f"{key}/{channel}", subject=subject, time=self.now
+            )
+            self.envelopes.append(to_channel(self.names, channel, event))
+        return len(channels)
+
+    def forward(self, event: CloudEvent, *, origin: str) -> int:
+        """Pass a message on as its source sent it (invoice, return), like the Router does."""
+        channels = [
+            ch
+            for ch in self.table.destinations(event.source, event.type, origin=origin)
+            if ch != event.source
+        ]
+        for channel in channels:
+            copy = caused_event(event, None, key=channel, source=event.source, data=event.data)
+            self.envelopes.append(to_channel(self.names, channel, copy))
+        return len(channels)
+
+    def extend(self, envelopes: list[Envelope]) -> None:
+        """Add messages built elsewhere (stock availability after a reservation)."""
+        self.envelopes.extend(envelopes)

@@ -1,0 +1,61 @@
+"""The price projection: the ERP's price per SKU and price list, kept to check orders against."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from hub.bus import Envelope
+from hub.db import Connection
+from hub.handlers import Inbound
+from hub.router import Router
+from schemas.catalog import PriceChanged
+
+_UPSERT = """
+INSERT INTO catalog_prices (sku, price_list, amount, currency, includes_vat, vat_rate, version,
+                            updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (sku, price_list) DO UPDATE SET
+    amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+    includes_vat = EXCLUDED.includes_vat, vat_rate = EXCLUDED.vat_rate,
+    version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+WHERE catalog_prices.version < EXCLUDED.version
+RETURNING 1
+"""
+
+
+async def store_price(conn: Connection, price: PriceChanged, now: datetime) -> bool:
+    """Keep the price if it is newer than the one stored; False for a stale or repeated one."""
+    done = await conn.fetchval(
+        _UPSERT,
+        price.sku,
+        price.price_list,
+        price.price.amount,
+        price.price.currency,
+        price.includes_vat,
+        price.vat_rate,
+        price.version,
+        now,
+    )
+    return done is not None
+
+
+class PriceHandler:
+    """Stores ``price.changed`` and passes it on to the channels, as the plain router would.
+
+    A stale version is stored nowhere and sent nowhere, so a channel never shows an old price.
+    """
+
+    stateful = True
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    async def handle(
+        self, inbound: Inbound, conn: Connection | None, now: datetime
+    ) -> Sequence[Envelope]:
+        """Project the price, then fan it out like every catalog message."""
+        assert conn is not None and isinstance(inbound.message, PriceChanged)
+        if not await store_price(conn, inbound.message, now):
+            return []
+        return self._router.envelopes(inbound)

@@ -1,0 +1,110 @@
+"""The requests the order process sends out and then waits for: ERP, warehouse, carrier.
+
+Building them in one place lets the timeout sweeper send exactly the same request again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hub.db import Connection
+from hub.orders import store
+from hub.orders.context import OrderDeps, Party
+from hub.orders.messages import Outgoing
+from hub.orders.store import Order
+from routes.config import HubConfig
+from schemas.base import Message
+from schemas.erp import SalesOrderCreate
+from schemas.fulfilment import FulfilmentLine, Parcel, PickRequest, ShipmentRequest
+from schemas.orders import OrderLifecycle, OrderStatus
+
+
+def pick_id(order: Order) -> str:
+    """The warehouse's handle on this order's picking, stable across retries."""
+    return f"P-{order.order_id}"
+
+
+def fulfilment_lines(order: Order, quantities: dict[str, int]) -> tuple[FulfilmentLine, ...]:
+    """Lines with the given units per line id, in the order's line order."""
+    return tuple(
+        FulfilmentLine(line_id=line.line_id, sku=line.sku, quantity=quantities[line.line_id])
+        for line in order.placed.lines
+        if quantities.get(line.line_id, 0) > 0
+    )
+
+
+def salesorder_create(order: Order, config: HubConfig) -> SalesOrderCreate:
+    """The ERP's sales order for an accepted order: the order as placed plus the hub's ids."""
+    channel = config.channels[order.channel]
+    market = config.markets[channel.market] if channel.market else None
+    content = order.placed.model_dump(exclude={"TYPE"})
+    return SalesOrderCreate(
+        **content,
+        order_id=order.order_id,
+        reservation_id=order.reservation_id,
+        price_list=market.price_list if market else None,
+    )
+
+
+def pick_request(order: Order) -> PickRequest:
+    """Ask the warehouse to pick whatever has not been picked yet."""
+    return PickRequest(
+        order_id=order.order_id,
+        pick_id=pick_id(order),
+        lines=fulfilment_lines(order, order.unpicked()),
+        ship_to=order.placed.shipping_address,
+        shipping_method=order.placed.shipping_method,
+    )
+
+
+def shipment_request(
+    order: Order, shipment_id: str, lines: dict[str, int], parcels: int
+) -> ShipmentRequest:
+    """Ask the carrier to ship these picked lines in this many parcels."""
+    return ShipmentRequest(
+        order_id=order.order_id,
+        shipment_id=shipment_id,
+        service=order.placed.shipping_method,
+        ship_to=order.placed.shipping_address,
+        parcels=tuple(Parcel() for _ in range(max(parcels, 1))),
+        lines=fulfilment_lines(order, lines),
+    )
+
+
+def status(order: Order, value: OrderLifecycle, detail: str | None = None) -> OrderStatus:
+    """The order's lifecycle state as its channel is told it."""
+    return OrderStatus(
+        order_id=order.order_id,
+        channel=order.channel,
+        channel_order_id=order.channel_order_id,
+        status=value,
+        detail=detail,
+    )
+
+
+def send(out: Outgoing, order: Order, message: Message, key: str) -> None:
+    """Send a message about this order where the routes take it (origin = its channel)."""
+    out.send(message, key=key, origin=order.channel, subject=order.order_id)
+
+
+def wait_for(deps: OrderDeps, order: Order, party: Party | None, now: datetime) -> None:
+    """Start (or stop, with None) the clock on the answer the order now waits for."""
+    order.awaiting = party
+    order.deadline = deps.deadline(party, now) if party else None
+    order.attempts = 0
+
+
+async def resend(conn: Connection, deps: OrderDeps, order: Order, out: Outgoing) -> bool:
+    """Send the awaited request again (after a timeout); False when there is none to send."""
+    if order.awaiting == "erp":
+        send(out, order, salesorder_create(order, deps.config), "salesorder.create")
+        return True
+    if order.awaiting == "warehouse" and order.unpicked():
+        send(out, order, pick_request(order), "pick.request")
+        return True
+    if order.awaiting == "carrier":
+        shipments = await store.open_shipments(conn, order.order_id)
+        for shipment_id, lines in shipments:
+            send(out, order, shipment_request(order, shipment_id, lines, 1), shipment_id)
+        return bool(shipments)
+    return False

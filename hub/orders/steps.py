@@ -1,0 +1,178 @@
+"""The answers that move an accepted order on: ERP sales order, warehouse pick, carrier shipment.
+
+Each step locks the order, checks that the answer fits its state (a late or repeated answer is
+noted and has no effect), changes the state and returns what that transition sends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hub.db import Connection
+from hub.errors import BusinessRuleViolation
+from hub.handlers import Inbound
+from hub.orders import requests, stockport, store
+from hub.orders.context import OrderDeps
+from hub.orders.messages import Outgoing
+from hub.orders.store import Order
+from schemas.erp import SalesOrderCancel, SalesOrderCreated, SalesOrderRefused
+from schemas.fulfilment import PickCompleted, ShipmentCreated, ShipmentTracking
+from schemas.orders import OrderLifecycle, OrderRejected, Reason
+
+OPEN_STATES = frozenset({"sent_to_erp", "confirmed", "picking", "partially_shipped", "stalled"})
+"""States in which the order is still moving (a stalled one resumes when the answer comes)."""
+
+
+async def locked(conn: Connection, order_id: str) -> Order:
+    """The order named by an answer; an unknown order id is a message to park, not retry."""
+    order = await store.lock(conn, order_id)
+    if order is None:
+        raise BusinessRuleViolation(f"no order with id {order_id!r}")
+    return order
+
+
+async def ignore(
+    conn: Connection, deps: OrderDeps, order: Order, inbound: Inbound, now: datetime
+) -> Outgoing:
+    """Note an answer that no longer fits the order's state (late, repeated) and do nothing."""
+    detail = f"ignored in state {order.state}"
+    await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)
+    return Outgoing(deps.table, deps.names, inbound.event, now)
+
+
+async def transition(
+    conn: Connection, deps: OrderDeps, order: Order, state: str, inbound: Inbound, now: datetime
+) -> None:
+    """Persist a new state and its history line; the caller has set what waits next."""
+    order.state = state
+    await store.save(conn, order, now)
+    await store.note(conn, order, inbound.event.type, now, "", inbound.event.id)
+    deps.metrics.transitions.labels(state).inc()
+
+
+async def erp_created(
+    conn: Connection, deps: OrderDeps, inbound: Inbound, now: datetime
+) -> Outgoing:
+    """The ERP has the order: confirm the reservation and ask the warehouse to pick."""
+    msg = inbound.message
+    assert isinstance(msg, SalesOrderCreated)
+    order = await locked(conn, msg.order_id)
+    out = Outgoing(deps.table, deps.names, inbound.event, now)
+    if order.state == "cancelled" and order.erp_order_number is None:
+        # Cancelled while the ERP was creating it: withdraw the sales order it just made.
+        order.erp_order_number = msg.erp_order_number
+        cancel = SalesOrderCancel(
+            order_id=order.order_id,
+            erp_order_number=msg.erp_order_number,
+            reason="order was cancelled before the ERP confirmed it",
+        )
+        requests.send(out, order, cancel, "salesorder.cancel")
+        await transition(conn, deps, order, order.state, inbound, now)
+        return out
+    if order.awaiting != "erp" or order.state not in OPEN_STATES:
+        return await ignore(conn, deps, order, inbound, now)
+    order.erp_order_number = msg.erp_order_number
+    if order.reservation_id:
+        await stockport.confirm(conn, order.reservation_id, msg.erp_order_number)
+    requests.wait_for(deps, order, "warehouse", now)
+    await transition(conn, deps, order, "picking", inbound, now)
+    detail = f"ERP order {msg.erp_order_number}"
+    requests.send(out, order, requests.status(order, "confirmed", detail), "confirmed")
+    requests.send(out, order, requests.pick_request(order), "pick.request")
+    return out
+
+
+async def erp_refused(
+    conn: Connection, deps: OrderDeps, inbound: Inbound, now: datetime
+) -> Outgoing:
+    """The ERP refused the order: release its stock and tell the channel why."""
+    msg = inbound.message
+    assert isinstance(msg, SalesOrderRefused)
+    order = await locked(conn, msg.order_id)
+    if order.awaiting != "erp" or order.state not in OPEN_STATES:
+        return await ignore(conn, deps, order, inbound, now)
+    out = Outgoing(deps.table, deps.names, inbound.event, now)
+    if order.reservation_id:
+        out.extend(await stockport.release(conn, deps.stock, inbound.event, order.reservation_id))
+    requests.wait_for(deps, order, None, now)
+    await transition(conn, deps, order, "rejected", inbound, now)
+    rejected = OrderRejected(
+        channel=order.channel,
+        channel_order_id=order.channel_order_id,
+        order_id=order.order_id,
+        reasons=(Reason(code="erp_refused", message=msg.reason or "refused by the ERP"),),
+    )
+    requests.send(out, order, rejected, "order.rejected")
+    return out
+
+
+async def picked(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datetime) -> Outgoing:
+    """The warehouse packed (some of) the order: ask the carrier to ship what was packed."""
+    msg = inbound.message
+    assert isinstance(msg, PickCompleted)
+    order = await locked(conn, msg.order_id)
+    if order.awaiting != "warehouse" or order.state not in OPEN_STATES:
+        return await ignore(conn, deps, order, inbound, now)
+    out = Outgoing(deps.table, deps.names, inbound.event, now)
+    left = order.unpicked()
+    packed: dict[str, int] = {}
+    for line in msg.lines:
+        units = min(line.quantity, left.get(line.line_id, 0))
+        if units > 0:
+            packed[line.line_id] = packed.get(line.line_id, 0) + units
+            left[line.line_id] -= units
+    if not packed:  # nothing usable packed: keep waiting for the warehouse, clock restarted
+        requests.wait_for(deps, order, "warehouse", now)
+        await transition(conn, deps, order, order.state, inbound, now)
+        return out
+    for line_id, units in packed.items():
+        order.picked[line_id] = order.picked.get(line_id, 0) + units
+    shipment_id = f"S{await store.shipment_count(conn, order.order_id) + 1}-{order.order_id}"
+    await store.add_shipment(conn, order.order_id, shipment_id, packed, now)
+    requests.wait_for(deps, order, "carrier", now)
+    await transition(conn, deps, order, order.state, inbound, now)
+    request = requests.shipment_request(order, shipment_id, packed, msg.parcels or 1)
+    requests.send(out, order, request, shipment_id)
+    return out
+
+
+async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datetime) -> Outgoing:
+    """The carrier shipped: tell the channel, and wait for the rest if the order is partial."""
+    msg = inbound.message
+    assert isinstance(msg, ShipmentCreated)
+    order = await locked(conn, msg.order_id)
+    created = await store.shipment_created(
+        conn, order.order_id, msg.shipment_id, msg.carrier, msg.tracking_number, msg.tracking_url
+    )
+    if not created:
+        return await ignore(conn, deps, order, inbound, now)
+    out = Outgoing(deps.table, deps.names, inbound.event, now)
+    for line in msg.lines:
+        order.shipped[line.line_id] = order.shipped.get(line.line_id, 0) + line.quantity
+    if not order.unshipped():
+        requests.wait_for(deps, order, None, now)
+        state = "shipped"
+    elif await store.open_shipments(conn, order.order_id):
+        state = "partially_shipped"
+    else:
+        requests.wait_for(deps, order, "warehouse", now)
+        state = "partially_shipped"
+    if order.state in {"cancelled", "rejected"}:
+        state = order.state  # a shipment after cancellation is recorded, not undone
+    await transition(conn, deps, order, state, inbound, now)
+    tracking = ShipmentTracking(
+        channel=order.channel,
+        channel_order_id=order.channel_order_id,
+        order_id=order.order_id,
+        shipment_id=msg.shipment_id,
+        carrier=msg.carrier,
+        tracking_number=msg.tracking_number,
+        tracking_url=msg.tracking_url,
+        lines=msg.lines,
+    )
+    requests.send(out, order, tracking, f"tracking/{msg.shipment_id}")
+    if state in {"shipped", "partially_shipped"}:
+        lifecycle: OrderLifecycle = "partially_shipped" if order.unshipped() else "shipped"
+        detail = f"{msg.carrier} {msg.tracking_number}"
+        requests.send(out, order, requests.status(order, lifecycle, detail), msg.shipment_id)
+    return out

@@ -1,0 +1,127 @@
+"""Durable timeouts: an ERP, warehouse or carrier that does not answer is asked again, then flagged.
+
+The deadline lives in the order row, so a restart forgets nothing. A sweep takes overdue orders
+(``FOR UPDATE SKIP LOCKED``, so several hubs can sweep side by side), sends the awaited request
+again up to ``max_retries`` times and then sets the order ``stalled`` and tells its channel.
+The changes and the messages commit together through the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, cast
+
+import asyncpg
+
+from hub import outbox
+from hub.bus import Envelope
+from hub.db import Connection
+from hub.errors import HubError
+from hub.orders import requests, store
+from hub.orders.context import OrderDeps, Party
+from hub.orders.messages import Outgoing
+from hub.orders.store import Order
+from schemas.envelope import CloudEvent
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+log = logging.getLogger(__name__)
+
+_OVERDUE = (
+    "SELECT order_id FROM orders WHERE deadline IS NOT NULL AND deadline <= $1"
+    " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED"
+)
+
+
+def _timeout_event(order: Order, now: datetime) -> CloudEvent:
+    """The cause of what a timeout sends: its id names the order, the party and the attempt."""
+    return CloudEvent(
+        id=f"timeout/{order.order_id}/{order.awaiting}/{order.version}",
+        source="hub",
+        type="order.timeout",
+        time=now,
+        subject=order.order_id,
+        correlationid=order.correlation_id,
+        data={},
+    )
+
+
+async def expire(conn: Connection, deps: OrderDeps, order: Order, now: datetime) -> list[Envelope]:
+    """Handle one overdue order: send the request again, or stall it once retries are spent."""
+    party = cast(Party, order.awaiting)
+    out = Outgoing(deps.table, deps.names, _timeout_event(order, now), now)
+    rules = deps.rules(party)
+    if order.attempts < rules.max_retries and await requests.resend(conn, deps, order, out):
+        attempts = order.attempts + 1
+        requests.wait_for(deps, order, party, now)
+        order.attempts = attempts
+        await store.save(conn, order, now)
+        detail = f"no answer from {party}: request sent again ({attempts}/{rules.max_retries})"
+        await store.note(conn, order, "timeout", now, detail)
+        deps.metrics.timeouts.labels(party, "retried").inc()
+        return out.envelopes
+    order.state = "stalled"
+    order.deadline = None  # still awaiting the party: a late answer resumes the order
+    await store.save(conn, order, now)
+    detail = f"no answer from {party} after {order.attempts} retries"
+    await store.note(conn, order, "stalled", now, detail)
+    requests.send(out, order, requests.status(order, "stalled", detail), "stalled")
+    deps.metrics.timeouts.labels(party, "stalled").inc()
+    deps.metrics.transitions.labels("stalled").inc()
+    log.warning("order %s stalled: %s", order.order_id, detail)
+    return out.envelopes
+
+
+async def sweep_once(hub: Hub, now: datetime, limit: int = 100) -> int:
+    """Expire every order overdue at ``now`` (one batch); how many orders it acted on."""
+    from hub.orders import deps_of
+
+    deps = deps_of(hub)
+    async with hub.pool.acquire() as conn, conn.transaction():
+        ids = [r["order_id"] for r in await conn.fetch(_OVERDUE, now, limit)]
+        envelopes: list[Envelope] = []
+        for order_id in ids:
+            order = await store.lock(conn, order_id)
+            if order is not None and order.awaiting is not None:
+                envelopes.extend(await expire(conn, deps, order, now))
+        written = await outbox.write(conn, envelopes)
+    try:
+        await hub.publisher.publish_many(envelopes)
+        await outbox.mark_sent(hub.pool, written)
+    except (HubError, OSError, asyncpg.PostgresError) as exc:
+        log.warning("timeout messages committed, the outbox relay will send them: %s", exc)
+    return len(ids)
+
+
+class OrderSweeper:
+    """Runs ``sweep_once`` every few seconds in the background, by the hub's clock."""
+
+    def __init__(self, hub: Hub, interval_s: float = 5.0) -> None:
+        self._hub = hub
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await sweep_once(self._hub, self._hub.clock()) > 0:
+                    pass
+            except (HubError, OSError, asyncpg.PostgresError) as exc:
+                log.warning("order sweep failed, will retry: %s", exc)
+            await asyncio.sleep(self._interval_s)
+
+    def start(self) -> None:
+        """Start sweeping in the background."""
+        self._task = asyncio.create_task(self._run(), name="order-sweeper")
+
+    async def stop(self) -> None:
+        """Stop sweeping (an interrupted sweep rolls back and is redone by the next one)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

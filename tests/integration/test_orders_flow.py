@@ -1,0 +1,101 @@
+"""The order flow on the real broker and database; responders play ERP, warehouse and carrier."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
+from order_kit import World, erp_refuses, open_world, order_data, parties
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def world(isolated: Settings, bus: Any) -> AsyncIterator[World]:
+    async with open_world(isolated, bus) as w:
+        yield w
+
+
+def data_of(bodies: list[dict[str, Any]], coid: str) -> list[dict[str, Any]]:
+    return [b["data"] for b in bodies if b["data"].get("channel_order_id") == coid]
+
+
+async def test_happy_path_from_order_to_tracking_and_invoice(world: World) -> None:
+    async with parties(world) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-1", [("DESK-1", 2, "199.00")]))
+        shop = seen["bolcom"]
+        [accepted] = await shop.wait("order.accepted")
+        order_id = accepted["data"]["order_id"]
+        [tracking] = await shop.wait("shipment.tracking")
+        assert tracking["data"]["order_id"] == order_id
+        assert tracking["data"]["carrier"] == "postnl"
+        assert tracking["data"]["lines"][0]["quantity"] == 2
+        statuses = [b["data"]["status"] for b in await shop.wait("order.status", 2)]
+        assert statuses == ["confirmed", "shipped"]
+        [create] = seen["erp"].of("salesorder.create")
+        assert create["data"]["price_list"] == "nl-retail"
+        assert create["data"]["reservation_id"] == order_id
+        await world.send(
+            "erp",
+            "invoice.issued",
+            {
+                "order_id": order_id,
+                "invoice_number": "INV-1",
+                "issued_at": "2025-01-02T10:00:00+00:00",
+                "total": {"amount": "398.00", "currency": "EUR"},
+                "vat_total": {"amount": "69.07", "currency": "EUR"},
+            },
+        )
+        [invoice] = await shop.wait("invoice.issued")
+        assert invoice["data"]["invoice_number"] == "INV-1"
+        assert invoice["source"] == "erp"
+        assert shop.of("stock.availability"), "the reservation must move the channel's figure"
+    row = await world.order("bolcom", "B-1")
+    assert row is not None and row["state"] == "shipped" and row["erp_order_number"] == "SO-B-1"
+    history = await world.db.fetch(
+        "SELECT event FROM order_history WHERE order_id = $1 ORDER BY id", order_id
+    )
+    assert [h["event"] for h in history] == [
+        "accepted",
+        "salesorder.created",
+        "pick.completed",
+        "shipment.created",
+        "invoice.issued",
+    ]
+
+
+async def test_same_channel_order_twice_is_one_order_one_reservation_one_sales_order(
+    world: World,
+) -> None:
+    async with parties(world) as seen:
+        data = order_data("bolcom", "B-DUP", [("LAMP-1", 1, "25.50")])
+        await world.place("bolcom", data)
+        await world.place("bolcom", data)  # a webhook retry: new message id, same channel order
+        await seen["bolcom"].wait("shipment.tracking")
+        await asyncio.sleep(0.5)
+        assert len(data_of(seen["bolcom"].of("order.accepted"), "B-DUP")) == 1
+        assert len(seen["erp"].of("salesorder.create")) == 1
+    assert await world.db.fetchval("SELECT count(*) FROM orders") == 1
+    assert await world.db.fetchval("SELECT count(*) FROM stock_reservations") == 1
+    counter = world.hub.metrics.registry.get_sample_value(
+        "hub_orders_total", {"channel": "bolcom", "outcome": "duplicate"}
+    )
+    assert counter == 1
+
+
+async def test_erp_refusal_releases_the_stock_and_tells_the_channel(world: World) -> None:
+    async with parties(world, erp=erp_refuses) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-REF", [("LAMP-1", 3, "25.50")]))
+        [rejected] = await seen["bolcom"].wait("order.rejected")
+        assert rejected["data"]["reasons"][0]["code"] == "erp_refused"
+        await world.state("bolcom", "B-REF", "rejected")
+        assert await world.held("LAMP-1") == 0
+        assert not seen["warehouse"].of("pick.request")

@@ -1,0 +1,118 @@
+"""Cancellations, returns and durable timeouts of orders, with a clock the test moves."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.orders.timeouts import sweep_once
+from hub.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
+from order_kit import World, open_world, order_data, parties, silent
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def world(isolated: Settings, bus: Any) -> AsyncIterator[World]:
+    async with open_world(isolated, bus) as w:
+        yield w
+
+
+def cancel(coid: str, by: str = "channel", channel: str = "bolcom") -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "channel_order_id": coid,
+        "reason": "buyer changed mind",
+        "cancelled_by": by,
+    }
+
+
+async def test_cancel_before_shipment_releases_stock_and_informs_erp_and_warehouse(
+    world: World,
+) -> None:
+    async with parties(world, carrier=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-C1", [("LAMP-1", 2, "25.50")]))
+        await seen["carrier"].wait("shipment.request")  # picked, not shipped
+        assert await world.held("LAMP-1") == 2
+        await world.send("bolcom", "order.cancelled", cancel("B-C1"))
+        [erp_cancel] = await seen["erp"].wait("salesorder.cancel")
+        assert erp_cancel["data"]["erp_order_number"] == "SO-B-C1"
+        await seen["warehouse"].wait("pick.cancel")
+        statuses = [b["data"]["status"] for b in await seen["bolcom"].wait("order.status", 2)]
+        assert statuses[-1] == "cancelled"
+        await world.state("bolcom", "B-C1", "cancelled")
+        assert await world.held("LAMP-1") == 0
+
+
+async def test_cancel_by_the_erp_releases_stock_and_tells_the_channel(world: World) -> None:
+    async with parties(world, warehouse=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-C2", [("DESK-1", 1, "199.00")]))
+        await seen["warehouse"].wait("pick.request")
+        await world.send("erp", "order.cancelled", cancel("B-C2", by="erp"))
+        await world.state("bolcom", "B-C2", "cancelled")
+        await seen["warehouse"].wait("pick.cancel")
+        assert not seen["erp"].of("salesorder.cancel")  # the ERP cancelled it itself
+        assert await world.held("DESK-1") == 0
+
+
+async def test_cancel_after_shipment_becomes_a_return_then_return_received(
+    world: World,
+) -> None:
+    async with parties(world) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-R1", [("DESK-1", 1, "199.00")]))
+        [accepted] = await seen["bolcom"].wait("order.accepted")
+        await seen["bolcom"].wait("shipment.tracking")
+        await world.send("bolcom", "order.cancelled", cancel("B-R1"))
+        [ret] = await seen["erp"].wait("return.requested")
+        assert ret["data"]["lines"] == [{"sku": "DESK-1", "quantity": 1, "line_id": "L1"}]
+        await seen["warehouse"].wait("return.requested")
+        assert not seen["erp"].of("salesorder.cancel")
+        await world.state("bolcom", "B-R1", "return_requested")
+        received = {
+            "order_id": accepted["data"]["order_id"],
+            "return_id": ret["data"]["return_id"],
+            "lines": [{"sku": "DESK-1", "quantity": 1, "condition": "sellable"}],
+        }
+        await world.send("warehouse", "return.received", received)
+        await seen["erp"].wait("return.received")
+        await seen["bolcom"].wait("return.received")
+        await world.state("bolcom", "B-R1", "returned")
+        last = (await seen["bolcom"].wait("order.status", 3))[-1]
+        assert last["data"]["status"] == "returned"
+
+
+async def test_silent_erp_is_asked_again_then_the_order_stalls(world: World) -> None:
+    rules = world.hub.config.channels["erp"].orders
+    async with parties(world, erp=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-T1", [("DESK-1", 1, "199.00")]))
+        await seen["erp"].wait("salesorder.create")
+        assert await sweep_once(world.hub, world.clock.now) == 0  # not overdue yet
+        for attempt in range(1, rules.max_retries + 1):
+            world.clock.advance(rules.erp_timeout_seconds + 1)
+            assert await sweep_once(world.hub, world.clock.now) == 1
+            creates = await seen["erp"].wait("salesorder.create", attempt + 1)
+            assert len({c["id"] for c in creates}) == attempt + 1  # each re-send is a new id
+        world.clock.advance(rules.erp_timeout_seconds + 1)
+        assert await sweep_once(world.hub, world.clock.now) == 1
+        [stalled] = [
+            b for b in await seen["bolcom"].wait("order.status") if b["data"]["status"] == "stalled"
+        ]
+        assert "erp" in stalled["data"]["detail"]
+        await world.state("bolcom", "B-T1", "stalled")
+        world.clock.advance(10 * rules.erp_timeout_seconds)
+        assert await sweep_once(world.hub, world.clock.now) == 0  # an alert, not a retry storm
+        # A late answer resumes the order.
+        order_id = creates[0]["data"]["order_id"]
+        await world.send(
+            "erp", "salesorder.created", {"order_id": order_id, "erp_order_number": "SO-LATE"}
+        )
+        await seen["warehouse"].wait("pick.request")
+        await world.state("bolcom", "B-T1", "shipped")  # the warehouse and carrier answer
+        row = await world.order("bolcom", "B-T1")
+        assert row is not None and row["erp_order_number"] == "SO-LATE"

@@ -1,0 +1,121 @@
+"""Order intake rules on the real broker and database: each rejection, parking, and the race."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
+from order_kit import ADDRESS_GB, ADDRESS_NL, World, open_world, order_data, parties
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def world(isolated: Settings, bus: Any) -> AsyncIterator[World]:
+    async with open_world(isolated, bus) as w:
+        yield w
+
+
+@pytest.mark.parametrize(
+    ("lines", "extra", "code"),
+    [
+        ([("NOPE-1", 1, "1.00")], {}, "unknown_sku"),
+        ([("DESK-1", 10_000, "199.00")], {}, "invalid_quantity"),
+        ([("DESK-1", 1, "149.00")], {}, "price_mismatch"),
+        ([("DESK-1", 1, "199.00")], {"currency": "USD"}, "currency_mismatch"),
+        ([("DESK-1", 1, "199.00")], {"vat_rate": "0.09"}, "vat_mismatch"),
+        (
+            [("DESK-1", 1, "199.00")],
+            {"address": {**ADDRESS_NL, "postal_code": ""}},
+            "address_incomplete",
+        ),
+        ([("LAMP-1", 4, "25.50")], {}, "out_of_stock"),
+    ],
+)
+async def test_each_rule_rejects_with_its_reason_and_reserves_nothing(
+    world: World, lines: list[tuple[str, int, str]], extra: dict[str, Any], code: str
+) -> None:
+    vat = extra.pop("vat_rate", None)
+    data = order_data("bolcom", f"B-{code}", lines, **extra)
+    if vat is not None:
+        data["lines"][0]["vat_rate"] = vat
+    async with parties(world) as seen:
+        await world.place("bolcom", data)
+        [rejected] = await seen["bolcom"].wait("order.rejected")
+        reasons = rejected["data"]["reasons"]
+        assert code in {r["code"] for r in reasons}, reasons
+        assert all(r["message"] for r in reasons)
+        await asyncio.sleep(0.3)
+        assert not seen["erp"].of("salesorder.create")
+    assert await world.db.fetchval("SELECT count(*) FROM stock_reservation_lines") == 0
+    await world.state("bolcom", f"B-{code}", "rejected")
+
+
+async def test_a_zero_quantity_fails_the_schema_and_is_parked_with_the_reason(
+    world: World,
+) -> None:
+    data = order_data("bolcom", "B-ZERO", [("DESK-1", 0, "199.00")])
+    await world.place("bolcom", data)
+    [parked] = await world.bus.drain(world.bus.names.dead_queue, expect=1)
+    assert parked.headers["x-hub-error-type"] == "schema_violation"
+    assert "quantity" in str(parked.headers["x-hub-error"])
+    assert await world.order("bolcom", "B-ZERO") is None
+
+
+async def test_an_order_for_another_channel_is_parked(world: World) -> None:
+    await world.place("bolcom", order_data("webshop-nl", "SPOOF", [("DESK-1", 1, "199.00")]))
+    [parked] = await world.bus.drain(world.bus.names.dead_queue, expect=1)
+    assert parked.headers["x-hub-error-type"] == "business_rule"
+    assert await world.db.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def test_backorder_channel_accepts_a_partly_available_order(world: World) -> None:
+    async with parties(world) as seen:
+        data = order_data("webshop-nl", "W-BACK", [("LAMP-1", 5, "25.50")])
+        await world.place("webshop-nl", data)
+        shop = seen["webshop-nl"]
+        await shop.wait("order.accepted")
+        [status] = [
+            b for b in await shop.wait("order.status") if b["data"]["status"] != "confirmed"
+        ]
+        assert status["data"]["status"] == "backordered"
+        assert "LAMP-1" in status["data"]["detail"]
+        assert await world.held("LAMP-1") == 3
+
+
+async def test_two_channels_racing_for_the_last_unit_one_wins(world: World) -> None:
+    async with parties(world) as seen:
+        nl = order_data("bolcom", "RACE-NL", [("LAST-1", 1, "9.99")])
+        uk = order_data(
+            "webshop-uk", "RACE-UK", [("LAST-1", 1, "9.99")], currency="GBP", address=ADDRESS_GB
+        )
+        await asyncio.gather(world.place("bolcom", nl), world.place("webshop-uk", uk))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        answers: list[dict[str, Any]] = []
+        while loop.time() < deadline and len(answers) < 2:
+            answers = [
+                b
+                for shop in ("bolcom", "webshop-uk")
+                for b in seen[shop].bodies
+                if b["type"] in {"order.accepted", "order.rejected"}
+            ]
+            await asyncio.sleep(0.05)
+        assert sorted(b["type"] for b in answers) == ["order.accepted", "order.rejected"]
+        [rejected] = [b for b in answers if b["type"] == "order.rejected"]
+        assert rejected["data"]["reasons"][0]["code"] == "out_of_stock"
+        assert await world.held("LAST-1") == 1  # never more held than the one on hand
+        figures = [
+            b["data"]["available"]
+            for shop in ("bolcom", "webshop-uk", "webshop-nl")
+            for b in seen[shop].of("stock.availability")
+        ]
+        assert all(f >= 0 for f in figures)
