@@ -154,6 +154,16 @@ class BatchCommitter:
                             outcomes[i] = Outcome("failed", exc)
                             released.append(msg_id)
                             continue
+                        except (asyncpg.PostgresError, ValueError, LookupError, TypeError) as exc:
+                            # The savepoint isolated it: only this message fails, and it is
+                            # retried (a deadlock or serialization failure passes on retry; a
+                            # bug is parked after the last attempt), never the whole batch.
+                            if isinstance(exc, asyncpg.PostgresConnectionError):
+                                raise
+                            log.exception("handler for %s failed", work.inbound.event.type)
+                            outcomes[i] = Outcome("failed", TransientError(one_line(exc)))
+                            released.append(msg_id)
+                            continue
                     counts[i] = len(envelopes)
                     to_publish.extend(envelopes)
                 if released:  # failed messages must be handled anew when retried or replayed
