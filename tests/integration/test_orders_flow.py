@@ -99,3 +99,26 @@ async def test_erp_refusal_releases_the_stock_and_tells_the_channel(world: World
         await world.state("bolcom", "B-REF", "rejected")
         assert await world.held("LAMP-1") == 0
         assert not seen["warehouse"].of("pick.request")
+
+
+async def test_orders_show_prints_state_and_history(world: World, isolated: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    async with parties(world) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-SHOW", [("DESK-1", 1, "199.00")]))
+        await seen["bolcom"].wait("shipment.tracking")
+    await world.state("bolcom", "B-SHOW", "shipped")
+    runner = CliRunner()
+    env = {"HUB_DATABASE_URL": isolated.database_url}
+    result = await asyncio.to_thread(
+        runner.invoke, app, ["orders", "show", "bolcom", "B-SHOW"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    for text in ("shipped", "SO-B-SHOW", "DESK-1", "salesorder.created", "postnl"):
+        assert text in result.output
+    missing = await asyncio.to_thread(
+        runner.invoke, app, ["orders", "show", "bolcom", "NOPE"], env=env
+    )
+    assert missing.exit_code == 1

@@ -1,0 +1,99 @@
+"""``hub orders ...``: what the operator answering a customer's call needs to see of an order."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import asyncpg
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hub.settings import Settings
+
+orders_app = typer.Typer(no_args_is_help=True, help="Inspect orders and their history.")
+console = Console()
+
+
+async def load_order(database_url: str, channel: str, channel_order_id: str) -> dict[str, Any]:
+    """The order row, its shipments and its history; empty when there is no such order."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        order = await conn.fetchrow(
+            "SELECT * FROM orders WHERE channel = $1 AND channel_order_id = $2",
+            channel,
+            channel_order_id,
+        )
+        if order is None:
+            return {}
+        oid = order["order_id"]
+        shipments = await conn.fetch(
+            "SELECT * FROM order_shipments WHERE order_id = $1 ORDER BY created_at", oid
+        )
+        history = await conn.fetch(
+            "SELECT at, event, state, detail FROM order_history WHERE order_id = $1 ORDER BY id",
+            oid,
+        )
+        return {
+            "order": dict(order),
+            "shipments": [dict(s) for s in shipments],
+            "history": [dict(h) for h in history],
+        }
+    finally:
+        await conn.close()
+
+
+def render(found: dict[str, Any]) -> None:
+    """Print an order's state, lines, shipments and history."""
+    order = found["order"]
+    placed = orjson.loads(order["placed"])
+    console.print(
+        f"order {order['order_id']}  {order['channel']} {order['channel_order_id']}\n"
+        f"state [bold]{order['state']}[/bold]  version {order['version']}  "
+        f"ERP {order['erp_order_number'] or '-'}",
+        highlight=False,
+    )
+    if order["awaiting"]:
+        console.print(
+            f"waiting for {order['awaiting']} until {order['deadline'] or '(stalled)'}, "
+            f"{order['attempts']} retries so far",
+            highlight=False,
+        )
+    picked, shipped = orjson.loads(order["picked"]), orjson.loads(order["shipped"])
+    lines = Table("line", "sku", "qty", "unit price", "picked", "shipped")
+    for line in placed["lines"]:
+        price = line["unit_price"]
+        lines.add_row(
+            line["line_id"],
+            line["sku"],
+            str(line["quantity"]),
+            f"{price['amount']} {price['currency']}",
+            str(picked.get(line["line_id"], 0)),
+            str(shipped.get(line["line_id"], 0)),
+        )
+    console.print(lines)
+    for s in found["shipments"]:
+        console.print(
+            f"shipment {s['shipment_id']}: {s['status']} {s['carrier'] or ''} "
+            f"{s['tracking_number'] or ''}",
+            highlight=False,
+        )
+    history = Table("at", "event", "state", "detail")
+    for h in found["history"]:
+        history.add_row(h["at"].isoformat(timespec="seconds"), h["event"], h["state"], h["detail"])
+    console.print(history)
+
+
+@orders_app.command("show")
+def show(
+    channel: Annotated[str, typer.Argument(help="The channel the order came from.")],
+    channel_order_id: Annotated[str, typer.Argument(help="The channel's own order id.")],
+) -> None:
+    """Print an order's state and history, found by the channel's order id."""
+    found = asyncio.run(load_order(Settings().database_url, channel, channel_order_id))
+    if not found:
+        console.print(f"no order {channel_order_id!r} from channel {channel!r}")
+        raise typer.Exit(1)
+    render(found)
