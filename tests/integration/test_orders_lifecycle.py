@@ -116,3 +116,43 @@ async def test_silent_erp_is_asked_again_then_the_order_stalls(world: World) -> 
         await world.state("bolcom", "B-T1", "shipped")  # the warehouse and carrier answer
         row = await world.order("bolcom", "B-T1")
         assert row is not None and row["erp_order_number"] == "SO-LATE"
+
+
+def picks_one_unit(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    if body["type"] != "pick.request":
+        return []
+    data = body["data"]
+    lines = [{**line, "quantity": 1} for line in data["lines"]]
+    return [("pick.completed", {"order_id": data["order_id"], "lines": lines})]
+
+
+async def test_a_short_pick_ships_partially_and_the_rest_follows(world: World) -> None:
+    async with parties(world, warehouse=picks_one_unit) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-P1", [("DESK-1", 3, "199.00")]))
+        shop = seen["bolcom"]
+        [first] = await shop.wait("shipment.tracking")
+        assert first["data"]["lines"][0]["quantity"] == 1
+        await world.state("bolcom", "B-P1", "partially_shipped")
+        partial = [b for b in shop.of("order.status") if b["data"]["status"] != "confirmed"]
+        assert partial[-1]["data"]["status"] == "partially_shipped"
+        # The warehouse is asked again for what is left when its answer is overdue.
+        world.clock.advance(
+            world.hub.config.channels["warehouse"].orders.warehouse_timeout_seconds + 1
+        )
+        assert await sweep_once(world.hub, world.clock.now) == 1
+        [_, again] = await seen["warehouse"].wait("pick.request", 2)
+        assert again["data"]["lines"][0]["quantity"] == 2
+        await shop.wait("shipment.tracking", 2)
+        await world.send(
+            "warehouse",
+            "pick.completed",
+            {
+                "order_id": first["data"]["order_id"],
+                "lines": [{"line_id": "L1", "sku": "DESK-1", "quantity": 1}],
+            },
+        )
+        trackings = await shop.wait("shipment.tracking", 3)
+        assert len({t["data"]["shipment_id"] for t in trackings}) == 3
+        await world.state("bolcom", "B-P1", "shipped")
+        row = await world.order("bolcom", "B-P1")
+        assert row is not None and row["awaiting"] is None and row["deadline"] is None
