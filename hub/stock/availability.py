@@ -77,6 +77,7 @@ async def compute(
     wanted = set(skus) | (set(kits) if with_kits else set())
     physical = {s for s in wanted if s not in kits}
     physical.update(c for comps in kits.values() for c in comps)
+    await ledger.lock_skus(conn, physical)
     stocks = await ledger.load_stocks(conn, physical)
     out: dict[tuple[str, str], Figure] = {}
     for sku in sorted(wanted):
@@ -91,12 +92,13 @@ async def availability_changes(
     skus: Collection[str],
     cause: CloudEvent,
     *,
-    force_channel: str | None = None,
+    force: bool = False,
+    only_channel: str | None = None,
 ) -> list[Envelope]:
     """``stock.availability`` for every channel whose figure of these SKUs (or kits) changed.
 
     Records what was sent, so call it inside the transaction that made the change. With
-    ``force_channel`` every figure of that channel is sent, changed or not (resync).
+    ``force`` every figure is sent, changed or not (resync), to ``only_channel`` if given.
     """
     if not skus:
         return []
@@ -104,7 +106,7 @@ async def availability_changes(
 
     def channels_of(sku: str) -> Iterable[str]:
         found = ctx.channels_for(sku)
-        return found if force_channel is None else [c for c in found if c == force_channel]
+        return found if only_channel is None else [c for c in found if c == only_channel]
 
     figures = await compute(conn, ctx, skus, channels_of, now.date())
     if not figures:
@@ -122,7 +124,7 @@ async def availability_changes(
         prev = last.get((channel, sku))
         if prev is None:
             changed.append((channel, sku, fig, 1))
-        elif force_channel or (prev["available"], prev["next_date"]) != (
+        elif force or (prev["available"], prev["next_date"]) != (
             fig.available,
             fig.next_date,
         ):

@@ -34,8 +34,24 @@ WHERE l.reservation_id = r.reservation_id AND l.active AND l.sku = $1
 """
 
 
+async def lock_skus(conn: Connection, skus: Collection[str]) -> None:
+    """Serialise work on these SKUs across transactions (held to commit, re-entrant, sorted).
+
+    Every stock change takes this lock before touching a SKU's rows and before computing its
+    figures, so two batches changing one SKU (say, two locations) cannot both publish a figure
+    computed without the other's change.
+    """
+    if skus:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(s, 3517)) FROM"
+            " (SELECT DISTINCT s FROM unnest($1::text[]) AS s ORDER BY s) AS t",
+            sorted(skus),
+        )
+
+
 async def apply_level(conn: Connection, level: StockLevel, now: datetime) -> bool:
     """Apply a level unless its version is stale; hand included orders over to the ERP."""
+    await lock_skus(conn, [level.sku])
     applied = await conn.fetchval(
         _UPSERT_LEVEL,
         level.sku,

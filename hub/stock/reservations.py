@@ -99,6 +99,7 @@ def _physical(wanted: Mapping[str, int], kits: Mapping[str, Mapping[str, int]]) 
 
 
 async def _lock_and_measure(conn: Connection, skus: list[str]) -> dict[str, int]:
+    await ledger.lock_skus(conn, skus)
     rows = await conn.fetch(
         "SELECT sku, on_hand - committed AS net FROM stock_ledger WHERE sku = ANY($1)"
         " ORDER BY sku, location FOR UPDATE",
@@ -161,6 +162,7 @@ async def release(conn: Connection, reservation_id: str) -> bool:
     )
     if state is None:
         return False
+    await ledger.lock_skus(conn, await reservation_skus(conn, reservation_id))
     await conn.execute(
         "UPDATE stock_reservation_lines SET active = false WHERE reservation_id = $1 AND active",
         reservation_id,
@@ -179,6 +181,7 @@ async def confirm(conn: Connection, reservation_id: str, erp_order_number: str) 
     )
     if not ok:
         return False
+    await ledger.lock_skus(conn, await reservation_skus(conn, reservation_id))
     # The ERP's level may have counted the order before we learnt its number.
     await conn.execute(
         "UPDATE stock_reservation_lines AS l SET active = false, handed_over_at = now()"

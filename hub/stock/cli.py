@@ -1,0 +1,65 @@
+"""``hub stock``: import stock spreadsheets and resync a channel's availability."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+stock_app = typer.Typer(no_args_is_help=True, help="Stock feeds and availability resync.")
+console = Console()
+err = Console(stderr=True)
+
+
+@stock_app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .csv or .xlsx")],
+    location: Annotated[
+        str | None, typer.Option("--location", "-l", help="Location of every row.")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Channel the levels come from (default: ERP).")
+    ] = None,
+) -> None:
+    """Validate every row, then send them all as stock levels; one bad row sends nothing."""
+    from hub.settings import Settings
+    from hub.stock.service import import_file
+    from routes.loader import load_config
+
+    settings = Settings()
+    result = asyncio.run(
+        import_file(
+            settings, load_config(settings.config_path), file, location=location, source=source
+        )
+    )
+    if result.errors:
+        for error in result.errors:
+            err.print(f"[red]error[/red] {file.name} {error}", highlight=False)
+        err.print(f"{file.name}: {len(result.errors)} bad row(s); nothing was applied")
+        raise typer.Exit(1)
+    console.print(f"{file.name}: {result.published} stock level(s) sent")
+
+
+@stock_app.command("resync")
+def resync_command(
+    channel: Annotated[
+        str | None, typer.Option("--channel", help="Only this channel (default: all).")
+    ] = None,
+) -> None:
+    """Re-publish the current availability of every SKU, for a channel that lost its state."""
+    from hub.settings import Settings
+    from hub.stock.service import resync
+    from routes.loader import load_config
+
+    settings = Settings()
+    config = load_config(settings.config_path)
+    if channel is not None and channel not in config.channels:
+        err.print(f"unknown channel {channel!r}")
+        raise typer.Exit(2)
+    sent = asyncio.run(resync(settings, config, channel))
+    for name, count in sorted(sent.items()):
+        console.print(f"{name}: {count} availability message(s)")
+    console.print(f"total: {sum(sent.values())}")

@@ -1,0 +1,59 @@
+"""Spreadsheet import and resync on the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from hub.stock.service import import_file, resync
+from routes.loader import load_config
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "stock"
+CONFIG = load_config(FIXTURES / "hub.yaml")
+SALES = ("webshop-nl", "webshop-uk", "bolcom")
+
+
+async def ledger(hub) -> dict[tuple[str, str], int]:
+    async with hub.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT sku, location, on_hand FROM stock_ledger")
+    return {(r["sku"], r["location"]): r["on_hand"] for r in rows}
+
+
+async def test_bad_spreadsheet_is_rejected_and_changes_nothing(start_hub, bus, isolated):
+    hub = await start_hub(CONFIG)
+    result = await import_file(isolated, CONFIG, FIXTURES / "bad.csv")
+    assert result.published == 0
+    assert [e.line for e in result.errors] == [3, 4, 5, 6, 7]
+    await asyncio.sleep(0.5)
+    assert await ledger(hub) == {}
+    for channel in SALES:
+        assert await bus.drain(bus.names.channel_queue(channel), expect=0, settle=0.1) == []
+
+
+async def test_good_spreadsheet_reaches_ledger_and_channels_once(start_hub, bus, isolated):
+    hub = await start_hub(CONFIG)
+    for _ in range(2):  # the same file twice: effect once
+        result = await import_file(isolated, CONFIG, FIXTURES / "good.csv")
+        assert result.errors == () and result.published == 3
+    nl = await bus.bodies(bus.names.channel_queue("webshop-nl"), expect=3)
+    latest = {b["data"]["sku"]: b["data"] for b in sorted(nl, key=lambda b: b["data"]["version"])}
+    assert {sku: d["available"] for sku, d in latest.items()} == {"DESK-1": 13, "CHAIR-1": 0}
+    assert latest["CHAIR-1"]["next_available_date"] == "2030-01-15"
+    assert await ledger(hub) == {
+        ("DESK-1", "main"): 12,
+        ("DESK-1", "store"): 3,
+        ("CHAIR-1", "main"): 0,
+    }
+
+    sent = await resync(isolated, CONFIG, "bolcom")
+    assert sent == {"bolcom": 2}
+    bol = [b["data"] for b in await bus.bodies(bus.names.channel_queue("bolcom"), expect=5)]
+    resent = [d for d in bol if d["sku"] == "DESK-1"][-1]
+    assert resent["available"] == 4  # (15 - 3) * 40% = 4.8 -> 4, sent again with a new version
+    assert resent["version"] == max(d["version"] for d in bol if d["sku"] == "DESK-1")
+    uk = await bus.bodies(bus.names.channel_queue("webshop-uk"), expect=2)
+    assert uk and all(b["causationid"].startswith("stock-import-") for b in uk)  # no resync
