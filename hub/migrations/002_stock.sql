@@ -77,3 +77,85 @@ CREATE TABLE stock_published (
     published_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (channel, sku)
 );
+CREATE INDEX stock_published_sku ON stock_published (sku);
+
+-- The hot path in one round trip each (a stock.level is applied and measured 500+ times/s).
+
+-- Serialise work on SKUs across transactions, in SKU order (held to commit, re-entrant).
+CREATE FUNCTION stock_lock(p_skus text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE s text;
+BEGIN
+    FOR s IN SELECT DISTINCT u FROM unnest(p_skus) AS u ORDER BY u LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended(s, 3517));
+    END LOOP;
+END $$;
+
+-- Apply a level unless stale (false); replace its receipts; hand included orders to the ERP.
+CREATE FUNCTION stock_apply_level(
+    p_sku text, p_location text, p_on_hand integer, p_committed integer, p_version bigint,
+    p_included text[], p_dates date[], p_quantities integer[], p_now timestamptz
+) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM stock_lock(ARRAY[p_sku]);
+    INSERT INTO stock_ledger AS l
+        (sku, location, on_hand, committed, version, included_order_ids, updated_at)
+    VALUES (p_sku, p_location, p_on_hand, p_committed, p_version, p_included, p_now)
+    ON CONFLICT (sku, location) DO UPDATE SET
+        on_hand = EXCLUDED.on_hand, committed = EXCLUDED.committed,
+        version = EXCLUDED.version, included_order_ids = EXCLUDED.included_order_ids,
+        updated_at = EXCLUDED.updated_at
+    WHERE l.version < EXCLUDED.version;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    DELETE FROM stock_incoming WHERE sku = p_sku AND location = p_location;
+    IF cardinality(p_dates) > 0 THEN
+        INSERT INTO stock_incoming (sku, location, expected_date, quantity)
+        SELECT p_sku, p_location, d, sum(q) FROM unnest(p_dates, p_quantities) AS t(d, q)
+        GROUP BY d;
+    END IF;
+    IF cardinality(p_included) > 0 THEN
+        UPDATE stock_reservation_lines AS rl SET active = false, handed_over_at = p_now
+        FROM stock_reservations AS r
+        WHERE rl.reservation_id = r.reservation_id AND rl.active AND rl.sku = p_sku
+          AND r.erp_order_number = ANY(p_included);
+    END IF;
+    RETURN true;
+END $$;
+
+-- Everything needed to compute figures of p_skus and the kits around them, as one document.
+CREATE FUNCTION stock_snapshot(p_skus text[], p_lock boolean) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    kits jsonb;
+    wanted text[];
+    physical text[];
+BEGIN
+    SELECT coalesce(jsonb_object_agg(kit_sku, comps), '{}') INTO kits FROM (
+        SELECT kit_sku, jsonb_object_agg(component_sku, quantity) AS comps
+        FROM stock_kit_components WHERE kit_sku IN (
+            SELECT kit_sku FROM stock_kit_components
+            WHERE component_sku = ANY(p_skus) OR kit_sku = ANY(p_skus))
+        GROUP BY kit_sku) AS k;
+    wanted := p_skus || ARRAY(SELECT jsonb_object_keys(kits));
+    physical := ARRAY(
+        SELECT s FROM unnest(wanted) AS s WHERE NOT kits ? s
+        UNION SELECT c.component_sku FROM stock_kit_components AS c
+        WHERE c.kit_sku = ANY(ARRAY(SELECT jsonb_object_keys(kits))));
+    IF p_lock THEN
+        PERFORM stock_lock(physical);
+    END IF;
+    RETURN jsonb_build_object(
+        'kits', kits,
+        'ledger', (SELECT coalesce(jsonb_agg(jsonb_build_array(sku, location,
+                       on_hand - committed)), '[]') FROM stock_ledger WHERE sku = ANY(physical)),
+        'reserved', (SELECT coalesce(jsonb_object_agg(sku, held), '{}') FROM (
+                       SELECT sku, sum(quantity) AS held FROM stock_reservation_lines
+                       WHERE active AND sku = ANY(physical) GROUP BY sku) AS r),
+        'receipts', (SELECT coalesce(jsonb_agg(jsonb_build_array(sku, location, due)), '[]')
+                     FROM (SELECT sku, location, min(expected_date) AS due FROM stock_incoming
+                           WHERE sku = ANY(physical) GROUP BY sku, location) AS i),
+        'published', (SELECT coalesce(jsonb_agg(jsonb_build_array(channel, sku, available,
+                          next_date, version)), '[]')
+                      FROM stock_published WHERE sku = ANY(wanted)));
+END $$;

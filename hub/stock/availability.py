@@ -71,19 +71,18 @@ async def compute(
     today: date,
     *,
     with_kits: bool = True,
-) -> dict[tuple[str, str], Figure]:
+    lock: bool = True,
+) -> tuple[dict[tuple[str, str], Figure], ledger.Snapshot]:
     """Figures per (channel, SKU) from the live ledger; kits containing the SKUs included."""
-    kits = await ledger.kits_around(conn, skus)
-    wanted = set(skus) | (set(kits) if with_kits else set())
-    physical = {s for s in wanted if s not in kits}
-    physical.update(c for comps in kits.values() for c in comps)
-    await ledger.lock_skus(conn, physical)
-    stocks = await ledger.load_stocks(conn, physical)
+    snap = await ledger.snapshot(conn, skus, lock=lock)
+    wanted = set(skus) | (set(snap.kits) if with_kits else set())
     out: dict[tuple[str, str], Figure] = {}
     for sku in sorted(wanted):
         for channel in channels_of(sku):
-            out[(channel, sku)] = atp.figure(ctx.rules(channel), sku, stocks, today, kits.get(sku))
-    return out
+            out[(channel, sku)] = atp.figure(
+                ctx.rules(channel), sku, snap.stocks, today, snap.kits.get(sku)
+            )
+    return out, snap
 
 
 async def availability_changes(
@@ -108,27 +107,14 @@ async def availability_changes(
         found = ctx.channels_for(sku)
         return found if only_channel is None else [c for c in found if c == only_channel]
 
-    figures = await compute(conn, ctx, skus, channels_of, now.date())
-    if not figures:
-        return []
-    last = {
-        (r["channel"], r["sku"]): r
-        for r in await conn.fetch(
-            "SELECT channel, sku, available, next_date, version FROM stock_published"
-            " WHERE sku = ANY($1)",
-            list({sku for _, sku in figures}),
-        )
-    }
+    figures, snap = await compute(conn, ctx, skus, channels_of, now.date())
     changed: list[tuple[str, str, Figure, int]] = []
     for (channel, sku), fig in figures.items():
-        prev = last.get((channel, sku))
+        prev = snap.published.get((channel, sku))
         if prev is None:
             changed.append((channel, sku, fig, 1))
-        elif force or (prev["available"], prev["next_date"]) != (
-            fig.available,
-            fig.next_date,
-        ):
-            changed.append((channel, sku, fig, prev["version"] + 1))
+        elif force or prev[:2] != (fig.available, fig.next_date):
+            changed.append((channel, sku, fig, prev[2] + 1))
     if not changed:
         return []
     await _record(conn, changed, now)

@@ -8,30 +8,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date, datetime
+
+import orjson
 
 from hub.db import Connection
 from hub.stock.atp import SkuStock
 from schemas.catalog import ProductUpserted
 from schemas.inventory import StockLevel
 
-_UPSERT_LEVEL = """
-INSERT INTO stock_ledger AS l
-    (sku, location, on_hand, committed, version, included_order_ids, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6::text[], $7)
-ON CONFLICT (sku, location) DO UPDATE SET
-    on_hand = EXCLUDED.on_hand, committed = EXCLUDED.committed, version = EXCLUDED.version,
-    included_order_ids = EXCLUDED.included_order_ids, updated_at = EXCLUDED.updated_at
-WHERE l.version < EXCLUDED.version
-RETURNING version
-"""
 
-_HAND_OVER = """
-UPDATE stock_reservation_lines AS l SET active = false, handed_over_at = $3
-FROM stock_reservations AS r
-WHERE l.reservation_id = r.reservation_id AND l.active AND l.sku = $1
-  AND r.erp_order_number = ANY($2::text[])
-"""
+@dataclass(frozen=True)
+class Snapshot:
+    """The ledger around some SKUs: kits, physical stock and what each channel was last sent."""
+
+    kits: dict[str, dict[str, int]]
+    stocks: dict[str, SkuStock]
+    published: dict[tuple[str, str], tuple[int, date | None, int]]
 
 
 async def lock_skus(conn: Connection, skus: Collection[str]) -> None:
@@ -42,73 +36,52 @@ async def lock_skus(conn: Connection, skus: Collection[str]) -> None:
     computed without the other's change.
     """
     if skus:
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(s, 3517)) FROM"
-            " (SELECT DISTINCT s FROM unnest($1::text[]) AS s ORDER BY s) AS t",
-            sorted(skus),
-        )
+        await conn.execute("SELECT stock_lock($1::text[])", list(skus))
 
 
 async def apply_level(conn: Connection, level: StockLevel, now: datetime) -> bool:
     """Apply a level unless its version is stale; hand included orders over to the ERP."""
-    await lock_skus(conn, [level.sku])
-    applied = await conn.fetchval(
-        _UPSERT_LEVEL,
+    applied: bool = await conn.fetchval(
+        "SELECT stock_apply_level($1, $2, $3, $4, $5, $6::text[], $7::date[], $8::int[], $9)",
         level.sku,
         level.location,
         level.on_hand,
         level.committed,
         level.version,
         list(level.included_order_ids),
+        [r.expected_date for r in level.incoming],
+        [r.quantity for r in level.incoming],
         now,
     )
-    if applied is None:
-        return False
-    await conn.execute(
-        "DELETE FROM stock_incoming WHERE sku = $1 AND location = $2", level.sku, level.location
-    )
-    if level.incoming:
-        by_date: dict[date, int] = defaultdict(int)
-        for receipt in level.incoming:
-            by_date[receipt.expected_date] += receipt.quantity
-        await conn.executemany(
-            "INSERT INTO stock_incoming (sku, location, expected_date, quantity)"
-            " VALUES ($1, $2, $3, $4)",
-            [(level.sku, level.location, d, q) for d, q in by_date.items()],
-        )
-    if level.included_order_ids:
-        await conn.execute(_HAND_OVER, level.sku, list(level.included_order_ids), now)
-    return True
+    return applied
 
 
-async def load_stocks(conn: Connection, skus: Collection[str]) -> dict[str, SkuStock]:
-    """A snapshot of the physical SKUs: net on hand per location, open holds, receipts."""
-    wanted = list(skus)
+async def snapshot(conn: Connection, skus: Collection[str], *, lock: bool = True) -> Snapshot:
+    """One round trip: kits around ``skus``, their physical stock, and the last figures sent.
+
+    With ``lock`` the physical SKUs are locked first, so the figures are computed from
+    committed state that no other transaction can change before this one commits.
+    """
+    raw = await conn.fetchval("SELECT stock_snapshot($1::text[], $2)", list(skus), lock)
+    doc = orjson.loads(raw)
     net: dict[str, dict[str, int]] = defaultdict(dict)
-    for r in await conn.fetch(
-        "SELECT sku, location, on_hand - committed AS net FROM stock_ledger WHERE sku = ANY($1)",
-        wanted,
-    ):
-        net[r["sku"]][r["location"]] = r["net"]
-    reserved = {
-        r["sku"]: r["held"]
-        for r in await conn.fetch(
-            "SELECT sku, sum(quantity)::int AS held FROM stock_reservation_lines"
-            " WHERE active AND sku = ANY($1) GROUP BY sku",
-            wanted,
-        )
-    }
+    for sku, location, qty in doc["ledger"]:
+        net[sku][location] = qty
     receipts: dict[str, list[tuple[str, date]]] = defaultdict(list)
-    for r in await conn.fetch(
-        "SELECT sku, location, min(expected_date) AS due FROM stock_incoming"
-        " WHERE sku = ANY($1) GROUP BY sku, location",
-        wanted,
-    ):
-        receipts[r["sku"]].append((r["location"], r["due"]))
-    return {
-        sku: SkuStock(net.get(sku, {}), reserved.get(sku, 0), tuple(receipts.get(sku, ())))
-        for sku in wanted
+    for sku, location, due in doc["receipts"]:
+        receipts[sku].append((location, date.fromisoformat(due)))
+    reserved: dict[str, int] = doc["reserved"]
+    kits: dict[str, dict[str, int]] = doc["kits"]
+    physical = {s for s in skus if s not in kits} | {c for comps in kits.values() for c in comps}
+    stocks = {
+        s: SkuStock(net.get(s, {}), int(reserved.get(s, 0)), tuple(receipts.get(s, ())))
+        for s in physical
     }
+    published = {
+        (ch, sku): (avail, date.fromisoformat(d) if d else None, version)
+        for ch, sku, avail, d, version in doc["published"]
+    }
+    return Snapshot(kits, stocks, published)
 
 
 async def kits_around(conn: Connection, skus: Collection[str]) -> dict[str, dict[str, int]]:

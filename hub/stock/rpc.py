@@ -51,19 +51,17 @@ async def answer_query(
     def sold_here(sku: str) -> list[str]:
         return [channel] if rules.sells(sku) else []
 
-    figs = figures_by_sku(
-        await compute(conn, ctx, query.skus, sold_here, today, with_kits=False), channel
-    )
+    found, _ = await compute(conn, ctx, query.skus, sold_here, today, with_kits=False, lock=False)
+    figs = figures_by_sku(found, channel)
     sold_out = [s for s in query.skus if figs.get(s, atp.Figure(0)).available == 0]
     others = await ledger.substitutes(conn, sold_out) if sold_out else {}
     candidates = {o for group in others.values() for o in group}
-    alt_figs = (
-        figures_by_sku(
-            await compute(conn, ctx, candidates, sold_here, today, with_kits=False), channel
+    alt_figs: dict[str, atp.Figure] = {}
+    if candidates:
+        alts, _ = await compute(
+            conn, ctx, candidates, sold_here, today, with_kits=False, lock=False
         )
-        if candidates
-        else {}
-    )
+        alt_figs = figures_by_sku(alts, channel)
     items = []
     for sku in query.skus:
         fig = figs.get(sku, atp.Figure(0))
