@@ -10,15 +10,20 @@ import asyncpg
 
 from adapters import registry as adapter_registry
 from hub import db, topology
+from hub.orders import order_handlers
 from hub.runtime import HandlerFactory, Hub
 from hub.settings import Settings
+from hub.stock.handlers import stock_handlers
 from hub.topology import Names
 from routes.config import HubConfig
 from routes.errors import ConfigError
 from routes.loader import check_config, load_config
 
 # Each domain contributes its stateful handlers here (type name -> handler), one line each.
-HANDLER_FACTORIES: tuple[HandlerFactory, ...] = ()
+HANDLER_FACTORIES: tuple[HandlerFactory, ...] = (
+    stock_handlers,
+    order_handlers,
+)
 
 
 def check_config_file(path: Path) -> list[ConfigError]:

@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 
 from hub.dlq.cli import dlq_app
+from hub.orders.cli import orders_app
 from hub.settings import Settings
+from hub.stock.cli import stock_app
 
 app = typer.Typer(no_args_is_help=True, help="commerce-hub: the ERP's truth on every channel.")
 config_app = typer.Typer(no_args_is_help=True, help="Validate channel and route config.")
@@ -23,6 +25,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(schemas_app, name="schemas")
 # Domain command groups register below, one line each (hub stock ..., hub orders ..., hub dlq ...).
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(stock_app, name="stock")
+app.add_typer(orders_app, name="orders")
 
 console = Console()
 err = Console(stderr=True)

@@ -28,6 +28,7 @@ from hub.outbox import OutboxRelay
 from hub.router import Router
 from hub.settings import Settings
 from hub.topology import Names
+from hub.webhooks import WebhookIngress
 from routes.config import HubConfig
 from routes.matching import RouteTable
 
@@ -65,6 +66,7 @@ class Hub:
             settings.publish_timeout_s,
             name=f"commerce-hub publisher {settings.name_prefix}".strip(),
         )
+        self.webhooks = WebhookIngress(config, self.names, self.publisher)
         self._handler_factories = handler_factories
         self._pool: asyncpg.Pool | None = None
         self._broker: RabbitBroker | None = None
@@ -133,7 +135,9 @@ class Hub:
         await self._broker.start()
         if s.http_port:
             self._http = HttpServer(
-                build_app(self.metrics, self.readiness), s.http_host, s.http_port
+                build_app(self.metrics, self.readiness, self.webhooks.routes()),
+                s.http_host,
+                s.http_port,
             )
             await self._http.start()
         self.metrics.ready.set(1)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from hub.bus import Envelope, Publisher
 from hub.errors import PublishNotConfirmed
@@ -54,7 +54,7 @@ class WebhookIngress:
         self._names = names
         self._publisher = publisher
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[BaseRoute]:
         """The Starlette routes the hub's HTTP side mounts."""
         return [Route("/webhooks/{channel}/{event}", self.receive, methods=["POST"])]
 
