@@ -52,8 +52,11 @@ class FlakyHandler:
     async def handle(
         self, inbound: Inbound, conn: Connection | None, now: datetime
     ) -> Sequence[Envelope]:
+        # One delivery attempt may run the handler more than once (the committer may redo a
+        # batch to isolate a failure), so calls close together count as one attempt.
         calls = self.calls[inbound.event.id]
-        calls.append(time.monotonic())
+        if not calls or time.monotonic() - calls[-1] > 0.5:
+            calls.append(time.monotonic())
         if (self.only is None or inbound.event.id == self.only) and len(calls) <= self.failures:
             raise DatabaseUnavailable(f"simulated outage, call {len(calls)}")
         return self.router.envelopes(inbound)
