@@ -2,9 +2,16 @@
 
 Messages handled concurrently (up to the prefetch) queue here; whatever has gathered while the
 previous batch was committing forms the next batch. One transaction claims the inbox ids,
-runs the stateful handlers (each in a savepoint), and writes every resulting message to the
-outbox; after commit the messages are published with confirms, concurrently, and only then
-are the inputs acknowledged. A redelivered id finds its inbox row and is dropped.
+runs the stateful handlers, and writes every resulting message to the outbox; after commit the
+messages are published with confirms, concurrently, and only then are the inputs acknowledged.
+A redelivered id finds its inbox row and is dropped.
+
+Round trips are what limit a batch, so two of them are saved per message or batch:
+- handlers run optimistically in one savepoint for the whole batch; only when one of them
+  fails is the batch's handling rolled back and redone with a savepoint per message, so the
+  failure is isolated (failures are rare: bad input is refused before it gets here);
+- outbox rows that were published are deleted in the next batch's transaction (or by a
+  short idle timer), not by a transaction of their own (which would cost a WAL flush).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import asyncpg
 
 from hub import outbox
 from hub.bus import Envelope, Publisher
+from hub.db import Connection
 from hub.errors import DatabaseUnavailable, HubError, PermanentError, TransientError, one_line
 from hub.handlers import Handler, Inbound
 from hub.metrics import Metrics
@@ -40,6 +48,22 @@ class Outcome:
     kind: Literal["done", "duplicate", "failed"]
     error: HubError | None = None
     published: int = 0
+
+
+class _Isolate(Exception):
+    """A handler failed in the optimistic pass: redo the batch with a savepoint per message."""
+
+    def __init__(self, index: int, error: HubError) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+@dataclass
+class _Plan:
+    outcomes: list[Outcome | None]
+    counts: list[int]
+    to_publish: list[Envelope] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +86,7 @@ class BatchCommitter:
         batch_max: int,
         max_concurrent_batches: int = 4,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sent_flush_s: float = 0.05,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -73,19 +98,40 @@ class BatchCommitter:
         self._queue: asyncio.Queue[_Work] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._sent: list[int] = []  # outbox ids published but not yet deleted
+        self._sent_flush_s = sent_flush_s
+        self._flusher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start gathering batches."""
         self._task = asyncio.create_task(self._gather(), name=f"committer-{self._consumer}")
+        self._flusher = asyncio.create_task(self._flush_sent_loop(), name="committer-sent")
 
     async def stop(self) -> None:
         """Finish the batches in flight, then stop."""
         while not self._queue.empty() or self._inflight:  # noqa: ASYNC110 - drain is rare
             await asyncio.sleep(0.01)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._flush_sent()
+
+    async def _flush_sent(self) -> None:
+        ids, self._sent = self._sent, []
+        try:
+            await outbox.mark_sent(self._pool, ids)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self._sent.extend(ids)  # the relay would re-send them after its grace period
+            log.warning("could not delete %d published outbox rows: %s", len(ids), exc)
+
+    async def _flush_sent_loop(self) -> None:
+        """When no batch comes along to take the deletes with it, do them on their own."""
+        while True:
+            await asyncio.sleep(self._sent_flush_s)
+            if self._sent and not self._inflight:
+                await self._flush_sent()
 
     async def submit_pure(self, inbound: Inbound, envelopes: Sequence[Envelope]) -> Outcome:
         """Commit a message whose effect is only the messages it causes."""
@@ -127,67 +173,98 @@ class BatchCommitter:
 
     async def _commit_and_publish(self, batch: list[_Work]) -> list[Outcome]:
         now = self._clock()
-        outcomes: list[Outcome | None] = [None] * len(batch)
-        to_publish: list[Envelope] = []
-        counts: list[int] = [0] * len(batch)
+        sent, self._sent = self._sent, []
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                if sent:
+                    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
                 claimed = {
                     r["message_id"]
                     for r in await conn.fetch(
                         _CLAIM, self._consumer, [w.inbound.event.id for w in batch]
                     )
                 }
-                released: list[str] = []
-                for i, work in enumerate(batch):
-                    msg_id = work.inbound.event.id
-                    if msg_id not in claimed:
-                        outcomes[i] = Outcome("duplicate")
-                        continue
-                    claimed.discard(msg_id)  # a second copy in the same batch is a duplicate
-                    envelopes = work.envelopes
-                    if work.handler is not None:
-                        try:
-                            async with conn.transaction():
-                                envelopes = await work.handler.handle(work.inbound, conn, now)
-                        except HubError as exc:
-                            outcomes[i] = Outcome("failed", exc)
-                            released.append(msg_id)
-                            continue
-                        except (asyncpg.PostgresError, ValueError, LookupError, TypeError) as exc:
-                            # The savepoint isolated it: only this message fails, and it is
-                            # retried (a deadlock or serialization failure passes on retry; a
-                            # bug is parked after the last attempt), never the whole batch.
-                            if isinstance(exc, asyncpg.PostgresConnectionError):
-                                raise
-                            log.exception("handler for %s failed", work.inbound.event.type)
-                            outcomes[i] = Outcome("failed", TransientError(one_line(exc)))
-                            released.append(msg_id)
-                            continue
-                    counts[i] = len(envelopes)
-                    to_publish.extend(envelopes)
-                if released:  # failed messages must be handled anew when retried or replayed
-                    await conn.execute(
-                        "DELETE FROM inbox WHERE consumer = $1 AND message_id = ANY($2::text[])",
-                        self._consumer,
-                        released,
-                    )
-                ids = await outbox.write(conn, to_publish)
+                plan = await self._handle(conn, batch, claimed, now)
+                ids = await outbox.write(conn, plan.to_publish)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self._sent.extend(sent)
             raise DatabaseUnavailable(one_line(exc)) from exc
+        except BaseException:
+            self._sent.extend(sent)
+            raise
         self._metrics.batch_size.observe(len(batch))
         try:
-            await self._publisher.publish_many(to_publish)
-            await outbox.mark_sent(self._pool, ids)
-            for env in to_publish:
+            await self._publisher.publish_many(plan.to_publish)
+            self._sent.extend(ids)
+            for env in plan.to_publish:
                 self._metrics.published.labels(env.exchange).inc()
-        except (HubError, OSError, asyncpg.PostgresError) as exc:
+        except (HubError, OSError) as exc:
             # Committed: the outbox relay publishes these later, so the inputs are done.
             log.warning("publish after commit failed, outbox relay will send: %s", exc)
         return [
-            o if o is not None else Outcome("done", published=counts[i])
-            for i, o in enumerate(outcomes)
+            o if o is not None else Outcome("done", published=plan.counts[i])
+            for i, o in enumerate(plan.outcomes)
         ]
+
+    async def _handle(
+        self, conn: Connection, batch: list[_Work], claimed: set[str], now: datetime
+    ) -> _Plan:
+        """All handlers in one savepoint; if one fails, again with a savepoint per message."""
+        failed: _Isolate | None = None
+        if any(w.handler is not None for w in batch):
+            try:
+                async with conn.transaction():
+                    return await self._pass(conn, batch, set(claimed), now, isolate=False)
+            except _Isolate as exc:
+                failed = exc
+        return await self._pass(conn, batch, claimed, now, isolate=True, failed=failed)
+
+    async def _pass(
+        self,
+        conn: Connection,
+        batch: list[_Work],
+        claimed: set[str],
+        now: datetime,
+        isolate: bool,
+        failed: _Isolate | None = None,
+    ) -> _Plan:
+        """Handle the batch; the message that failed the optimistic pass is not called again."""
+        plan = _Plan([None] * len(batch), [0] * len(batch))
+        released: list[str] = []
+        for i, work in enumerate(batch):
+            msg_id = work.inbound.event.id
+            if msg_id not in claimed:
+                plan.outcomes[i] = Outcome("duplicate")
+                continue
+            claimed.discard(msg_id)  # a second copy in the same batch is a duplicate
+            envelopes = work.envelopes
+            if failed is not None and failed.index == i:
+                plan.outcomes[i] = Outcome("failed", failed.error)
+                released.append(msg_id)
+                continue
+            if work.handler is not None:
+                if not isolate:
+                    try:
+                        envelopes = await work.handler.handle(work.inbound, conn, now)
+                    except HubError as exc:
+                        raise _Isolate(i, exc) from exc
+                else:
+                    try:
+                        async with conn.transaction():
+                            envelopes = await work.handler.handle(work.inbound, conn, now)
+                    except HubError as exc:
+                        plan.outcomes[i] = Outcome("failed", exc)
+                        released.append(msg_id)
+                        continue
+            plan.counts[i] = len(envelopes)
+            plan.to_publish.extend(envelopes)
+        if released:  # failed messages must be handled anew when retried or replayed
+            await conn.execute(
+                "DELETE FROM inbox WHERE consumer = $1 AND message_id = ANY($2::text[])",
+                self._consumer,
+                released,
+            )
+        return plan
 
 
 def is_permanent(outcome: Outcome) -> bool:

@@ -1,0 +1,300 @@
+"""The measurements: drain throughput of a preloaded queue, open-loop latency, memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import orjson
+
+from bench import messages
+from bench.env import Counter, Env, preload, purge, queue_count
+from bench.proc import Child, py_spy, start_hub, start_relay
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Result:
+    """One row of the results table."""
+
+    name: str
+    fanout: int
+    messages: int
+    expected_out: int
+    delivered_out: int = 0
+    in_per_s: float = 0.0
+    out_per_s: float = 0.0
+    seconds: float = 0.0
+    rss_start_mb: float = 0.0
+    rss_end_mb: float = 0.0
+    rss_peak_mb: float = 0.0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list, repr=False)
+    rate: float = 0.0
+    note: str = ""
+    skipped: bool = False
+
+    def public(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d.pop("latencies")
+        return d
+
+
+async def wait_for(
+    counter: Counter, expected: int, timeout: float, stall: float = 5.0, dt: float = 0.05
+) -> list[tuple[float, int]]:
+    """Sample (time, count) until ``expected`` arrived, ``timeout`` passed or nothing moved."""
+    samples: list[tuple[float, int]] = []
+    start = last_change = time.perf_counter()
+    last = -1
+    while True:
+        n = await counter.total()
+        now = time.perf_counter()
+        samples.append((now, n))
+        if n != last:
+            last, last_change = n, now
+        if n >= expected or now - start > timeout:
+            return samples
+        if n > 0 and now - last_change > stall:
+            return samples
+        await asyncio.sleep(dt)
+
+
+def steady_rate(samples: list[tuple[float, int]]) -> tuple[float, float, float, int]:
+    """Rate between 10% and 90% of what arrived (start-up and tail excluded): rate, t10, t90, n."""
+    final = samples[-1][1]
+    if final == 0:
+        return 0.0, 0.0, 0.0, 0
+    lo = next(s for s in samples if s[1] >= 0.1 * final)
+    hi = next(s for s in samples if s[1] >= 0.9 * final)
+    if hi[0] <= lo[0]:
+        return 0.0, lo[0], hi[0], final
+    return (hi[1] - lo[1]) / (hi[0] - lo[0]), lo[0], hi[0], final
+
+
+def _fill(result: Result, samples: list[tuple[float, int]], child: Child) -> None:
+    rate, t10, _t90, final = steady_rate(samples)
+    result.delivered_out = final
+    result.out_per_s = rate
+    result.in_per_s = rate / max(1, result.fanout)
+    first = next((t for t, n in samples if n > 0), samples[0][0])
+    result.seconds = samples[-1][0] - first
+    result.rss_start_mb = child.rss.at(t10) / MB
+    result.rss_end_mb = child.rss.at(samples[-1][0]) / MB
+    result.rss_peak_mb = child.rss.peak() / MB
+    if final < result.expected_out:
+        result.note = (result.note + f" only {final}/{result.expected_out} arrived").strip()
+
+
+async def _declare_relay_queues(conn: aio_pika.abc.AbstractConnection, names: list[str]) -> None:
+    ch = await conn.channel()
+    for name in names:
+        await ch.declare_queue(
+            name,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": 10,
+                "x-overflow": "reject-publish",
+            },
+        )
+    await ch.close()
+
+
+async def _delete_queues(conn: aio_pika.abc.AbstractConnection, names: list[str]) -> None:
+    ch = await conn.channel()
+    for name in names:
+        with contextlib.suppress(Exception):
+            await ch.queue_delete(name)
+    await ch.close()
+
+
+async def relay_throughput(
+    conn: aio_pika.abc.AbstractConnection,
+    run: str,
+    fanout: int,
+    count: int,
+    prefetch: int,
+    timeout: float,
+) -> Result:
+    """(1) the raw aio-pika relay draining ``count`` preloaded messages to ``fanout`` queues."""
+    base = f"bench{run}.relay{fanout}"
+    source, outs = f"{base}.in", [f"{base}.out.{k}" for k in range(fanout)]
+    await _declare_relay_queues(conn, [source, *outs])
+    result = Result(f"raw relay (prefetch {prefetch})", fanout, count, count * fanout)
+    try:
+        await preload(conn, "", [(source, messages.product(run, i)) for i in range(count)])
+        child = start_relay(source, outs, prefetch)
+        counter = Counter(conn, outs)
+        try:
+            samples = await wait_for(counter, result.expected_out, timeout)
+            _fill(result, samples, child)
+        finally:
+            await counter.close()
+            child.stop()
+    finally:
+        await _delete_queues(conn, [source, *outs])
+    return result
+
+
+Setup = Callable[[aio_pika.abc.AbstractConnection, Env], Any]
+
+
+async def _wait_drained(conn: aio_pika.abc.AbstractConnection, env: Env, settle: float) -> None:
+    for _ in range(600):
+        ready, _consumers = await queue_count(conn, env.names.inbound_queue)
+        if ready == 0:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(settle)
+
+
+async def _wait_consuming(conn: aio_pika.abc.AbstractConnection, env: Env, child: Child) -> None:
+    for _ in range(600):
+        if not child.alive():
+            raise RuntimeError(f"hub exited:\n{child.output()}")
+        _ready, consumers = await queue_count(conn, env.names.inbound_queue)
+        if consumers:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"hub did not start consuming:\n{child.output()}")
+
+
+async def probe(
+    conn: aio_pika.abc.AbstractConnection,
+    env: Env,
+    routing_key: str,
+    body: bytes,
+    out_queue: str,
+    timeout: float = 6.0,
+) -> bool:
+    """Does the running hub answer ``body`` with anything on ``out_queue``? (feature present)"""
+    before, _ = await queue_count(conn, out_queue)
+    await preload(conn, env.names.inbound_exchange, [(routing_key, body)])
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        now, _ = await queue_count(conn, out_queue)
+        if now > before:
+            await purge(conn, [out_queue])
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def hub_throughput(
+    conn: aio_pika.abc.AbstractConnection,
+    name: str,
+    env: Env,
+    items: list[tuple[str, bytes]],
+    out_queues: list[str],
+    per_message: int,
+    timeout: float,
+    hub_settings: dict[str, Any],
+    profile: Path | None = None,
+) -> Result:
+    """(2)/(3) a hub subprocess draining preloaded ``items``; counts arrivals on ``out_queues``."""
+    result = Result(name, len(out_queues), len(items), len(items) * per_message)
+    await preload(conn, env.names.inbound_exchange, items)
+    child = start_hub(env.hub_env(**hub_settings))
+    counter = Counter(conn, out_queues)
+    spy = None
+    try:
+        await _wait_consuming(conn, env, child)
+        if profile is not None:
+            spy = py_spy(child.pid, profile, max(3, int(timeout)))
+        samples = await wait_for(counter, result.expected_out, timeout)
+        _fill(result, samples, child)
+    finally:
+        await counter.close()
+        child.stop()
+        if spy is not None:
+            with contextlib.suppress(Exception):
+                spy.wait(10)
+    return result
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    s = sorted(values)
+
+    def p(q: float) -> float:
+        return s[min(len(s) - 1, int(q * len(s)))]
+
+    return {"p50": p(0.5), "p99": p(0.99), "p99.9": p(0.999), "max": s[-1]}
+
+
+async def open_loop_latency(
+    conn: aio_pika.abc.AbstractConnection,
+    env: Env,
+    name: str,
+    make: Callable[[int], tuple[str, bytes, str]],
+    out_queue: str,
+    rate: float,
+    duration: float,
+    warmup: float = 1.0,
+    child: Child | None = None,
+) -> Result:
+    """(4) send on a fixed schedule (no coordinated omission); latency from the scheduled time."""
+    total = int(rate * duration)
+    result = Result(name, 1, total, total, rate=rate)
+    sent_at: dict[str, float] = {}
+    got: dict[str, float] = {}
+    done = asyncio.Event()
+
+    consume_ch = await conn.channel()
+    await consume_ch.set_qos(prefetch_count=1000)
+    queue = await consume_ch.get_queue(out_queue, ensure=False)
+
+    async def on_message(msg: aio_pika.abc.AbstractIncomingMessage) -> None:
+        now = time.perf_counter()
+        body = orjson.loads(msg.body)
+        key = body.get("correlationid") or body.get("causationid")
+        if key in sent_at and key not in got:
+            got[key] = now
+            if len(got) >= total:
+                done.set()
+
+    tag = await queue.consume(on_message, no_ack=True)
+    pub_ch = await conn.channel(publisher_confirms=False)
+    exchange = await pub_ch.get_exchange(env.names.inbound_exchange, ensure=False)
+    start = time.perf_counter() + 0.2
+    i = 0
+    while i < total:
+        now = time.perf_counter()
+        while i < total and start + i / rate <= now:
+            key_rk, body, key = make(i)
+            sent_at[key] = start + i / rate
+            await exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=key_rk,
+            )
+            i += 1
+        if i < total:
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), timeout=15)
+    await queue.cancel(tag)
+    await pub_ch.close()
+    await consume_ch.close()
+    cut = start + warmup
+    lat = [(got[k] - t) * 1000 for k, t in sent_at.items() if k in got and t >= cut]
+    result.latencies = lat
+    result.latency_ms = percentiles(lat)
+    result.delivered_out = len(got)
+    result.seconds = duration
+    result.in_per_s = result.out_per_s = rate
+    if child is not None:
+        result.rss_peak_mb = child.rss.peak() / MB
+        result.rss_end_mb = child.rss.samples[-1][1] / MB if child.rss.samples else 0
+    missing = total - len(got)
+    if missing:
+        result.note = f"{missing} of {total} never arrived within 15 s"
+    return result
