@@ -11,7 +11,8 @@ import asyncpg
 from adapters import registry as adapter_registry
 from hub import db, topology
 from hub.orders import order_handlers
-from hub.runtime import HandlerFactory, Hub
+from hub.orders.timeouts import OrderSweeper
+from hub.runtime import Clock, HandlerFactory, Hub, ServiceFactory
 from hub.settings import Settings
 from hub.stock.handlers import stock_handlers
 from hub.topology import Names
@@ -24,6 +25,8 @@ HANDLER_FACTORIES: tuple[HandlerFactory, ...] = (
     stock_handlers,
     order_handlers,
 )
+# Background services (started after the consumer's dependencies, stopped before the pool).
+SERVICE_FACTORIES: tuple[ServiceFactory, ...] = (OrderSweeper,)
 
 
 def check_config_file(path: Path) -> list[ConfigError]:
@@ -43,12 +46,16 @@ def check_config_file(path: Path) -> list[ConfigError]:
     ]
 
 
-def build_hub(settings: Settings, config: HubConfig | None = None) -> Hub:
-    """The hub with every domain handler registered: the one composition root."""
+def build_hub(
+    settings: Settings, config: HubConfig | None = None, *, clock: Clock | None = None
+) -> Hub:
+    """The hub with every domain handler and service registered: the one composition root."""
     return Hub(
         settings,
         config or load_config(settings.config_path),
+        clock=clock,
         handler_factories=HANDLER_FACTORIES,
+        service_factories=SERVICE_FACTORIES,
     )
 
 
