@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
@@ -38,6 +39,21 @@ Clock = Callable[[], datetime]
 HandlerFactory = Callable[["Hub"], Mapping[str, Handler]]
 
 
+class Service(Protocol):
+    """A background task a domain runs beside the consumer (order timeouts, ...)."""
+
+    def start(self) -> None:
+        """Start in the background; called once the database and broker are up."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop; called before the pool closes."""
+        ...
+
+
+ServiceFactory = Callable[["Hub"], Service]
+
+
 def load_translators(config: HubConfig) -> dict[str, Translator | None]:
     """Each channel's translator, found by the adapter key its config names."""
     return {name: adapter_registry.load(ch.adapter) for name, ch in config.channels.items()}
@@ -54,6 +70,7 @@ class Hub:
         metrics: Metrics | None = None,
         clock: Clock | None = None,
         handler_factories: tuple[HandlerFactory, ...] = (),
+        service_factories: tuple[ServiceFactory, ...] = (),
     ) -> None:
         self.settings = settings
         self.config = config
@@ -68,6 +85,8 @@ class Hub:
         )
         self.webhooks = WebhookIngress(config, self.names, self.publisher)
         self._handler_factories = handler_factories
+        self._service_factories = service_factories
+        self._services: list[Service] = []
         self._pool: asyncpg.Pool | None = None
         self._broker: RabbitBroker | None = None
         self._committer: BatchCommitter | None = None
@@ -103,6 +122,10 @@ class Hub:
         self._committer.start()
         self._relay = OutboxRelay(self._pool, self.publisher, s.outbox_grace_s, s.outbox_poll_s)
         self._relay.start()
+        for make_service in self._service_factories:
+            service = make_service(self)
+            service.start()
+            self._services.append(service)
         consumer = InboundConsumer(
             Validator(self.config, load_translators(self.config)),
             Router(self.table, self.names, self.config),
@@ -180,6 +203,9 @@ class Hub:
             await self._broker.stop()
         if self._committer is not None:
             await self._committer.stop()
+        for service in reversed(self._services):
+            await service.stop()
+        self._services.clear()
         if self._relay is not None:
             await self._relay.stop()
             try:
