@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -86,6 +87,9 @@ class Party:
 
 
 def _summary(data: dict[str, Any]) -> str:
+    if data.get("reasons"):
+        codes = ", ".join(f"{r.get('code')}: {r.get('message')}" for r in data["reasons"])
+        return f"{data.get('channel_order_id', '')} ({codes})"
     for key in ("status", "available", "erp_order_number", "tracking_number", "invoice_number"):
         if key in data:
             ref = data.get("sku") or data.get("channel_order_id") or data.get("order_id") or ""
@@ -101,14 +105,20 @@ class Erp(Party):
     """The source of truth: products, prices, stock; answers sales orders and invoices them."""
 
     numbers = itertools.count(10001)
-    versions: dict[str, int] = {}
+    # Versions from the clock, so a demo re-run on the same database is always newer.
+    versions = itertools.count(time.time_ns() // 1_000_000)
 
     async def publish_catalog(self) -> None:
         """Products, both price lists, and opening stock."""
         for sku, (name, price, group) in CATALOG.items():
             await self.send(
                 "product.upserted",
-                {"sku": sku, "name": name, "version": 1, "substitution_group": group},
+                {
+                    "sku": sku,
+                    "name": name,
+                    "version": next(self.versions),
+                    "substitution_group": group,
+                },
                 sku,
             )
             for price_list, amount, currency, vat in (
@@ -121,7 +131,7 @@ class Erp(Party):
                         "sku": sku,
                         "price_list": price_list,
                         "vat_rate": vat,
-                        "version": 1,
+                        "version": next(self.versions),
                         "price": {"amount": str(amount), "currency": currency},
                     },
                     sku,
@@ -130,7 +140,7 @@ class Erp(Party):
 
     async def stock(self, sku: str, on_hand: int) -> None:
         """An absolute, versioned stock level, as an ERP reports it."""
-        version = self.versions[sku] = self.versions.get(sku, 0) + 1
+        version = next(self.versions)
         incoming = [{"quantity": 20, "expected_date": str(date.today() + timedelta(days=7))}]
         await self.send(
             "stock.level",
@@ -148,7 +158,7 @@ class Erp(Party):
         """Confirm every sales order, then invoice it a moment later."""
         if type_ != "salesorder.create":
             return
-        number = f"SO{next(self.numbers)}"
+        number = f"SO{time.strftime('%H%M%S')}{next(self.numbers)}"
         await self.send(
             "salesorder.created",
             {"order_id": data["order_id"], "erp_order_number": number},
