@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import asyncpg
 import yaml
 
 from hub import db, topology
@@ -89,11 +90,15 @@ class Env:
         finally:
             await channel.close()
 
-    async def cleanup(self, connection: aio_pika.abc.AbstractConnection) -> None:
+    async def cleanup(self, connection: aio_pika.abc.AbstractConnection | None = None) -> None:
+        """On a fresh connection: the run's one may have died with a broker restart."""
         try:
-            channel = await connection.channel()
-            await topology.delete_all(channel, self.names, self.config.channels)
-            await channel.close()
+            fresh = await aio_pika.connect(BROKER_URL)
+            try:
+                channel = await fresh.channel()
+                await topology.delete_all(channel, self.names, self.config.channels)
+            finally:
+                await fresh.close()
         finally:
             await db.drop_database(self.database_url)
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -187,3 +192,25 @@ async def purge(connection: aio_pika.abc.AbstractConnection, queues: list[str]) 
             await (await channel.get_queue(name, ensure=False)).purge()
     finally:
         await channel.close()
+
+
+async def drop_leftover_databases() -> list[str]:
+    """Databases of earlier runs that died before cleaning up (a broker restart, Ctrl-C)."""
+    admin = await asyncpg.connect(f"{DATABASE_BASE}/postgres")
+    try:
+        names = [
+            r["datname"]
+            for r in await admin.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'hub\\_bench\\_%'"
+            )
+        ]
+        dropped = []
+        for name in names:
+            try:  # no FORCE: a database in use belongs to a run going on right now
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                dropped.append(name)
+            except asyncpg.ObjectInUseError:
+                pass
+        return dropped
+    finally:
+        await admin.close()

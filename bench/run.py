@@ -23,7 +23,7 @@ import aio_pika
 import asyncpg
 
 from bench import messages, report
-from bench.env import BROKER_URL, DATABASE_BASE, Env, preload, purge
+from bench.env import BROKER_URL, DATABASE_BASE, Env, drop_leftover_databases, preload, purge
 from bench.proc import start_hub
 from bench.scenarios import (
     Result,
@@ -108,7 +108,7 @@ async def _seed_orders(conn, env: Env, run: str) -> None:
     await purge(conn, [env.queue(c) for c in env.config.channels])
 
 
-async def orders(conn, run, count, timeout, settings) -> Result:
+async def orders(conn, run, count, timeout, settings, profile=None) -> Result:
     env = Env(1)
     name = "hub order path order.placed -> salesorder.create"
     await env.declare(conn)
@@ -131,9 +131,8 @@ async def orders(conn, run, count, timeout, settings) -> Result:
         items = [
             (f"{shop}.order.placed", messages.order(run, i, shop, ORDER_SKUS)) for i in range(count)
         ]
-        return await hub_throughput(
-            conn, name, env, items, [env.queue("erp")], 1, timeout, settings
-        )
+        out = [env.queue("erp")]
+        return await hub_throughput(conn, name, env, items, out, 1, timeout, settings, profile)
     finally:
         await env.cleanup(conn)
 
@@ -203,6 +202,9 @@ async def full(args) -> list[Result]:
         print(json.dumps(r.public(), default=str), flush=True)
 
     try:
+        dropped = await drop_leftover_databases()
+        if dropped:
+            print(f"dropped databases left by earlier runs: {', '.join(dropped)}")
         extra = await server_versions(conn)
         for n, m in ((1, m1), (5, m5)):
             log(await relay_throughput(conn, run, n, m, args.relay_prefetch, args.timeout))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import aio_pika
 import orjson
 
 from bench import messages
-from bench.env import Counter, Env, preload, purge, queue_count
+from bench.env import BROKER_URL, Counter, Env, preload, purge, queue_count
 from bench.proc import Child, py_spy, start_hub, start_relay
 
 MB = 1024 * 1024
@@ -108,12 +109,14 @@ async def _declare_relay_queues(conn: aio_pika.abc.AbstractConnection, names: li
     await ch.close()
 
 
-async def _delete_queues(conn: aio_pika.abc.AbstractConnection, names: list[str]) -> None:
-    ch = await conn.channel()
-    for name in names:
-        with contextlib.suppress(Exception):
+async def _delete_queues(names: list[str]) -> None:
+    fresh = await aio_pika.connect(BROKER_URL)  # the run's connection may have died
+    try:
+        ch = await fresh.channel()
+        for name in names:
             await ch.queue_delete(name)
-    await ch.close()
+    finally:
+        await fresh.close()
 
 
 async def relay_throughput(
@@ -140,7 +143,7 @@ async def relay_throughput(
             await counter.close()
             child.stop()
     finally:
-        await _delete_queues(conn, [source, *outs])
+        await _delete_queues([source, *outs])
     return result
 
 
@@ -211,6 +214,8 @@ async def hub_throughput(
             spy = py_spy(child.pid, profile, max(3, int(timeout)))
         samples = await wait_for(counter, result.expected_out, timeout)
         _fill(result, samples, child)
+        if result.delivered_out < result.expected_out:
+            print(f"--- {name}: hub log tail ---\n{child.output(3000)}", file=sys.stderr)
     finally:
         await counter.close()
         child.stop()

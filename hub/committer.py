@@ -12,6 +12,10 @@ Round trips are what limit a batch, so two of them are saved per message or batc
   failure is isolated (failures are rare: bad input is refused before it gets here);
 - outbox rows that were published are deleted in the next batch's transaction (or by a
   short idle timer), not by a transaction of their own (which would cost a WAL flush).
+
+Batches with stateful handlers take their transactions one at a time (publishing still
+overlaps): concurrent batches lock the same hot rows (stock of popular SKUs) in different
+orders, and every deadlock PostgreSQL detects costs its ``deadlock_timeout`` plus a retry.
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ class BatchCommitter:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._sent: list[int] = []  # outbox ids published but not yet deleted
+        self._stateful = asyncio.Lock()
         self._sent_flush_s = sent_flush_s
         self._flusher: asyncio.Task[None] | None = None
 
@@ -174,8 +179,9 @@ class BatchCommitter:
     async def _commit_and_publish(self, batch: list[_Work]) -> list[Outcome]:
         now = self._clock()
         sent, self._sent = self._sent, []
+        serial = self._stateful if any(w.handler for w in batch) else contextlib.nullcontext()
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with serial, self._pool.acquire() as conn, conn.transaction():
                 if sent:
                     await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
                 claimed = {
