@@ -240,9 +240,23 @@ async def full(args) -> list[Result]:
     effective = Settings().model_dump(include={"prefetch", "batch_max", "db_pool_max"})
     effective.update(settings)
     effective["relay_prefetch"] = args.relay_prefetch
+    saved = {
+        "results": [{**r.public(), "latencies": r.latencies} for r in results],
+        "versions": extra,
+        "conditions": args.conditions,
+        "settings": effective,
+    }
+    (Path(report.HERE) / "results.json").write_text(json.dumps(saved, default=str))
     path = report.write(results, extra, args.conditions, effective)
     print(f"wrote {path}")
     return results
+
+
+def rerender() -> None:
+    """Write RESULTS.md again from results.json (after editing findings.md)."""
+    saved = json.loads((Path(report.HERE) / "results.json").read_text())
+    results = [Result(**r) for r in saved["results"]]
+    print(report.write(results, saved["versions"], saved["conditions"], saved["settings"]))
 
 
 async def smoke(count: int = 200, fanout: int = 3) -> dict[str, Any]:
@@ -279,7 +293,11 @@ def main() -> None:
     )
     p.add_argument("--profile", help="record a py-spy flame graph of the hub (N=5 routing) here")
     p.add_argument("--conditions", default="local broker and database shared with other work")
+    p.add_argument("--report-only", action="store_true", help="re-render from results.json")
     args = p.parse_args()
+    if args.report_only:
+        rerender()
+        return
     if args.smoke:
         out = asyncio.run(smoke())
         print(json.dumps(out))
