@@ -55,12 +55,27 @@ class Outcome:
 
 
 class _Isolate(Exception):
-    """A handler failed in the optimistic pass: redo the batch with a savepoint per message."""
+    """A handler failed in the optimistic pass: redo the batch with a savepoint per message.
 
-    def __init__(self, index: int, error: HubError) -> None:
+    ``index`` names the failing message when it is known (it is then not called again); a
+    failure inside a batch call (``handle_many``) does not say which message was at fault.
+    """
+
+    def __init__(self, index: int | None, error: HubError) -> None:
         super().__init__(index, error)
         self.index = index
         self.error = error
+
+
+# What a handler may raise that is a fault of its message or of the moment, not of the batch.
+_HANDLER_FAULTS = (asyncpg.PostgresError, ValueError, LookupError, TypeError, AssertionError)
+
+
+def _as_hub_error(exc: BaseException) -> HubError:
+    """Foreign handler failures become transient (retried, then parked after the last attempt)."""
+    if isinstance(exc, HubError):
+        return exc
+    return TransientError(f"handler failed: {one_line(exc)}")
 
 
 @dataclass
@@ -237,33 +252,41 @@ class BatchCommitter:
         """Handle the batch; the message that failed the optimistic pass is not called again."""
         plan = _Plan([None] * len(batch), [0] * len(batch))
         released: list[str] = []
+        fresh: list[int] = []
         for i, work in enumerate(batch):
             msg_id = work.inbound.event.id
             if msg_id not in claimed:
                 plan.outcomes[i] = Outcome("duplicate")
                 continue
             claimed.discard(msg_id)  # a second copy in the same batch is a duplicate
-            envelopes = work.envelopes
             if failed is not None and failed.index == i:
                 plan.outcomes[i] = Outcome("failed", failed.error)
                 released.append(msg_id)
                 continue
-            if work.handler is not None:
-                if not isolate:
-                    try:
-                        envelopes = await work.handler.handle(work.inbound, conn, now)
-                    except HubError as exc:
-                        raise _Isolate(i, exc) from exc
-                else:
-                    try:
-                        async with conn.transaction():
-                            envelopes = await work.handler.handle(work.inbound, conn, now)
-                    except HubError as exc:
-                        plan.outcomes[i] = Outcome("failed", exc)
-                        released.append(msg_id)
-                        continue
-            plan.counts[i] = len(envelopes)
-            plan.to_publish.extend(envelopes)
+            fresh.append(i)
+        results: dict[int, Sequence[Envelope]] = {}
+        for run in _runs(batch, fresh, batched=not isolate):
+            handler = batch[run[0]].handler
+            if handler is None:
+                results.update((i, batch[i].envelopes) for i in run)
+            elif not isolate:
+                await self._optimistic(conn, handler, batch, run, now, results)
+            else:
+                i = run[0]
+                try:
+                    async with conn.transaction():
+                        results[i] = await handler.handle(batch[i].inbound, conn, now)
+                except asyncpg.PostgresConnectionError:
+                    raise
+                except (HubError, *_HANDLER_FAULTS) as exc:
+                    if not isinstance(exc, HubError):
+                        log.exception("handler for %s failed", batch[i].inbound.event.type)
+                    plan.outcomes[i] = Outcome("failed", _as_hub_error(exc))
+                    released.append(batch[i].inbound.event.id)
+        for i in fresh:
+            if i in results:
+                plan.counts[i] = len(results[i])
+                plan.to_publish.extend(results[i])
         if released:  # failed messages must be handled anew when retried or replayed
             await conn.execute(
                 "DELETE FROM inbox WHERE consumer = $1 AND message_id = ANY($2::text[])",
@@ -271,6 +294,50 @@ class BatchCommitter:
                 released,
             )
         return plan
+
+    async def _optimistic(
+        self,
+        conn: Connection,
+        handler: Handler,
+        batch: list[_Work],
+        run: list[int],
+        now: datetime,
+        results: dict[int, Sequence[Envelope]],
+    ) -> None:
+        """One call for a run of messages when the handler can take many, else one each."""
+        many = getattr(handler, "handle_many", None)
+        try:
+            if many is not None and len(run) > 1:
+                outputs = await many([batch[i].inbound for i in run], conn, now)
+                results.update(zip(run, outputs, strict=True))
+                return
+            for i in run:
+                try:
+                    results[i] = await handler.handle(batch[i].inbound, conn, now)
+                except asyncpg.PostgresConnectionError:
+                    raise
+                except (HubError, *_HANDLER_FAULTS) as exc:
+                    raise _Isolate(i, _as_hub_error(exc)) from exc
+        except asyncpg.PostgresConnectionError:
+            raise
+        except _Isolate:
+            raise
+        except (HubError, *_HANDLER_FAULTS) as exc:
+            raise _Isolate(None, _as_hub_error(exc)) from exc
+
+
+def _runs(batch: list[_Work], indexes: list[int], batched: bool) -> list[list[int]]:
+    """Messages grouped by handler (in arrival order), so a batch-capable handler is called once.
+
+    Messages in one batch arrived concurrently, so their relative order across types carries
+    no meaning; within a type the arrival order is kept.
+    """
+    if not batched:
+        return [[i] for i in indexes]
+    groups: dict[int, list[int]] = {}
+    for i in indexes:
+        groups.setdefault(id(batch[i].handler), []).append(i)
+    return list(groups.values())
 
 
 def is_permanent(outcome: Outcome) -> bool:

@@ -22,8 +22,11 @@ def caused_event(
     data: dict[str, Any] | None = None,
     type: str | None = None,
 ) -> CloudEvent:
-    """An event caused by ``cause``: stable id from (cause, key), correlation carried over."""
-    return CloudEvent(
+    """An event caused by ``cause``: stable id from (cause, key), correlation carried over.
+
+    Built without re-validation: every part comes from validated models or from the hub.
+    """
+    return CloudEvent.model_construct(
         id=derived_id(cause.id, key),
         source=source,
         type=type or (message.TYPE if message else cause.type),

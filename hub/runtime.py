@@ -12,6 +12,7 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue
+from faststream.rabbit.message import RabbitMessage
 from yarl import URL
 
 from adapters import registry as adapter_registry
@@ -52,6 +53,12 @@ class Service(Protocol):
 
 
 ServiceFactory = Callable[["Hub"], Service]
+
+
+async def _raw_message(message: RabbitMessage) -> RabbitMessage:
+    """FastStream's decode step handing over the message itself; async, so it runs inline
+    (a plain function would be sent to a thread pool for every message)."""
+    return message
 
 
 def load_translators(config: HubConfig) -> dict[str, Translator | None]:
@@ -153,7 +160,7 @@ class Hub:
             declare=False,
         )
         self._broker.subscriber(
-            queue, ack_policy=AckPolicy.MANUAL, no_reply=True, decoder=lambda m: m
+            queue, ack_policy=AckPolicy.MANUAL, no_reply=True, decoder=_raw_message
         )(consumer)
         await self._broker.start()
         if s.http_port:

@@ -32,8 +32,21 @@ class CloudEvent(BaseModel):
     data: dict[str, Any]
 
     def to_bytes(self) -> bytes:
-        """Serialise for the wire (orjson; Decimal and datetime already JSON-safe via dump)."""
-        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+        """Serialise for the wire: orjson straight from the fields (``data`` is JSON-ready)."""
+        doc: dict[str, Any] = {
+            "specversion": self.specversion,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time,
+            "datacontenttype": self.datacontenttype,
+        }
+        for key in ("subject", "dataschemaversion", "correlationid", "causationid"):
+            value = getattr(self, key)
+            if value is not None:
+                doc[key] = value
+        doc["data"] = self.data
+        return orjson.dumps(doc, option=orjson.OPT_UTC_Z)
 
     @classmethod
     def from_bytes(cls, body: bytes) -> CloudEvent:

@@ -89,15 +89,31 @@ async def availability_changes(
     conn: Connection,
     ctx: StockContext,
     skus: Collection[str],
-    cause: CloudEvent,
+    cause: CloudEvent | Mapping[str, CloudEvent],
     *,
     force: bool = False,
     only_channel: str | None = None,
 ) -> list[Envelope]:
+    """The messages of ``changes_by_sku`` without their SKUs."""
+    found = await changes_by_sku(conn, ctx, skus, cause, force=force, only_channel=only_channel)
+    return [envelope for _, envelope in found]
+
+
+async def changes_by_sku(
+    conn: Connection,
+    ctx: StockContext,
+    skus: Collection[str],
+    cause: CloudEvent | Mapping[str, CloudEvent],
+    *,
+    force: bool = False,
+    only_channel: str | None = None,
+) -> list[tuple[str, Envelope]]:
     """``stock.availability`` for every channel whose figure of these SKUs (or kits) changed.
 
     Records what was sent, so call it inside the transaction that made the change. With
     ``force`` every figure is sent, changed or not (resync), to ``only_channel`` if given.
+    ``cause`` is one event, or one per SKU for a batch (a kit takes the first one's).
+    Each message comes with the SKU it is about.
     """
     if not skus:
         return []
@@ -118,7 +134,16 @@ async def availability_changes(
     if not changed:
         return []
     await _record(conn, changed, now)
-    return [_envelope(ctx.names, cause, ch, sku, fig, v, now) for ch, sku, fig, v in changed]
+
+    def cause_of(sku: str) -> CloudEvent:
+        if isinstance(cause, CloudEvent):
+            return cause
+        return cause.get(sku) or next(iter(cause.values()))
+
+    return [
+        (sku, _envelope(ctx.names, cause_of(sku), ch, sku, fig, v, now))
+        for ch, sku, fig, v in changed
+    ]
 
 
 async def _record(

@@ -21,7 +21,7 @@ from hub.metrics import Metrics
 from hub.outgoing import caused_event, to_channel
 from hub.router import Router
 from hub.stock import ledger, reservations
-from hub.stock.availability import StockContext, availability_changes
+from hub.stock.availability import StockContext, availability_changes, changes_by_sku
 from schemas.catalog import ProductUpserted
 from schemas.inventory import (
     ReleaseStock,
@@ -76,6 +76,40 @@ class StockLevelHandler:
                 return []
             return await availability_changes(db, self._ctx, [level.sku], inbound.event)
 
+    async def handle_many(
+        self, inbounds: Sequence[Inbound], conn: Connection | None, now: datetime
+    ) -> list[Sequence[Envelope]]:
+        """A batch in three round trips: apply all, one snapshot, one record of what was sent.
+
+        The messages a SKU's new figure causes are attributed to the last level that changed
+        that SKU; the other levels of the batch report no messages of their own.
+        """
+        levels: list[StockLevel] = []
+        for inbound in inbounds:
+            level = inbound.message
+            assert isinstance(level, StockLevel)
+            if not self._ctx.table.to_hub(inbound.event.source, StockLevel.TYPE):
+                raise BusinessRuleViolation(
+                    f"channel {inbound.event.source!r} may not report stock (no route)"
+                )
+            levels.append(level)
+        db = _need(conn)
+        async with _contention():
+            applied = await ledger.apply_levels(db, levels, now)
+            last: dict[str, int] = {}  # SKU -> position of the last level applied for it
+            for position, (level, ok) in enumerate(zip(levels, applied, strict=True)):
+                if ok:
+                    last[level.sku] = position
+            if applied.count(False):
+                self._metrics.stale_stock.inc(applied.count(False))
+            causes = {sku: inbounds[position].event for sku, position in last.items()}
+            found = await changes_by_sku(db, self._ctx, list(causes), causes) if causes else []
+        out: list[list[Envelope]] = [[] for _ in inbounds]
+        fallback = next(iter(last.values()), 0)
+        for sku, envelope in found:
+            out[last.get(sku, fallback)].append(envelope)
+        return list(out)
+
 
 class ProductFactsHandler:
     """Keeps kit components and substitution groups, then routes the product on as before."""
@@ -99,6 +133,30 @@ class ProductFactsHandler:
             if stored and product.is_kit:
                 out += await availability_changes(db, self._ctx, [product.sku], inbound.event)
         return out
+
+    async def handle_many(
+        self, inbounds: Sequence[Inbound], conn: Connection | None, now: datetime
+    ) -> list[Sequence[Envelope]]:
+        """Many products in a few statements; kits whose composition changed get figures."""
+        products: list[ProductUpserted] = []
+        for inbound in inbounds:
+            product = inbound.message
+            assert isinstance(product, ProductUpserted)
+            products.append(product)
+        db = _need(conn)
+        async with _contention():
+            stored = await ledger.store_products(db, products)
+            kits = {
+                p.sku: position
+                for position, p in enumerate(products)
+                if p.is_kit and p.sku in stored
+            }
+            causes = {sku: inbounds[position].event for sku, position in kits.items()}
+            found = await changes_by_sku(db, self._ctx, list(kits), causes) if kits else []
+        out: list[list[Envelope]] = [list(self._router.envelopes(i)) for i in inbounds]
+        for sku, envelope in found:
+            out[kits.get(sku, 0)].append(envelope)
+        return list(out)
 
 
 class ReserveHandler:

@@ -7,7 +7,7 @@ Every function takes the caller's connection, so it runs inside the caller's tra
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -54,6 +54,62 @@ async def apply_level(conn: Connection, level: StockLevel, now: datetime) -> boo
         now,
     )
     return applied
+
+
+async def apply_levels(conn: Connection, levels: Sequence[StockLevel], now: datetime) -> list[bool]:
+    """Apply many levels in one round trip (all SKUs locked first, in order); False = stale."""
+    doc = [
+        {
+            "sku": lv.sku,
+            "location": lv.location,
+            "on_hand": lv.on_hand,
+            "committed": lv.committed,
+            "version": lv.version,
+            "included": list(lv.included_order_ids),
+            "dates": [r.expected_date for r in lv.incoming],
+            "quantities": [r.quantity for r in lv.incoming],
+        }
+        for lv in levels
+    ]
+    applied: list[bool] = await conn.fetchval(
+        "SELECT stock_apply_levels($1::jsonb, $2)", orjson.dumps(doc).decode(), now
+    )
+    return applied
+
+
+async def store_products(conn: Connection, products: Sequence[ProductUpserted]) -> set[str]:
+    """Keep many products' stock facts in a few statements; returns the SKUs that changed."""
+    latest: dict[str, ProductUpserted] = {}
+    for p in products:  # one row per SKU per statement: the highest version wins
+        if p.sku not in latest or latest[p.sku].version < p.version:
+            latest[p.sku] = p
+    rows = await conn.fetch(
+        "INSERT INTO stock_products AS p (sku, substitution_group, active, version)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[])"
+        " ON CONFLICT (sku) DO UPDATE SET"
+        " substitution_group = EXCLUDED.substitution_group, active = EXCLUDED.active,"
+        " version = EXCLUDED.version WHERE p.version < EXCLUDED.version RETURNING sku",
+        list(latest),
+        [p.substitution_group for p in latest.values()],
+        [p.active for p in latest.values()],
+        [p.version for p in latest.values()],
+    )
+    stored = {r["sku"] for r in rows}
+    if not stored:
+        return stored
+    await conn.execute(
+        "DELETE FROM stock_kit_components WHERE kit_sku = ANY($1::text[])", list(stored)
+    )
+    components = [(s, c.sku, c.quantity) for s in stored for c in latest[s].components]
+    if components:
+        await conn.execute(
+            "INSERT INTO stock_kit_components (kit_sku, component_sku, quantity)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::int[])",
+            [k for k, _, _ in components],
+            [c for _, c, _ in components],
+            [q for _, _, q in components],
+        )
+    return stored
 
 
 async def snapshot(conn: Connection, skus: Collection[str], *, lock: bool = True) -> Snapshot:
