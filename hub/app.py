@@ -10,6 +10,7 @@ import asyncpg
 
 from adapters import registry as adapter_registry
 from hub import db, topology
+from hub.delivery import DeliveryService
 from hub.orders import order_handlers
 from hub.orders.timeouts import OrderSweeper
 from hub.runtime import Clock, HandlerFactory, Hub, ServiceFactory
@@ -26,7 +27,7 @@ HANDLER_FACTORIES: tuple[HandlerFactory, ...] = (
     order_handlers,
 )
 # Background services (started after the consumer's dependencies, stopped before the pool).
-SERVICE_FACTORIES: tuple[ServiceFactory, ...] = (OrderSweeper,)
+SERVICE_FACTORIES: tuple[ServiceFactory, ...] = (OrderSweeper, DeliveryService)
 
 
 def check_config_file(path: Path) -> list[ConfigError]:

@@ -72,6 +72,25 @@ class Metrics:
             "Stock levels dropped because their version was old",
             registry=r,
         )
+        self.deliveries = Counter(
+            "hub_deliveries_total",
+            "HTTP delivery to a channel's API: ok, retry (per failed attempt), parked, coalesced",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.delivery_responses = Counter(
+            "hub_delivery_responses_total",
+            "Answers from channels' APIs by HTTP status ('error'/'timeout': none); alert on 429",
+            ["channel", "status"],
+            registry=r,
+        )
+        self.delivery_seconds = Histogram(
+            "hub_delivery_seconds",
+            "From taking a message off hub.out.<channel> to the channel API's 2xx",
+            ["channel"],
+            registry=r,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
         self.oversell = Counter(
             "hub_oversell_total",
             "Reservations that would have driven stock negative (must stay 0)",

@@ -1,0 +1,161 @@
+"""The line of messages waiting for a channel's rate limit, where stale stock figures drop out.
+
+A marketplace that accepts 2 requests a second cannot take 50 stock updates for 3 SKUs; it
+only needs the newest figure of each. While messages wait for a token they sit here, and a
+newer ``stock.availability`` for a SKU takes the place of the older one still waiting (the
+older is acked unsent and counted). At most one message per SKU is in flight, so a figure
+never overtakes a newer one on the way to the channel, even while it is being retried; and a
+figure no newer than the last one delivered (a late duplicate: ``hub.out`` is at-least-once)
+is dropped rather than put stale stock back on sale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from schemas.envelope import CloudEvent
+from schemas.inventory import StockAvailability
+
+Order = tuple[int, float]
+"""How new a figure is: its ``version``, then its ``computed_at`` (as a timestamp)."""
+
+
+@dataclass(eq=False)
+class Item:
+    """One message taken off the channel's queue, with what coalescing needs to know of it."""
+
+    raw: AbstractIncomingMessage
+    event: CloudEvent
+    received: float
+    key: str | None = None
+    order: Order = (0, 0.0)
+    prior_attempts: int = 0
+
+
+def stock_key(event: CloudEvent) -> tuple[str, Order] | None:
+    """The SKU and newness of a ``stock.availability``; None for anything else (never dropped)."""
+    if event.type != StockAvailability.TYPE:
+        return None
+    data = event.data
+    sku, version, computed_at = data.get("sku"), data.get("version"), data.get("computed_at")
+    if not isinstance(sku, str) or not isinstance(version, int) or isinstance(version, bool):
+        return None
+    at = 0.0
+    if isinstance(computed_at, str):
+        try:
+            at = datetime.fromisoformat(computed_at).timestamp()
+        except ValueError:
+            at = 0.0
+    return sku, (version, at)
+
+
+class Backlog:
+    """Messages waiting for a token, in arrival order, one per SKU in flight at a time.
+
+    With ``coalesce`` an arrival replaces the older figure of its SKU still waiting (keeping
+    its place in the line), and an arrival older than the one waiting or in flight, or no
+    newer than the last delivered (remembered for the ``remember`` most recent SKUs), is
+    dropped. Dropped items are returned to the caller, which acks them. Without ``coalesce``
+    nothing is dropped, but a SKU's figures still go one at a time, in order.
+    """
+
+    def __init__(self, coalesce: bool, remember: int = 100_000) -> None:
+        self.coalesce = coalesce
+        self._line: dict[int, Item] = {}
+        self._slot_of: dict[str, int] = {}
+        self._busy: dict[str, Item] = {}
+        self._delivered: OrderedDict[str, Order] = OrderedDict()
+        self._remember = remember
+        self._next_slot = 0
+        self._changed = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._line)
+
+    @property
+    def in_flight(self) -> int:
+        """SKUs with a figure on its way to the channel (or held for a retry)."""
+        return len(self._busy)
+
+    def add(self, item: Item) -> list[Item]:
+        """Queue an arrival; returns the items it made redundant, to ack as coalesced."""
+        key = item.key
+        if self.coalesce and key is not None:
+            flying = self._busy.get(key)
+            if flying is not None and item.order < flying.order:
+                return [item]
+            last = self._delivered.get(key)
+            if last is not None and item.order <= last:
+                return [item]
+            slot = self._slot_of.get(key)
+            if slot is not None:
+                waiting = self._line[slot]
+                if item.order < waiting.order:
+                    return [item]
+                self._line[slot] = item  # equal order: keep the later delivery (a redelivery)
+                return [waiting]
+        slot = self._next_slot
+        self._next_slot += 1
+        self._line[slot] = item
+        if self.coalesce and key is not None:
+            self._slot_of[key] = slot
+        self._changed.set()
+        return []
+
+    def _first_ready(self) -> tuple[int, Item] | None:
+        for slot, item in self._line.items():
+            if item.key is None or item.key not in self._busy:
+                return slot, item
+        return None
+
+    async def wait_ready(self) -> None:
+        """Wait until some item may go (its SKU is not in flight); it stays in the line."""
+        while self._first_ready() is None:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def take(self) -> Item | None:
+        """Take the first item that may go and mark its SKU in flight; None when none may."""
+        found = self._first_ready()
+        if found is None:
+            return None
+        slot, item = found
+        del self._line[slot]
+        if item.key is not None:
+            if self._slot_of.get(item.key) == slot:
+                del self._slot_of[item.key]
+            self._busy[item.key] = item
+        return item
+
+    def superseded(self, item: Item) -> bool:
+        """Whether a newer figure of the item's SKU is waiting: retrying this one is wasted."""
+        if not self.coalesce or item.key is None:
+            return False
+        slot = self._slot_of.get(item.key)
+        return slot is not None and self._line[slot].order > item.order
+
+    def done(self, item: Item, delivered: bool = False) -> None:
+        """The item is settled (delivered, parked or handed back): its SKU may go again."""
+        key = item.key
+        if key is None:
+            return
+        if delivered and self.coalesce:
+            last = self._delivered.pop(key, None)
+            self._delivered[key] = item.order if last is None else max(last, item.order)
+            if len(self._delivered) > self._remember:
+                self._delivered.popitem(last=False)
+        if self._busy.get(key) is item:
+            del self._busy[key]
+            self._changed.set()
+
+    def clear(self) -> list[Item]:
+        """Empty the line (on stop); the unacked items go back to the queue with the channel."""
+        items = list(self._line.values())
+        self._line.clear()
+        self._slot_of.clear()
+        return items

@@ -1,0 +1,421 @@
+"""HTTP delivery against real APIs on loopback, with the real broker, database and hub.
+
+Each test runs a small Starlette app under uvicorn as the channel's API: it records every
+request (arrival time, headers, body) and answers as the test scripts it (200, 429 with
+Retry-After, 503, 400), so what is asserted is what a channel would have seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import orjson
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hub.app import HANDLER_FACTORIES
+from hub.bus import Envelope
+from hub.delivery import DeliveryPolicy, DeliveryService
+from hub.outgoing import to_channel
+from hub.runtime import Hub
+from hub.settings import Settings
+from routes.config import DeliveryConfig, HubConfig
+from schemas.envelope import CONTENT_TYPE, derived_id, new_event
+from schemas.inventory import StockAvailability
+
+pytestmark = pytest.mark.integration
+
+SHOP = "webshop-nl"  # adapter shopify: stock goes out as {"sku", "available"}
+Answer = Callable[["Seen"], tuple[int, dict[str, str], bytes]]
+OK: tuple[int, dict[str, str], bytes] = (200, {}, b'{"ok": true}')
+
+
+@dataclass
+class Seen:
+    """One request as the channel's API received it, and what it answered."""
+
+    at: float
+    headers: dict[str, str]
+    body: bytes
+    tries: int
+    status: int = 0
+
+    @property
+    def key(self) -> str:
+        return self.headers["idempotency-key"]
+
+    @property
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+class ChannelApi:
+    """A channel's HTTP API on a loopback port: records requests, answers as scripted."""
+
+    def __init__(self, answer: Answer | None = None, port: int = 0) -> None:
+        self.seen: list[Seen] = []
+        self.tries: Counter[str] = Counter()
+        self.answer = answer or (lambda _: OK)
+        self.port = port
+        app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._task: asyncio.Task[None] | None = None
+
+    async def _handle(self, request: Request) -> Response:
+        body = await request.body()
+        key = request.headers.get("idempotency-key", "")
+        self.tries[key] += 1
+        seen = Seen(time.monotonic(), dict(request.headers), body, self.tries[key])
+        self.seen.append(seen)
+        status, headers, text = self.answer(seen)
+        seen.status = status
+        return Response(text, status_code=status, headers=headers)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/admin/api/inventory_levels/set.json"
+
+    async def start(self) -> ChannelApi:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self.port = sock.getsockname()[1]
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            assert not self._task.done(), "the fake API did not start"
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._server.should_exit = True
+            await self._task
+
+    def ok(self) -> list[Seen]:
+        return [s for s in self.seen if 200 <= s.status < 300]
+
+    async def wait_ok(self, n: int, timeout: float = 15.0) -> list[Seen]:
+        await until(lambda: len(self.ok()) >= n, timeout)
+        return self.ok()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Callable[..., Awaitable[ChannelApi]]]:
+    started: list[ChannelApi] = []
+
+    async def factory(answer: Answer | None = None, port: int = 0) -> ChannelApi:
+        server = await ChannelApi(answer, port).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+async def hub_with(isolated: Settings) -> AsyncIterator[Callable[..., Awaitable[Hub]]]:
+    """A real hub whose delivery service uses the given policy (the others use the default)."""
+    running: list[Hub] = []
+
+    async def factory(config: HubConfig, policy: DeliveryPolicy) -> Hub:
+        hub = Hub(
+            isolated,
+            config,
+            handler_factories=HANDLER_FACTORIES,
+            service_factories=(partial(DeliveryService, policy=policy),),
+        )
+        await hub.start()
+        running.append(hub)
+        return hub
+
+    yield factory
+    for hub in reversed(running):
+        await hub.stop()
+
+
+def over_http(
+    config: HubConfig, url: str, channel: str = SHOP, secret: str | None = None, **delivery: Any
+) -> HubConfig:
+    """The config with one channel's delivery switched to the hub's HTTP worker."""
+    ch = config.channels[channel]
+    settings = {**ch.settings, "webhook_secret": secret} if secret else ch.settings
+    switched = ch.model_copy(
+        update={
+            "delivery": DeliveryConfig(transport="http", url=url, **delivery),
+            "settings": settings,
+        }
+    )
+    return config.model_copy(update={"channels": {**config.channels, channel: switched}})
+
+
+def figure(hub: Hub, sku: str, available: int, version: int = 1) -> Envelope:
+    """A stock.availability for the shop, as the hub puts it on hub.out."""
+    message = StockAvailability(
+        channel=SHOP, sku=sku, available=available, computed_at=datetime.now(UTC), version=version
+    )
+    event = new_event(source="hub", type=message.TYPE, data=message.model_dump(mode="json"))
+    return to_channel(hub.names, SHOP, event)
+
+
+async def put_out(bus: Any, *envelopes: Envelope) -> None:
+    exchange = await bus.channel.get_exchange(bus.names.outbound_exchange, ensure=False)
+    for e in envelopes:
+        await exchange.publish(e.to_amqp(), routing_key=e.routing_key)
+
+
+def stock_level(sku: str, on_hand: int, version: int) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "erp",
+        "type": "stock.level",
+        "time": datetime.now(UTC).isoformat(),
+        "data": {"sku": sku, "location": "main", "on_hand": on_hand, "version": version},
+    }
+
+
+def count(hub: Hub, name: str, **labels: str) -> float:
+    return hub.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def outcome(hub: Hub, what: str) -> float:
+    return count(hub, "hub_deliveries_total", channel=SHOP, outcome=what)
+
+
+async def test_a_figure_the_hub_publishes_is_posted_in_shopify_format_and_signed(
+    start_hub, bus, example_config, api
+):
+    shop = await api()
+    hub = await start_hub(over_http(example_config, shop.url, secret="s3cret"))
+    level = stock_level("DESK-1", 10, 1)
+    await bus.publish("erp.stock.level", level)
+
+    [seen] = await shop.wait_ok(1)
+    assert seen.json == {"sku": "DESK-1", "available": 8}  # safety buffer 2
+    assert seen.headers["content-type"] == "application/json"
+    assert seen.headers["x-hub-message-type"] == "stock.availability"
+    assert seen.key == derived_id(level["id"], "availability/webshop-nl/DESK-1/1")
+    mac = hmac.new(b"s3cret", seen.body, hashlib.sha256).hexdigest()
+    assert seen.headers["x-hub-signature-256"] == f"sha256={mac}"
+    await until(lambda: outcome(hub, "ok") == 1)
+    assert count(hub, "hub_delivery_responses_total", channel=SHOP, status="200") == 1
+    assert count(hub, "hub_delivery_seconds_count", channel=SHOP) == 1
+    # Channels still on AMQP keep getting their queue as before.
+    [uk] = await bus.bodies(bus.names.channel_queue("webshop-uk"), expect=1)
+    assert uk["data"]["sku"] == "DESK-1"
+
+
+async def test_a_canonical_channel_gets_the_cloudevent_as_published(
+    start_hub, bus, example_config, api
+):
+    wms = await api()
+    hub = await start_hub(over_http(example_config, wms.url, channel="warehouse"))
+    event = new_event(source="hub", type="pick.request", data={"pick_id": "P-1"})
+    await put_out(bus, to_channel(hub.names, "warehouse", event))
+    [seen] = await wms.wait_ok(1)
+    assert seen.body == event.to_bytes()
+    assert seen.headers["content-type"] == CONTENT_TYPE
+    assert seen.key == event.id and "x-hub-signature-256" not in seen.headers
+
+
+async def test_the_token_bucket_caps_the_rate(start_hub, bus, example_config, api):
+    shop = await api()
+    hub = await start_hub(over_http(example_config, shop.url, rate_per_second=10, burst=5))
+    await put_out(bus, *(figure(hub, f"RATE-{i}", i) for i in range(20)))
+
+    seen = await shop.wait_ok(20)
+    times = sorted(s.at for s in seen)
+    assert times[-1] - times[0] >= 1.4  # 5 at once, then 15 at 10/s: 1.5 s
+    assert sum(1 for t in times if t < times[0] + 1.0) <= 5 + 10 + 1
+    assert {s.json["sku"]: s.json["available"] for s in seen} == {f"RATE-{i}": i for i in range(20)}
+    await until(lambda: outcome(hub, "ok") == 20)
+
+
+async def test_429_with_retry_after_pauses_the_channel_then_all_arrive(
+    start_hub, bus, example_config, api
+):
+    def throttle_first(s: Seen) -> tuple[int, dict[str, str], bytes]:
+        first = s.json["sku"] == "T-0" and s.tries == 1
+        return (429, {"Retry-After": "1"}, b"slow down") if first else OK
+
+    shop = await api(throttle_first)
+    hub = await start_hub(over_http(example_config, shop.url, rate_per_second=50, burst=1))
+    await put_out(bus, *(figure(hub, f"T-{i}", i) for i in range(5)))
+
+    ok = await shop.wait_ok(5)
+    assert sorted(s.json["sku"] for s in ok) == [f"T-{i}" for i in range(5)]
+    [throttled] = [s for s in shop.seen if s.status == 429]
+    [retried] = [s for s in ok if s.key == throttled.key]
+    assert retried.at - throttled.at >= 1.0
+    # Nothing new went out during the pause (a request already on its way may land just after).
+    assert not [s for s in shop.seen if throttled.at + 0.25 <= s.at < throttled.at + 1.0]
+    assert count(hub, "hub_delivery_responses_total", channel=SHOP, status="429") == 1
+    await until(lambda: outcome(hub, "ok") == 5)
+    assert outcome(hub, "retry") == 1 and outcome(hub, "parked") == 0
+    assert await bus.drain(bus.names.dead_queue, expect=0, settle=0.2) == []
+
+
+async def test_503_is_retried_with_growing_back_off_without_holding_up_others(
+    start_hub, bus, example_config, api
+):
+    def twice_down(s: Seen) -> tuple[int, dict[str, str], bytes]:
+        return (503, {}, b"maintenance") if s.json["sku"] == "F-1" and s.tries <= 2 else OK
+
+    shop = await api(twice_down)
+    hub = await start_hub(over_http(example_config, shop.url))
+    await put_out(bus, figure(hub, "F-1", 1))
+    await until(lambda: len(shop.seen) >= 1)
+    await put_out(bus, figure(hub, "G-1", 7))
+
+    ok = await shop.wait_ok(2)
+    tries = [s for s in shop.seen if s.json["sku"] == "F-1"]
+    assert [s.status for s in tries] == [503, 503, 200]
+    assert len({s.key for s in tries}) == 1  # the same message, the same Idempotency-Key
+    first_gap, second_gap = tries[1].at - tries[0].at, tries[2].at - tries[1].at
+    assert first_gap >= 1.0 and second_gap >= 2.0  # doubling from the default 1 s
+    assert [s.json["sku"] for s in ok] == ["G-1", "F-1"]  # the other went meanwhile
+    await until(lambda: outcome(hub, "ok") == 2)
+    assert outcome(hub, "retry") == 2
+
+
+async def test_a_permanent_400_is_parked_with_the_status_and_body(
+    start_hub, bus, example_config, api
+):
+    reply = b'{"errors": {"inventory_item_id": ["expected Integer to be a id"]}}'
+    shop = await api(lambda s: (400, {}, reply) if s.json["sku"] == "BAD-1" else OK)
+    hub = await start_hub(over_http(example_config, shop.url))
+    bad = figure(hub, "BAD-1", 3)
+    await put_out(bus, bad, figure(hub, "GOOD-1", 4))
+
+    [parked] = await bus.drain(bus.names.dead_queue, expect=1)
+    h = parked.headers
+    assert h["x-hub-error-type"] == "delivery_refused"
+    assert "HTTP 400" in h["x-hub-error"] and "expected Integer to be a id" in h["x-hub-error"]
+    assert h["x-hub-failed-queue"] == bus.names.channel_queue(SHOP)
+    assert h["x-hub-attempts"] == 1
+    assert h["x-hub-original-exchange"] == bus.names.outbound_exchange
+    assert h["x-hub-original-routing-key"] == "webshop-nl.stock.availability"
+    assert parked.body == bad.body and parked.message_id == bad.message_id
+    await shop.wait_ok(1)
+    assert [s.json["sku"] for s in shop.seen].count("BAD-1") == 1  # never retried
+    await until(lambda: outcome(hub, "parked") == 1 and outcome(hub, "ok") == 1)
+
+
+async def test_what_cannot_be_sent_is_parked_without_a_request(start_hub, bus, example_config, api):
+    shop = await api()
+    hub = await start_hub(over_http(example_config, shop.url))
+    accepted = new_event(source="hub", type="order.accepted", data={"order_id": "O-1"})
+    await put_out(bus, to_channel(hub.names, SHOP, accepted))
+    await bus.publish("webshop-nl.order.status", b"not json", exchange=bus.names.outbound_exchange)
+
+    parked = await bus.drain(bus.names.dead_queue, expect=2)
+    reasons = {m.headers["x-hub-error-type"]: m.headers["x-hub-error"] for m in parked}
+    assert set(reasons) == {"not_deliverable", "malformed"}
+    assert "cannot write 'order.accepted'" in reasons["not_deliverable"]
+    await until(lambda: outcome(hub, "parked") == 2)
+    assert shop.seen == []
+
+
+async def test_a_backlog_of_figures_is_coalesced_to_the_latest_per_sku(
+    start_hub, bus, example_config, api
+):
+    shop = await api()
+    hub = await start_hub(over_http(example_config, shop.url, rate_per_second=2, burst=1))
+    skus = ("CO-A", "CO-B", "CO-C")
+    for i in range(50):
+        await bus.publish("erp.stock.level", stock_level(skus[i % 3], 100 + i, i + 1))
+    final = {sku: 100 + max(i for i in range(50) if skus[i % 3] == sku) - 2 for sku in skus}
+
+    def latest() -> dict[str, int]:
+        return {s.json["sku"]: s.json["available"] for s in shop.ok()}
+
+    await until(lambda: latest() == final, timeout=30)
+    async with hub.pool.acquire() as conn:
+        sent = await conn.fetchval(
+            "SELECT sum(version) FROM stock_published WHERE channel = $1", SHOP
+        )
+    # Every figure is delivered or coalesced; hub.out is at-least-once, so a few may come twice.
+    await until(lambda: outcome(hub, "ok") + outcome(hub, "coalesced") >= sent)
+    assert len(shop.seen) < 50 and outcome(hub, "coalesced") > 0
+    assert latest() == final
+    for sku in skus:  # a figure never overtook a newer one
+        figures = [s.json["available"] for s in shop.ok() if s.json["sku"] == sku]
+        assert figures == sorted(figures)
+
+
+async def test_after_the_last_attempt_a_failing_message_is_parked(
+    hub_with, bus, example_config, api
+):
+    shop = await api(lambda s: (503, {}, b"down"))
+    policy = DeliveryPolicy(max_attempts=3, first_delay_s=0.1)
+    hub = await hub_with(over_http(example_config, shop.url), policy)
+    await put_out(bus, figure(hub, "DOWN-1", 1))
+
+    [parked] = await bus.drain(bus.names.dead_queue, expect=1)
+    assert parked.headers["x-hub-error-type"] == "delivery_failed"
+    assert parked.headers["x-hub-attempts"] == 3
+    assert "no 2xx after 3 attempts" in parked.headers["x-hub-error"]
+    assert "503" in parked.headers["x-hub-error"]
+    assert [s.status for s in shop.seen] == [503, 503, 503]
+    await until(lambda: outcome(hub, "parked") == 1)
+    assert outcome(hub, "retry") == 2
+
+
+async def test_an_api_that_is_not_up_yet_gets_the_message_once_it_is(
+    start_hub, bus, example_config, api
+):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/stock"
+    hub = await start_hub(over_http(example_config, url))
+    await put_out(bus, figure(hub, "LATE-1", 5))
+    labels = {"channel": SHOP, "status": "error"}
+    await until(lambda: count(hub, "hub_delivery_responses_total", **labels) >= 1)
+
+    shop = await api(port=port)
+    [seen] = await shop.wait_ok(1, timeout=20)
+    assert seen.json == {"sku": "LATE-1", "available": 5}
+    await until(lambda: outcome(hub, "ok") == 1)
+    assert outcome(hub, "parked") == 0
+
+
+async def test_stopping_hands_held_messages_back_to_the_queue(isolated, bus, example_config, api):
+    shop = await api(lambda s: (503, {}, b"down"))
+    service = partial(DeliveryService, policy=DeliveryPolicy(first_delay_s=30))
+    hub = Hub(isolated, over_http(example_config, shop.url), service_factories=(service,))
+    await hub.start()
+    try:
+        await put_out(bus, *(figure(hub, f"HOLD-{i}", i) for i in range(3)))
+        await until(lambda: len(shop.seen) == 3)
+    finally:
+        started = time.monotonic()
+        await hub.stop()
+    assert time.monotonic() - started < 10  # held retries do not delay the stop
+    back = await bus.drain(bus.names.channel_queue(SHOP), expect=3)
+    assert sorted(orjson.loads(m.body)["data"]["sku"] for m in back) == [
+        f"HOLD-{i}" for i in range(3)
+    ]
