@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from faststream.rabbit.message import RabbitMessage
 
+from hub.acks import AckCoalescer
 from hub.committer import BatchCommitter, Outcome
 from hub.errors import HubError, PermanentError, TransientError
 from hub.faults import FaultHandler
@@ -39,10 +40,12 @@ class InboundConsumer:
         self._faults = faults
         self._metrics = metrics
         self._queue = queue_name
+        self._acks = AckCoalescer()
 
     async def __call__(self, msg: RabbitMessage) -> None:
         """FastStream calls this once per delivery, concurrently up to the prefetch."""
         raw = msg.raw_message
+        self._acks.received(raw)
         started = time.perf_counter()
         kind = "invalid"
         try:
@@ -76,8 +79,10 @@ class InboundConsumer:
                 )
             elif outcome.error is not None:  # pragma: no cover - every HubError is one of those
                 await self._faults.park(raw, outcome.error, self._queue)
-            await raw.ack()
         except HubError as exc:
             # Parking or retrying did not get a confirm: hand the message back to the broker.
             log.error("could not park or retry %s (%s); requeueing", raw.message_id, exc)
-            await raw.nack(requeue=True)
+            await raw.nack(requeue=True)  # before it counts as settled: no ack may cover it
+            self._acks.settled_elsewhere(raw)
+            return
+        await self._acks.ack(raw)

@@ -1,6 +1,14 @@
-"""The pure handler: a message goes unchanged to every channel the route table names."""
+"""The pure handler: a message goes unchanged to every channel the route table names.
+
+Every destination receives the same event, so it is published once: the first channel's
+routing key, the others in the ``CC`` header (RabbitMQ's sender-selected distribution routes
+one publish to every listed key). One publish, one confirm and one outbox row per input,
+whatever the fan-out, where a plain relay pays N of each.
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from hub.bus import Envelope
 from hub.errors import Unroutable
@@ -13,7 +21,7 @@ from routes.matching import RouteTable
 
 
 class Router:
-    """Fans a validated message out to its destination channels, one envelope per channel."""
+    """Fans a validated message out to its destination channels in one envelope."""
 
     def __init__(self, table: RouteTable, names: Names, config: HubConfig | None = None) -> None:
         self._table = table
@@ -22,7 +30,7 @@ class Router:
         self._market_of_price_list = {m.price_list: name for name, m in markets}
 
     def envelopes(self, inbound: Inbound) -> list[Envelope]:
-        """One envelope per destination; ids derive from the input id, so re-runs repeat them."""
+        """One envelope for all destinations (none without any); its id derives from the input."""
         event = inbound.event
         if not self._table.routed(event.source, event.type):
             raise Unroutable(f"no route takes {event.type!r} from {event.source!r}")
@@ -36,11 +44,11 @@ class Router:
             skus=facts["skus"],
             order_value=facts["order_value"],
         )
-        return [
-            to_channel(
-                self._names,
-                channel,
-                caused_event(event, None, key=channel, source=event.source, data=event.data),
-            )
-            for channel in destinations
-        ]
+        if not destinations:
+            return []
+        out = caused_event(event, None, key="route", source=event.source, data=event.data)
+        envelope = to_channel(self._names, destinations[0], out)
+        if len(destinations) == 1:
+            return [envelope]
+        cc = [f"{channel}.{event.type}" for channel in destinations[1:]]
+        return [replace(envelope, headers={**envelope.headers, "CC": cc})]

@@ -1,0 +1,63 @@
+"""Ack coalescing: one multiple-ack per settled run, never covering an unsettled delivery."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from hub.acks import AckCoalescer
+
+
+@dataclass
+class FakeChannel:
+    is_closed: bool = False
+    frames: list[tuple[int, bool]] = field(default_factory=list)
+
+
+@dataclass
+class FakeMessage:
+    """The slice of aio-pika's IncomingMessage the coalescer uses; frames land on the channel."""
+
+    channel: FakeChannel
+    delivery_tag: int
+
+    async def ack(self, multiple: bool = False) -> None:
+        self.channel.frames.append((self.delivery_tag, multiple))
+
+
+async def test_a_settled_run_is_acked_with_one_frame() -> None:
+    channel = FakeChannel()
+    acks = AckCoalescer()
+    messages = [FakeMessage(channel, tag) for tag in range(1, 101)]
+    for m in messages:
+        acks.received(m)  # type: ignore[arg-type]
+    await asyncio.gather(*(acks.ack(m) for m in reversed(messages)))  # type: ignore[arg-type]
+    assert channel.frames[-1] == (100, True)
+    assert len(channel.frames) < 10
+
+
+async def test_an_unsettled_delivery_is_never_covered_and_does_not_stall_the_rest() -> None:
+    channel = FakeChannel()
+    acks = AckCoalescer(stall_s=0.05)
+    slow, *rest = [FakeMessage(channel, tag) for tag in range(1, 6)]
+    for m in (slow, *rest):
+        acks.received(m)  # type: ignore[arg-type]
+    await asyncio.wait_for(
+        asyncio.gather(*(acks.ack(m) for m in rest)),  # type: ignore[arg-type]
+        timeout=2,
+    )
+    # Tags 2..5 went out one by one after the stall, never as a multiple-ack (it would cover 1).
+    assert sorted(channel.frames) == [(2, False), (3, False), (4, False), (5, False)]
+    await acks.ack(slow)  # type: ignore[arg-type]
+    assert channel.frames[-1] == (1, True)
+
+
+async def test_nacked_delivery_is_skipped_over() -> None:
+    channel = FakeChannel()
+    acks = AckCoalescer()
+    first, nacked, last = (FakeMessage(channel, t) for t in (1, 2, 3))
+    for m in (first, nacked, last):
+        acks.received(m)  # type: ignore[arg-type]
+    acks.settled_elsewhere(nacked)  # type: ignore[arg-type]
+    await asyncio.gather(acks.ack(first), acks.ack(last))  # type: ignore[arg-type]
+    assert channel.frames == [(3, True)]
