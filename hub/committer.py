@@ -13,9 +13,10 @@ Round trips are what limit a batch, so two of them are saved per message or batc
 - outbox rows that were published are deleted in the next batch's transaction (or by a
   short idle timer), not by a transaction of their own (which would cost a WAL flush).
 
-Batches with stateful handlers take their transactions one at a time (publishing still
-overlaps): concurrent batches lock the same hot rows (stock of popular SKUs) in different
-orders, and every deadlock PostgreSQL detects costs its ``deadlock_timeout`` plus a retry.
+Batches commit concurrently. Handlers that lock per key (stock SKUs) name their keys
+(``lock_keys``); the batch takes all of them first, in key order, so two batches touching the
+same hot SKUs queue behind each other instead of deadlocking (a deadlock would cost
+PostgreSQL's ``deadlock_timeout`` plus a retry).
 """
 
 from __future__ import annotations
@@ -118,7 +119,6 @@ class BatchCommitter:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._sent: list[int] = []  # outbox ids published but not yet deleted
-        self._stateful = asyncio.Lock()
         self._sent_flush_s = sent_flush_s
         self._flusher: asyncio.Task[None] | None = None
 
@@ -194,9 +194,18 @@ class BatchCommitter:
     async def _commit_and_publish(self, batch: list[_Work]) -> list[Outcome]:
         now = self._clock()
         sent, self._sent = self._sent, []
-        serial = self._stateful if any(w.handler for w in batch) else contextlib.nullcontext()
+        keys = sorted(
+            {
+                key
+                for w in batch
+                if (lock_keys := getattr(w.handler, "lock_keys", None)) is not None
+                for key in lock_keys(w.inbound)
+            }
+        )
         try:
-            async with serial, self._pool.acquire() as conn, conn.transaction():
+            async with self._pool.acquire() as conn, conn.transaction():
+                if keys:
+                    await conn.execute("SELECT hub_lock_keys($1::text[])", keys)
                 if sent:
                     await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
                 claimed = {

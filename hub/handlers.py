@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -37,4 +37,23 @@ class Handler(Protocol):
         self, inbound: Inbound, conn: Connection | None, now: datetime
     ) -> Sequence[Envelope]:
         """Apply the message; raise PermanentError to park it, TransientError to retry it."""
+        ...
+
+
+class LockingHandler(Handler, Protocol):
+    """A stateful handler that names the keys (SKUs) it will lock, so the committer can take
+    every key of a batch up front, in order, and concurrent batches cannot deadlock."""
+
+    def lock_keys(self, inbound: Inbound) -> Iterable[str]:
+        """The keys this message's handling locks."""
+        ...
+
+
+class BatchHandler(Handler, Protocol):
+    """A stateful handler that can take a run of messages of its type in one call."""
+
+    async def handle_many(
+        self, inbounds: Sequence[Inbound], conn: Connection | None, now: datetime
+    ) -> list[Sequence[Envelope]]:
+        """The messages each input causes, in input order (same contract as ``handle``)."""
         ...

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
@@ -55,6 +55,11 @@ class OrderStep:
     def __init__(self, deps: OrderDeps, step: Step) -> None:
         self._deps = deps
         self._step = step
+
+    def lock_keys(self, inbound: Inbound) -> Iterable[str]:
+        """The SKUs a new order reserves (later steps find theirs in the order, mid-batch)."""
+        placed = inbound.message
+        return [line.sku for line in placed.lines] if isinstance(placed, OrderPlaced) else ()
 
     async def handle(
         self, inbound: Inbound, conn: Connection | None, now: datetime

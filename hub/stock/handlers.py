@@ -7,7 +7,7 @@ inbox entry and the ``stock.availability`` messages it causes commit together.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -59,6 +59,11 @@ class StockLevelHandler:
     def __init__(self, ctx: StockContext, metrics: Metrics) -> None:
         self._ctx = ctx
         self._metrics = metrics
+
+    def lock_keys(self, inbound: Inbound) -> Iterable[str]:
+        """The SKU whose ledger rows the level changes."""
+        level = inbound.message
+        return (level.sku,) if isinstance(level, StockLevel) else ()
 
     async def handle(
         self, inbound: Inbound, conn: Connection | None, now: datetime
@@ -166,6 +171,11 @@ class ReserveHandler:
 
     def __init__(self, ctx: StockContext) -> None:
         self._ctx = ctx
+
+    def lock_keys(self, inbound: Inbound) -> Iterable[str]:
+        """The SKUs the reservation holds."""
+        cmd = inbound.message
+        return [line.sku for line in cmd.lines] if isinstance(cmd, ReserveStock) else ()
 
     async def handle(
         self, inbound: Inbound, conn: Connection | None, now: datetime

@@ -17,7 +17,7 @@ transaction, so no unit is counted twice or not at all. After each call, the cal
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -33,12 +33,6 @@ class ReservationResult:
     granted: bool
     shortages: dict[str, tuple[int, int]] = field(default_factory=dict)
     lines: tuple[tuple[str, int], ...] = ()
-
-
-_CLAIM = """
-INSERT INTO stock_reservations (reservation_id, channel, order_ref, state, lines)
-VALUES ($1, $2, $3, 'refused', $4::jsonb) ON CONFLICT DO NOTHING RETURNING reservation_id
-"""
 
 
 async def reserve(
@@ -58,99 +52,20 @@ async def reserve(
         wanted[sku] += qty
     if not wanted:
         raise ValueError("a reservation needs at least one line")
-    as_json = orjson.dumps(sorted(wanted.items())).decode()
-    claimed = await conn.fetchval(_CLAIM, reservation_id, channel, order_ref, as_json)
-    if claimed is None:
-        return await _stored(conn, reservation_id)
-    kits = {
-        k: comps
-        for k, comps in (await ledger.kits_around(conn, list(wanted))).items()
-        if k in wanted
-    }
-    available = await _lock_and_measure(conn, _physical(wanted, kits))
-    granted, shortages = _allocate(wanted, kits, available, allow_partial)
-    if granted and (allow_partial or not shortages):
-        holds: Counter[str] = Counter()
-        for sku, qty in granted.items():
-            for part, per in kits.get(sku, {sku: 1}).items():
-                holds[part] += qty * per
-        await conn.executemany(
-            "INSERT INTO stock_reservation_lines (reservation_id, sku, quantity)"
-            " VALUES ($1, $2, $3)",
-            [(reservation_id, sku, qty) for sku, qty in sorted(holds.items())],
-        )
-        result = ReservationResult(True, shortages, tuple(sorted(granted.items())))
-    else:
-        result = ReservationResult(False, shortages, ())
-    await conn.execute(
-        "UPDATE stock_reservations SET state = $2, granted_lines = $3::jsonb,"
-        " shortages = $4::jsonb, updated_at = now() WHERE reservation_id = $1",
+    raw = await conn.fetchval(
+        "SELECT stock_reserve($1, $2, $3, $4::jsonb, $5)",
         reservation_id,
-        "granted" if result.granted else "refused",
-        orjson.dumps(result.lines).decode(),
-        orjson.dumps(result.shortages).decode(),
+        channel,
+        order_ref,
+        orjson.dumps(dict(sorted(wanted.items()))).decode(),
+        allow_partial,
     )
-    return result
-
-
-def _physical(wanted: Mapping[str, int], kits: Mapping[str, Mapping[str, int]]) -> list[str]:
-    parts = {p for sku in wanted for p in kits.get(sku, {sku: 1})}
-    return sorted(parts)
-
-
-async def _lock_and_measure(conn: Connection, skus: list[str]) -> dict[str, int]:
-    await ledger.lock_skus(conn, skus)
-    rows = await conn.fetch(
-        "SELECT sku, on_hand - committed AS net FROM stock_ledger WHERE sku = ANY($1)"
-        " ORDER BY sku, location FOR UPDATE",
-        skus,
+    doc = orjson.loads(raw)
+    return ReservationResult(
+        doc["state"] != "refused",
+        {sku: (pair[0], pair[1]) for sku, pair in doc["shortages"].items()},
+        tuple((sku, qty) for sku, qty in doc["granted"]),
     )
-    net: Counter[str] = Counter()
-    for r in rows:
-        net[r["sku"]] += r["net"]
-    held = await conn.fetch(
-        "SELECT sku, sum(quantity)::int AS held FROM stock_reservation_lines"
-        " WHERE active AND sku = ANY($1) GROUP BY sku",
-        skus,
-    )
-    for r in held:
-        net[r["sku"]] -= r["held"]
-    return {sku: max(0, net[sku]) for sku in skus}
-
-
-def _allocate(
-    wanted: Mapping[str, int],
-    kits: Mapping[str, Mapping[str, int]],
-    available: Mapping[str, int],
-    allow_partial: bool,
-) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
-    """Lines in SKU order take what is left; returns (granted per line, shortages per line)."""
-    left = dict(available)
-    granted: dict[str, int] = {}
-    shortages: dict[str, tuple[int, int]] = {}
-    for sku in sorted(wanted):
-        parts = kits.get(sku, {sku: 1})
-        can = min(left.get(p, 0) // per for p, per in parts.items())
-        take = min(can, wanted[sku])
-        if take < wanted[sku]:
-            shortages[sku] = (wanted[sku], can)
-        if take:
-            granted[sku] = take
-            for p, per in parts.items():
-                left[p] -= take * per
-    return granted, shortages
-
-
-async def _stored(conn: Connection, reservation_id: str) -> ReservationResult:
-    row = await conn.fetchrow(
-        "SELECT state, granted_lines, shortages FROM stock_reservations WHERE reservation_id = $1",
-        reservation_id,
-    )
-    if row is None:  # pragma: no cover - the claim conflicted, so the row exists
-        raise LookupError(reservation_id)
-    shortages = {k: (v[0], v[1]) for k, v in orjson.loads(row["shortages"]).items()}
-    lines = tuple((s, q) for s, q in orjson.loads(row["granted_lines"]))
-    return ReservationResult(row["state"] != "refused", shortages, lines)
 
 
 async def release(conn: Connection, reservation_id: str) -> bool:

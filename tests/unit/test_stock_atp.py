@@ -20,7 +20,6 @@ from hub.stock.atp import (
     present,
     promised_delivery,
 )
-from hub.stock.reservations import _allocate
 from routes.config import StockRules
 
 TODAY = date(2025, 3, 10)
@@ -146,13 +145,3 @@ def test_agrees_with_the_config_documented_rule(
     ours = figure(r, "A", {"A": SkuStock(on_hand, reserved)}, TODAY).available
     assert ours == r.listed_quantity(on_hand, reserved)
     assert 0 <= ours <= max(main + store, 0)
-
-
-def test_allocation_is_all_or_nothing_and_counts_shared_components() -> None:
-    kits = {"KIT": {"A": 2, "B": 1}}
-    granted, short = _allocate({"A": 3, "KIT": 2}, kits, {"A": 6, "B": 5}, allow_partial=False)
-    assert short == {"KIT": (2, 1)}  # A: 3 taken by the plain line, 3 left = 1 kit
-    granted, short = _allocate({"A": 3, "KIT": 2}, kits, {"A": 6, "B": 5}, allow_partial=True)
-    assert granted == {"A": 3, "KIT": 1}
-    granted, short = _allocate({"A": 2}, {}, {"A": 2}, allow_partial=False)
-    assert granted == {"A": 2} and short == {}
