@@ -2,7 +2,7 @@
 -- all lines or none (or what there is, with p_allow_partial), kits reserve their components,
 -- exactly once per reservation id (a repeat returns the first answer).
 -- p_wanted: {"sku": quantity, ...}. Returns {"state", "granted": [[sku, qty]], "shortages":
--- {"sku": [requested, available]}}.
+-- {"sku": [requested, available]}, "held": [physical SKUs whose units it holds]}.
 CREATE FUNCTION stock_reserve(
     p_id text, p_channel text, p_ref text, p_wanted jsonb, p_allow_partial boolean
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -30,7 +30,9 @@ BEGIN
     IF NOT FOUND THEN
         SELECT * INTO v_row FROM stock_reservations WHERE reservation_id = p_id;
         RETURN jsonb_build_object('state', v_row.state, 'granted', v_row.granted_lines,
-                                  'shortages', v_row.shortages);
+                                  'shortages', v_row.shortages, 'held',
+                                  (SELECT coalesce(jsonb_agg(sku ORDER BY sku), '[]')
+                                   FROM stock_reservation_lines WHERE reservation_id = p_id));
     END IF;
 
     SELECT coalesce(jsonb_object_agg(kit_sku, comps), '{}') INTO v_kits FROM (
@@ -77,9 +79,26 @@ BEGIN
         UPDATE stock_reservations SET state = 'granted', granted_lines = v_granted,
             shortages = v_short, updated_at = now() WHERE reservation_id = p_id;
         RETURN jsonb_build_object('state', 'granted', 'granted', v_granted,
-                                  'shortages', v_short);
+                                  'shortages', v_short, 'held',
+                                  (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]')
+                                   FROM jsonb_object_keys(v_holds) AS k));
     END IF;
     UPDATE stock_reservations SET state = 'refused', granted_lines = '[]', shortages = v_short,
         updated_at = now() WHERE reservation_id = p_id;
-    RETURN jsonb_build_object('state', 'refused', 'granted', '[]'::jsonb, 'shortages', v_short);
+    RETURN jsonb_build_object('state', 'refused', 'granted', '[]'::jsonb, 'shortages', v_short,
+                              'held', '[]'::jsonb);
+END $$;
+
+-- Many reservations in one round trip, answered in order (first come, first served).
+CREATE FUNCTION stock_reserve_many(p_items jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_item jsonb;
+    v_out jsonb := '[]';
+BEGIN
+    FOR v_item IN SELECT x FROM jsonb_array_elements(p_items) AS x LOOP
+        v_out := v_out || jsonb_build_array(stock_reserve(
+            v_item ->> 'id', v_item ->> 'channel', v_item ->> 'ref', v_item -> 'wanted',
+            (v_item ->> 'partial')::boolean));
+    END LOOP;
+    RETURN v_out;
 END $$;

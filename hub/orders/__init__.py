@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 Step = Callable[[Connection, OrderDeps, Inbound, datetime], Awaitable[Outgoing]]
+ManyStep = Callable[[Connection, OrderDeps, Sequence[Inbound], datetime], Awaitable[list[Outgoing]]]
 
 _DEPS: WeakKeyDictionary[Hub, OrderDeps] = WeakKeyDictionary()
 
@@ -52,9 +53,12 @@ class OrderStep:
 
     stateful = True
 
-    def __init__(self, deps: OrderDeps, step: Step) -> None:
+    def __init__(self, deps: OrderDeps, step: Step, many: ManyStep | None = None) -> None:
         self._deps = deps
         self._step = step
+        if many is not None:
+            self._many = many
+            self.handle_many = self._handle_many
 
     def lock_keys(self, inbound: Inbound) -> Iterable[str]:
         """The SKUs a new order reserves (later steps find theirs in the order, mid-batch)."""
@@ -69,6 +73,15 @@ class OrderStep:
             raise PermanentError("order handlers need a database connection")
         async with _contention():
             return (await self._step(conn, self._deps, inbound, now)).envelopes
+
+    async def _handle_many(
+        self, inbounds: Sequence[Inbound], conn: Connection | None, now: datetime
+    ) -> list[Sequence[Envelope]]:
+        """A run of messages of this step's type in one go (order intake)."""
+        if conn is None:  # pragma: no cover - the committer always passes one
+            raise PermanentError("order handlers need a database connection")
+        async with _contention():
+            return [out.envelopes for out in await self._many(conn, self._deps, inbounds, now)]
 
 
 def deps_of(hub: Hub) -> OrderDeps:
@@ -100,5 +113,6 @@ def order_handlers(hub: Hub) -> Mapping[str, Handler]:
         InvoiceIssued.TYPE: aftercare.invoiced,
     }
     handlers: dict[str, Handler] = {t: OrderStep(deps, s) for t, s in steps_by_type.items()}
+    handlers[OrderPlaced.TYPE] = OrderStep(deps, intake.place, intake.place_many)
     handlers[PriceChanged.TYPE] = PriceHandler(Router(hub.table, hub.names, hub.config))
     return handlers

@@ -1,8 +1,17 @@
-"""``order.placed``: validate, de-duplicate on the channel's order id, reserve, hand to the ERP."""
+"""``order.placed``: validate, de-duplicate on the channel's order id, reserve, hand to the ERP.
+
+Orders are taken a batch at a time (``place_many``; ``place`` is a batch of one): one
+statement creates the order rows, one reads the catalog per price list, one reserves stock for
+every valid order in arrival order, one publishes the stock figures that moved, and two save
+the new states with their history. The same rules hold as for a single order: one order, one
+reservation and one ERP sales order per channel order, ever.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from hub.db import Connection
@@ -12,7 +21,9 @@ from hub.orders import requests, stockport, store
 from hub.orders.context import OrderDeps
 from hub.orders.messages import Outgoing
 from hub.orders.store import Order
-from hub.orders.validation import validate_order
+from hub.orders.validation import Catalog, validate_order
+from hub.stock.reservations import ReservationRequest, ReservationResult
+from routes.config import MarketConfig
 from schemas.envelope import derived_id
 from schemas.orders import OrderAccepted, OrderPlaced, OrderRejected, Reason
 
@@ -22,8 +33,66 @@ def order_id_for(channel: str, channel_order_id: str) -> str:
     return derived_id("order", channel, channel_order_id)
 
 
+@dataclass
+class _Taken:
+    """One incoming order on its way through the batch."""
+
+    index: int
+    inbound: Inbound
+    placed: OrderPlaced
+    market: MarketConfig
+    order_id: str
+    order: Order | None = None
+
+
 async def place(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datetime) -> Outgoing:
     """Take a channel's order: one order row, one reservation, one ERP sales order, ever."""
+    [out] = await place_many(conn, deps, [inbound], now)
+    return out
+
+
+async def place_many(
+    conn: Connection, deps: OrderDeps, inbounds: Sequence[Inbound], now: datetime
+) -> list[Outgoing]:
+    """Take a batch of channel orders; the messages each one causes, in input order."""
+    outs = [Outgoing(deps.table, deps.names, i.event, now) for i in inbounds]
+    taken = [_take(deps, index, inbound) for index, inbound in enumerate(inbounds)]
+    created = await store.insert_many(
+        conn,
+        [
+            (t.order_id, t.placed, t.inbound.event.correlationid or t.inbound.event.id)
+            for t in taken
+        ],
+        now,
+    )
+    fresh: list[_Taken] = []
+    for t in taken:
+        t.order = created.pop(t.order_id, None)  # a second copy in the batch is a duplicate
+        if t.order is None:
+            await _duplicate(conn, deps, t, now)
+        else:
+            fresh.append(t)
+    catalogs = await _catalogs(conn, fresh)
+    changes: list[tuple[Order, str, str, str | None]] = []
+    valid: list[_Taken] = []
+    for t in fresh:
+        reasons = validate_order(t.placed, t.market, catalogs[t.market.price_list])
+        if reasons:
+            changes.append(_reject(deps, t, outs[t.index], reasons))
+        else:
+            valid.append(t)
+    results, moved = await stockport.reserve_many(
+        conn, deps.stock, [(t.inbound.event, _request(deps, t)) for t in valid]
+    )
+    for position, envelope in moved:
+        outs[valid[position].index].envelopes.append(envelope)
+    for t, result in zip(valid, results, strict=True):
+        changes.extend(_decide(deps, t, outs[t.index], result))
+    await store.save_many(conn, changes, now)
+    return outs
+
+
+def _take(deps: OrderDeps, index: int, inbound: Inbound) -> _Taken:
     placed = inbound.message
     assert isinstance(placed, OrderPlaced)
     source = inbound.event.source
@@ -35,48 +104,46 @@ async def place(conn: Connection, deps: OrderDeps, inbound: Inbound, now: dateti
     if channel.market is None:
         raise BusinessRuleViolation(f"channel {source!r} has no market and cannot sell")
     market = deps.config.markets[channel.market]
-    out = Outgoing(deps.table, deps.names, inbound.event, now)
-    order_id = order_id_for(source, placed.channel_order_id)
-    correlation = inbound.event.correlationid or inbound.event.id
-    if not await store.insert_new(conn, order_id, placed, correlation, now):
-        existing = await store.lock(conn, order_id)
-        if existing is not None:
-            await store.note(conn, existing, "duplicate", now, "", inbound.event.id)
-        deps.metrics.placed.labels(source, "duplicate").inc()
-        return out
-    order = await store.lock(conn, order_id)
-    assert order is not None
-    skus = sorted({line.sku for line in placed.lines})
-    catalog = await store.catalog_for(conn, skus, market.price_list)
-    reasons = validate_order(placed, market, catalog)
-    if reasons:
-        return await _reject(conn, deps, order, out, reasons, inbound, now)
-    return await _reserve(conn, deps, order, out, inbound, now)
+    return _Taken(index, inbound, placed, market, order_id_for(source, placed.channel_order_id))
 
 
-async def _reserve(
-    conn: Connection,
-    deps: OrderDeps,
-    order: Order,
-    out: Outgoing,
-    inbound: Inbound,
-    now: datetime,
-) -> Outgoing:
+async def _duplicate(conn: Connection, deps: OrderDeps, t: _Taken, now: datetime) -> None:
+    existing = await store.lock(conn, t.order_id)
+    if existing is not None:
+        await store.note(conn, existing, "duplicate", now, "", t.inbound.event.id)
+    deps.metrics.placed.labels(t.placed.channel, "duplicate").inc()
+
+
+async def _catalogs(conn: Connection, fresh: Sequence[_Taken]) -> dict[str, Catalog]:
+    """One catalog read per price list in the batch, covering all its orders' SKUs."""
+    wanted: dict[str, set[str]] = {}
+    for t in fresh:
+        wanted.setdefault(t.market.price_list, set()).update(line.sku for line in t.placed.lines)
+    return {
+        price_list: await store.catalog_for(conn, sorted(skus), price_list)
+        for price_list, skus in wanted.items()
+    }
+
+
+def _request(deps: OrderDeps, t: _Taken) -> ReservationRequest:
     units: Counter[str] = Counter()
-    for line in order.placed.lines:
+    for line in t.placed.lines:
         units[line.sku] += line.quantity
-    backorder = deps.on_partial_stock(order.channel) == "backorder"
-    result, changed = await stockport.reserve(
-        conn,
-        deps.stock,
-        inbound.event,
-        reservation_id=order.order_id,
-        channel=order.channel,
-        order_ref=order.channel_order_id,
+    return ReservationRequest(
+        reservation_id=t.order_id,
+        channel=t.placed.channel,
+        order_ref=t.placed.channel_order_id,
         lines=sorted(units.items()),
-        allow_partial=backorder,
+        allow_partial=deps.on_partial_stock(t.placed.channel) == "backorder",
     )
-    out.extend(changed)
+
+
+def _decide(
+    deps: OrderDeps, t: _Taken, out: Outgoing, result: ReservationResult
+) -> list[tuple[Order, str, str, str | None]]:
+    """Accept a reserved order (and hand it to the ERP), or reject it for stock."""
+    order = t.order
+    assert order is not None
     if not result.granted:
         reasons = [
             Reason(
@@ -86,12 +153,13 @@ async def _reserve(
             )
             for sku, (requested, available) in sorted(result.shortages.items())
         ]
-        return await _reject(conn, deps, order, out, reasons, inbound, now)
+        return [_reject(deps, t, out, reasons)]
     order.reservation_id = order.order_id
     order.state = "sent_to_erp"
-    requests.wait_for(deps, order, "erp", now)
-    await store.save(conn, order, now)
-    await store.note(conn, order, "accepted", now, "stock reserved", inbound.event.id)
+    requests.wait_for(deps, order, "erp", out.now)
+    changes: list[tuple[Order, str, str, str | None]] = [
+        (order, "accepted", "stock reserved", t.inbound.event.id)
+    ]
     accepted = OrderAccepted(
         order_id=order.order_id, channel=order.channel, channel_order_id=order.channel_order_id
     )
@@ -101,27 +169,20 @@ async def _reserve(
         requests.send(
             out, order, requests.status(order, "backordered", f"short: {short}"), "backordered"
         )
-        await store.note(conn, order, "backordered", now, short)
+        changes.append((order, "backordered", short, None))
     requests.send(out, order, requests.salesorder_create(order, deps.config), "salesorder.create")
     deps.metrics.placed.labels(order.channel, "accepted").inc()
     deps.metrics.transitions.labels(order.state).inc()
-    return out
+    return changes
 
 
-async def _reject(
-    conn: Connection,
-    deps: OrderDeps,
-    order: Order,
-    out: Outgoing,
-    reasons: list[Reason],
-    inbound: Inbound,
-    now: datetime,
-) -> Outgoing:
+def _reject(
+    deps: OrderDeps, t: _Taken, out: Outgoing, reasons: list[Reason]
+) -> tuple[Order, str, str, str | None]:
+    order = t.order
+    assert order is not None
     order.state = "rejected"
-    requests.wait_for(deps, order, None, now)
-    await store.save(conn, order, now)
-    detail = "; ".join(f"{r.code}: {r.message}" for r in reasons)
-    await store.note(conn, order, "rejected", now, detail, inbound.event.id)
+    requests.wait_for(deps, order, None, out.now)
     rejected = OrderRejected(
         channel=order.channel,
         channel_order_id=order.channel_order_id,
@@ -131,4 +192,5 @@ async def _reject(
     requests.send(out, order, rejected, "order.rejected")
     deps.metrics.placed.labels(order.channel, "rejected").inc()
     deps.metrics.transitions.labels(order.state).inc()
-    return out
+    detail = "; ".join(f"{r.code}: {r.message}" for r in reasons)
+    return (order, "rejected", detail, t.inbound.event.id)

@@ -45,8 +45,7 @@ async def transition(
 ) -> None:
     """Persist a new state and its history line; the caller has set what waits next."""
     order.state = state
-    await store.save(conn, order, now)
-    await store.note(conn, order, inbound.event.type, now, "", inbound.event.id)
+    await store.save(conn, order, now, inbound.event.type, "", inbound.event.id)
     deps.metrics.transitions.labels(state).inc()
 
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from hub.bus import Envelope
 from hub.db import Connection
 from hub.stock import reservations
-from hub.stock.availability import StockContext, availability_changes
-from hub.stock.reservations import ReservationResult
+from hub.stock.availability import StockContext, availability_changes, changes_by_sku
+from hub.stock.reservations import ReservationRequest, ReservationResult
 from schemas.envelope import CloudEvent
 
 
@@ -38,9 +38,30 @@ async def reserve(
     )
     if not result.granted:
         return result, []
-    held = await reservations.reservation_skus(conn, reservation_id)
-    skus = {sku for sku, _ in lines} | set(held)
+    skus = {sku for sku, _ in lines} | set(result.held)
     return result, await availability_changes(conn, ctx, skus, cause)
+
+
+async def reserve_many(
+    conn: Connection,
+    ctx: StockContext,
+    requests: Sequence[tuple[CloudEvent, ReservationRequest]],
+) -> tuple[list[ReservationResult], list[tuple[int, Envelope]]]:
+    """Reserve for many orders in one round trip, in the order given, then publish the figures
+    that moved once for all of them; each message comes with the index of the order that
+    last touched its SKU (the message's cause)."""
+    results = await reservations.reserve_many(conn, [r for _, r in requests])
+    touched: dict[str, int] = {}
+    for index, ((_, request), result) in enumerate(zip(requests, results, strict=True)):
+        if result.granted:
+            for sku in {sku for sku, _ in request.lines} | set(result.held):
+                touched[sku] = index
+    if not touched:
+        return results, []
+    causes = {sku: requests[index][0] for sku, index in touched.items()}
+    found = await changes_by_sku(conn, ctx, list(touched), causes)
+    fallback = next(iter(touched.values()))
+    return results, [(touched.get(sku, fallback), envelope) for sku, envelope in found]
 
 
 async def release(

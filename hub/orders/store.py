@@ -6,6 +6,7 @@ change commits together with the inbox entry and the messages it causes (outbox)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,13 +77,13 @@ def _order(row: Any) -> Order:
 
 async def insert_new(
     conn: Connection, order_id: str, placed: OrderPlaced, correlation_id: str, now: datetime
-) -> bool:
-    """Create the order row; False when this channel order already exists (a duplicate)."""
-    row = await conn.fetchval(
+) -> Order | None:
+    """Create the order row (locked, as this transaction wrote it); None for a duplicate."""
+    row = await conn.fetchrow(
         "INSERT INTO orders (order_id, channel, channel_order_id, state, placed,"
         " correlation_id, created_at, updated_at)"
         " VALUES ($1, $2, $3, 'received', $4::jsonb, $5, $6, $6)"
-        " ON CONFLICT DO NOTHING RETURNING order_id",
+        " ON CONFLICT DO NOTHING RETURNING *",
         order_id,
         placed.channel,
         placed.channel_order_id,
@@ -90,7 +91,71 @@ async def insert_new(
         correlation_id,
         now,
     )
-    return row is not None
+    return _order(row) if row else None
+
+
+async def insert_many(
+    conn: Connection, items: Sequence[tuple[str, OrderPlaced, str]], now: datetime
+) -> dict[str, Order]:
+    """Create many order rows in one statement; the new ones by id (duplicates are absent)."""
+    rows = await conn.fetch(
+        "INSERT INTO orders (order_id, channel, channel_order_id, state, placed,"
+        " correlation_id, created_at, updated_at)"
+        " SELECT o, c, co, 'received', p::jsonb, corr, $6, $6"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+        " AS t(o, c, co, p, corr) ON CONFLICT DO NOTHING RETURNING *",
+        [order_id for order_id, _, _ in items],
+        [placed.channel for _, placed, _ in items],
+        [placed.channel_order_id for _, placed, _ in items],
+        [orjson.dumps(placed.model_dump(mode="json")).decode() for _, placed, _ in items],
+        [correlation for _, _, correlation in items],
+        now,
+    )
+    return {row["order_id"]: _order(row) for row in rows}
+
+
+async def save_many(
+    conn: Connection, changes: Sequence[tuple[Order, str, str, str | None]], now: datetime
+) -> None:
+    """Write many orders' new states with one history line each: two statements in all.
+
+    ``changes``: (order, history event, detail, message id), one per order.
+    """
+    if not changes:
+        return
+    orders = list({order.order_id: order for order, _, _, _ in changes}.values())
+    await conn.execute(
+        "UPDATE orders AS o SET state = t.state, awaiting = t.awaiting, deadline = t.deadline,"
+        " attempts = t.attempts, version = o.version + 1, reservation_id = t.reservation_id,"
+        " erp_order_number = t.erp, picked = t.picked::jsonb, shipped = t.shipped::jsonb,"
+        " updated_at = $10 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],"
+        " $5::int[], $6::text[], $7::text[], $8::text[], $9::text[])"
+        " AS t(order_id, state, awaiting, deadline, attempts, reservation_id, erp, picked,"
+        " shipped) WHERE o.order_id = t.order_id",
+        [o.order_id for o in orders],
+        [o.state for o in orders],
+        [o.awaiting for o in orders],
+        [o.deadline for o in orders],
+        [o.attempts for o in orders],
+        [o.reservation_id for o in orders],
+        [o.erp_order_number for o in orders],
+        [orjson.dumps(o.picked).decode() for o in orders],
+        [orjson.dumps(o.shipped).decode() for o in orders],
+        now,
+    )
+    await conn.execute(
+        "INSERT INTO order_history (order_id, at, event, state, detail, message_id)"
+        " SELECT o, $5, e, s, d, m FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        " $6::text[]) AS t(o, e, s, d, m)",
+        [order.order_id for order, _, _, _ in changes],
+        [event for _, event, _, _ in changes],
+        [order.state for order, _, _, _ in changes],
+        [detail[:1000] for _, _, detail, _ in changes],
+        now,
+        [message_id for _, _, _, message_id in changes],
+    )
+    for order in orders:
+        order.version += 1
 
 
 async def lock(conn: Connection, order_id: str) -> Order | None:
@@ -109,12 +174,32 @@ async def find(conn: Connection, channel: str, channel_order_id: str) -> Order |
     return _order(row) if row else None
 
 
-async def save(conn: Connection, order: Order, now: datetime) -> None:
-    """Write the order's new state and bump its version (the row is locked by ``lock``)."""
+_SAVE = (
+    "UPDATE orders SET state = $2, awaiting = $3, deadline = $4, attempts = $5,"
+    " version = version + 1, reservation_id = $6, erp_order_number = $7,"
+    " picked = $8::jsonb, shipped = $9::jsonb, updated_at = $10 WHERE order_id = $1"
+)
+
+
+async def save(
+    conn: Connection,
+    order: Order,
+    now: datetime,
+    event: str | None = None,
+    detail: str = "",
+    message_id: str | None = None,
+) -> None:
+    """Write the order's new state and bump its version (the row is locked by ``lock``);
+    with ``event``, the history line goes in the same statement (one round trip)."""
+    history = (
+        ""
+        if event is None
+        else " RETURNING 1) INSERT INTO order_history (order_id, at, event, state, detail,"
+        " message_id) SELECT $1, $10, $11, $2, $12, $13 FROM saved"
+    )
+    extra: tuple[object, ...] = () if event is None else (event, detail[:1000], message_id)
     await conn.execute(
-        "UPDATE orders SET state = $2, awaiting = $3, deadline = $4, attempts = $5,"
-        " version = version + 1, reservation_id = $6, erp_order_number = $7,"
-        " picked = $8::jsonb, shipped = $9::jsonb, updated_at = $10 WHERE order_id = $1",
+        ("WITH saved AS (" + _SAVE + history) if event is not None else _SAVE,
         order.order_id,
         order.state,
         order.awaiting,
@@ -125,6 +210,7 @@ async def save(conn: Connection, order: Order, now: datetime) -> None:
         orjson.dumps(order.picked).decode(),
         orjson.dumps(order.shipped).decode(),
         now,
+        *extra,
     )
     order.version += 1
 
@@ -200,25 +286,23 @@ async def shipment_count(conn: Connection, order_id: str) -> int:
 
 async def catalog_for(conn: Connection, skus: list[str], price_list: str) -> Catalog:
     """The known SKUs and list prices an order's validation needs, in one round trip each."""
+    rows = await conn.fetch(
+        "SELECT s.sku, p.amount, p.currency, p.includes_vat, p.vat_rate, sp.active,"
+        " EXISTS (SELECT 1 FROM catalog_prices c WHERE c.sku = s.sku) AS priced"
+        " FROM unnest($2::text[]) AS s(sku)"
+        " LEFT JOIN catalog_prices p ON p.sku = s.sku AND p.price_list = $1"
+        " LEFT JOIN stock_products sp ON sp.sku = s.sku",
+        price_list,
+        skus,
+    )
     prices = {
         r["sku"]: ListPrice(r["amount"], r["currency"], r["includes_vat"], r["vat_rate"])
-        for r in await conn.fetch(
-            "SELECT * FROM catalog_prices WHERE price_list = $1 AND sku = ANY($2::text[])",
-            price_list,
-            skus,
-        )
+        for r in rows
+        if r["amount"] is not None
     }
-    known = set(
-        await conn.fetchval(
-            "SELECT array_agg(DISTINCT sku) FROM catalog_prices WHERE sku = ANY($1::text[])",
-            skus,
-        )
-        or ()
+    # The stock service's product facts decide, where it has any: an inactive SKU is gone;
+    # otherwise a SKU with a price in any list is known.
+    known = frozenset(
+        r["sku"] for r in rows if r["active"] or (r["active"] is None and r["priced"])
     )
-    if await conn.fetchval("SELECT to_regclass('stock_products') IS NOT NULL"):
-        # The stock service's product facts decide, where it has any: an inactive SKU is gone.
-        for row in await conn.fetch(
-            "SELECT sku, active FROM stock_products WHERE sku = ANY($1::text[])", skus
-        ):
-            (known.add if row["active"] else known.discard)(row["sku"])
-    return Catalog(frozenset(known), prices)
+    return Catalog(known, prices)

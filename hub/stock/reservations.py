@@ -33,6 +33,35 @@ class ReservationResult:
     granted: bool
     shortages: dict[str, tuple[int, int]] = field(default_factory=dict)
     lines: tuple[tuple[str, int], ...] = ()
+    held: tuple[str, ...] = ()  # the physical SKUs whose units it holds (kits: components)
+
+
+@dataclass(frozen=True)
+class ReservationRequest:
+    """One reservation asked for: its id, who asks, and the units per SKU."""
+
+    reservation_id: str
+    channel: str
+    order_ref: str
+    lines: Sequence[tuple[str, int]]
+    allow_partial: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        """The shape ``stock_reserve_many`` reads."""
+        wanted: Counter[str] = Counter()
+        for sku, qty in self.lines:
+            if qty <= 0:
+                raise ValueError(f"line {sku}: quantity must be positive, got {qty}")
+            wanted[sku] += qty
+        if not wanted:
+            raise ValueError("a reservation needs at least one line")
+        return {
+            "id": self.reservation_id,
+            "channel": self.channel,
+            "ref": self.order_ref,
+            "wanted": dict(sorted(wanted.items())),
+            "partial": self.allow_partial,
+        }
 
 
 async def reserve(
@@ -45,27 +74,30 @@ async def reserve(
     allow_partial: bool = False,
 ) -> ReservationResult:
     """Hold stock for all lines (or as much as there is, with ``allow_partial``), exactly once."""
-    wanted: Counter[str] = Counter()
-    for sku, qty in lines:
-        if qty <= 0:
-            raise ValueError(f"line {sku}: quantity must be positive, got {qty}")
-        wanted[sku] += qty
-    if not wanted:
-        raise ValueError("a reservation needs at least one line")
+    request = ReservationRequest(reservation_id, channel, order_ref, lines, allow_partial)
+    [result] = await reserve_many(conn, [request])
+    return result
+
+
+async def reserve_many(
+    conn: Connection, requests: Sequence[ReservationRequest]
+) -> list[ReservationResult]:
+    """Many reservations in one round trip, granted in the order given."""
+    if not requests:
+        return []
     raw = await conn.fetchval(
-        "SELECT stock_reserve($1, $2, $3, $4::jsonb, $5)",
-        reservation_id,
-        channel,
-        order_ref,
-        orjson.dumps(dict(sorted(wanted.items()))).decode(),
-        allow_partial,
+        "SELECT stock_reserve_many($1::jsonb)",
+        orjson.dumps([r.as_json() for r in requests]).decode(),
     )
-    doc = orjson.loads(raw)
-    return ReservationResult(
-        doc["state"] != "refused",
-        {sku: (pair[0], pair[1]) for sku, pair in doc["shortages"].items()},
-        tuple((sku, qty) for sku, qty in doc["granted"]),
-    )
+    return [
+        ReservationResult(
+            doc["state"] != "refused",
+            {sku: (pair[0], pair[1]) for sku, pair in doc["shortages"].items()},
+            tuple((sku, qty) for sku, qty in doc["granted"]),
+            tuple(doc["held"]),
+        )
+        for doc in orjson.loads(raw)
+    ]
 
 
 async def release(conn: Connection, reservation_id: str) -> bool:
