@@ -56,7 +56,7 @@ def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-def _order(row: Any) -> Order:
+def _order(row: Any, placed: OrderPlaced | None = None) -> Order:
     return Order(
         order_id=row["order_id"],
         channel=row["channel"],
@@ -68,7 +68,7 @@ def _order(row: Any) -> Order:
         version=row["version"],
         reservation_id=row["reservation_id"],
         erp_order_number=row["erp_order_number"],
-        placed=OrderPlaced.model_validate(_json(row["placed"])),
+        placed=placed or OrderPlaced.model_validate(_json(row["placed"])),
         picked=dict(_json(row["picked"])),
         shipped=dict(_json(row["shipped"])),
         correlation_id=row["correlation_id"],
@@ -103,7 +103,9 @@ async def insert_many(
         " correlation_id, created_at, updated_at)"
         " SELECT o, c, co, 'received', p::jsonb, corr, $6, $6"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
-        " AS t(o, c, co, p, corr) ON CONFLICT DO NOTHING RETURNING *",
+        " AS t(o, c, co, p, corr) ON CONFLICT DO NOTHING"
+        " RETURNING order_id, channel, channel_order_id, state, awaiting, deadline, attempts,"
+        " version, reservation_id, erp_order_number, picked, shipped, correlation_id",
         [order_id for order_id, _, _ in items],
         [placed.channel for _, placed, _ in items],
         [placed.channel_order_id for _, placed, _ in items],
@@ -111,7 +113,8 @@ async def insert_many(
         [correlation for _, _, correlation in items],
         now,
     )
-    return {row["order_id"]: _order(row) for row in rows}
+    placed_by_id = {order_id: placed for order_id, placed, _ in items}
+    return {row["order_id"]: _order(row, placed_by_id[row["order_id"]]) for row in rows}
 
 
 async def save_many(
