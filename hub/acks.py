@@ -11,6 +11,7 @@ settled deliveries waiting behind one older than ``stall_s`` are acked one by on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -36,6 +37,15 @@ class _Lane:
     entries: dict[int, _Entry] = field(default_factory=dict)
 
 
+def _channel_key(message: AbstractIncomingMessage) -> int | None:
+    """Which AMQP channel a delivery came on; None once that channel is gone."""
+    try:
+        channel = message.channel
+    except aiormq.exceptions.ChannelInvalidStateError:
+        return None
+    return None if channel.is_closed else id(channel)
+
+
 class AckCoalescer:
     """Tracks deliveries per channel and acks settled runs with one frame each."""
 
@@ -51,7 +61,10 @@ class AckCoalescer:
         tag = message.delivery_tag
         if tag is None:
             return
-        lane = self._lanes.setdefault(id(message.channel), _Lane())
+        key = _channel_key(message)
+        if key is None:
+            return
+        lane = self._lanes.setdefault(key, _Lane())
         lane.pending.append(tag)
         lane.entries[tag] = _Entry(message, time.monotonic())
 
@@ -63,7 +76,9 @@ class AckCoalescer:
         """
         entry = self._settle(message, ack=True)
         if entry is None:
-            await message.ack()
+            if _channel_key(message) is not None:  # a closed channel's deliveries come back
+                with contextlib.suppress(ConnectionError, aiormq.exceptions.AMQPError):
+                    await message.ack()
             return
         entry.sent = asyncio.get_running_loop().create_future()
         await entry.sent
@@ -73,7 +88,8 @@ class AckCoalescer:
         self._settle(message, ack=False)
 
     def _settle(self, message: AbstractIncomingMessage, ack: bool) -> _Entry | None:
-        lane = self._lanes.get(id(message.channel))
+        key = _channel_key(message)
+        lane = self._lanes.get(key) if key is not None else None
         entry = lane.entries.get(message.delivery_tag or -1) if lane else None
         if entry is None:
             return None
@@ -96,7 +112,7 @@ class AckCoalescer:
         """Send the frames for everything settled so far."""
         now = time.monotonic()
         for key, lane in list(self._lanes.items()):
-            if lane.pending and lane.entries[lane.pending[0]].message.channel.is_closed:
+            if lane.pending and _channel_key(lane.entries[lane.pending[0]].message) is None:
                 del self._lanes[key]  # its unacked deliveries come back on a new channel
                 for entry in lane.entries.values():
                     if entry.sent is not None and not entry.sent.done():
