@@ -1,11 +1,12 @@
 """Acknowledgements coalesced: one ``basic.ack multiple`` per run of settled deliveries.
 
-Deliveries on a channel carry increasing tags. When every delivery up to tag T is settled,
+Deliveries on a channel carry tags 1, 2, 3, ... When every delivery up to tag T is settled,
 one ack with ``multiple=True`` on T settles them all: one frame (and one broker operation)
-for a whole batch instead of one per message. Messages handed back with a nack, or parked and
-then acked, are settled individually and just skipped over. A delivery that takes long (a
-slow retry publish) must not hold back the acks behind it, or the prefetch window would fill:
-settled deliveries waiting behind one older than ``stall_s`` are acked one by one.
+for a batch instead of one per message. The frontier only moves over tags that are known and
+settled, in tag order: deliveries can reach the handler out of order, and a multiple ack must
+never cover one still being handled. Messages nacked on their own are passed over. A delivery
+that takes long (a slow retry publish) must not hold back those behind it, or the prefetch
+window would fill: settled deliveries waiting longer than ``stall_s`` are acked one by one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import aiormq
@@ -23,17 +23,22 @@ from aio_pika.abc import AbstractIncomingMessage
 @dataclass
 class _Entry:
     message: AbstractIncomingMessage
-    since: float
-    settled: bool = False
+    settled_at: float | None = None
     ack: bool = False
+    acked_alone: bool = False
     sent: asyncio.Future[None] | None = None
+
+    def release(self) -> None:
+        """Let the handler waiting on this ack return."""
+        if self.sent is not None and not self.sent.done():
+            self.sent.set_result(None)
 
 
 @dataclass
 class _Lane:
-    """The deliveries of one AMQP channel, in tag order."""
+    """The deliveries of one AMQP channel not yet passed by the ack frontier."""
 
-    pending: deque[int] = field(default_factory=deque)
+    frontier: int = 0  # every tag up to here is settled and its ack (if any) sent
     entries: dict[int, _Entry] = field(default_factory=dict)
 
 
@@ -57,19 +62,15 @@ class AckCoalescer:
         self.frames = 0  # ack frames sent, for tests and metrics
 
     def received(self, message: AbstractIncomingMessage) -> None:
-        """Register a delivery as it arrives (before any await), so tags stay in order."""
-        tag = message.delivery_tag
-        if tag is None:
-            return
+        """Register a delivery as soon as the handler sees it."""
         key = _channel_key(message)
-        if key is None:
+        if key is None or message.delivery_tag is None:
             return
         lane = self._lanes.setdefault(key, _Lane())
-        lane.pending.append(tag)
-        lane.entries[tag] = _Entry(message, time.monotonic())
+        lane.entries[message.delivery_tag] = _Entry(message)
 
     async def ack(self, message: AbstractIncomingMessage) -> None:
-        """Settle with an ack and wait until the coalesced frame carrying it has been sent.
+        """Settle with an ack and wait until the frame carrying it has been sent.
 
         Waiting keeps shutdown honest (a handler returns only once its ack is on the wire);
         a message the coalescer does not know (no tag) is acked on its own.
@@ -84,7 +85,7 @@ class AckCoalescer:
         await entry.sent
 
     def settled_elsewhere(self, message: AbstractIncomingMessage) -> None:
-        """The message was nacked on its own: only skip it when coalescing."""
+        """The message was nacked on its own: the frontier passes over it."""
         self._settle(message, ack=False)
 
     def _settle(self, message: AbstractIncomingMessage, ack: bool) -> _Entry | None:
@@ -93,7 +94,7 @@ class AckCoalescer:
         entry = lane.entries.get(message.delivery_tag or -1) if lane else None
         if entry is None:
             return None
-        entry.settled, entry.ack = True, ack
+        entry.settled_at, entry.ack = time.monotonic(), ack
         self._schedule(0)
         return entry
 
@@ -112,36 +113,39 @@ class AckCoalescer:
         """Send the frames for everything settled so far."""
         now = time.monotonic()
         for key, lane in list(self._lanes.items()):
-            if lane.pending and _channel_key(lane.entries[lane.pending[0]].message) is None:
+            if lane.entries and _channel_key(next(iter(lane.entries.values())).message) is None:
                 del self._lanes[key]  # its unacked deliveries come back on a new channel
-                for entry in lane.entries.values():
-                    if entry.sent is not None and not entry.sent.done():
-                        entry.sent.set_result(None)
+                for gone in lane.entries.values():
+                    gone.release()
                 continue
             run: list[_Entry] = []
-            while lane.pending and lane.entries[lane.pending[0]].settled:
-                run.append(lane.entries.pop(lane.pending.popleft()))
-            acked = [e for e in run if e.ack]
-            stuck: list[_Entry] = []
-            if lane.pending and now - lane.entries[lane.pending[0]].since > self._stall_s:
-                for tag in [t for t in lane.pending if lane.entries[t].settled]:
-                    lane.pending.remove(tag)
-                    stuck.append(lane.entries.pop(tag))
+            while (head := lane.entries.get(lane.frontier + 1)) and head.settled_at:
+                run.append(lane.entries.pop(lane.frontier + 1))
+                lane.frontier += 1
+            last = next((e for e in reversed(run) if e.ack and not e.acked_alone), None)
+            stuck = [
+                e
+                for e in lane.entries.values()
+                if e.settled_at
+                and e.ack
+                and not e.acked_alone
+                and now - e.settled_at > self._stall_s
+            ]
+            for entry in stuck:
+                entry.acked_alone = True  # the frontier will pass it later without a frame
             try:
-                if acked:
+                if last is not None:
                     self.frames += 1
-                    await acked[-1].message.ack(multiple=True)
+                    await last.message.ack(multiple=True)
                 for entry in stuck:
-                    if entry.ack:
-                        self.frames += 1
-                        await entry.message.ack()
+                    self.frames += 1
+                    await entry.message.ack()
             except (ConnectionError, RuntimeError, aiormq.exceptions.AMQPError):
                 # The channel went away: the broker redelivers what was not acked, and the
                 # inbox absorbs what had already taken effect.
                 self._lanes.pop(key, None)
             finally:
                 for entry in (*run, *stuck):
-                    if entry.sent is not None and not entry.sent.done():
-                        entry.sent.set_result(None)
-            if any(lane.entries[t].settled for t in lane.pending):
+                    entry.release()
+            if any(e.settled_at and not e.acked_alone for e in lane.entries.values()):
                 self._schedule(self._stall_s)  # settled ones wait behind a slow one

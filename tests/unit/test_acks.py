@@ -61,3 +61,16 @@ async def test_nacked_delivery_is_skipped_over() -> None:
     acks.settled_elsewhere(nacked)  # type: ignore[arg-type]
     await asyncio.gather(acks.ack(first), acks.ack(last))  # type: ignore[arg-type]
     assert channel.frames == [(3, True)]
+
+
+async def test_deliveries_reaching_the_handler_out_of_order_are_never_covered_early() -> None:
+    channel = FakeChannel()
+    acks = AckCoalescer(stall_s=0.05)
+    first, second = FakeMessage(channel, 1), FakeMessage(channel, 2)
+    acks.received(second)  # type: ignore[arg-type]  # tag 2 reaches the handler first
+    await acks.ack(second)  # type: ignore[arg-type]
+    # Tag 1 is not even registered yet: 2 may only be acked on its own, never as multiple.
+    assert channel.frames == [(2, False)]
+    acks.received(first)  # type: ignore[arg-type]
+    await acks.ack(first)  # type: ignore[arg-type]
+    assert channel.frames == [(2, False), (1, True)]
