@@ -30,6 +30,9 @@ class Envelope:
     correlation_id: str | None = None
     reply_to: str | None = None
     headers: Mapping[str, Any] = field(default_factory=dict)
+    # When the change this message reports happened (the cause's event time): the committer
+    # measures stock propagation from it. Not stored in the outbox.
+    caused_at: datetime | None = None
 
     def to_amqp(self) -> aio_pika.Message:
         """AMQP properties mirror the CloudEvent, as the bus contract promises adapters."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +35,14 @@ import asyncpg
 from hub import outbox
 from hub.bus import Envelope, Publisher
 from hub.db import Connection
-from hub.errors import DatabaseUnavailable, HubError, PermanentError, TransientError, one_line
+from hub.errors import (
+    DatabaseUnavailable,
+    HubError,
+    PermanentError,
+    SchemaViolation,
+    TransientError,
+    one_line,
+)
 from hub.handlers import Handler, Inbound
 from hub.metrics import Metrics
 
@@ -76,6 +84,8 @@ def _as_hub_error(exc: BaseException) -> HubError:
     """Foreign handler failures become transient (retried, then parked after the last attempt)."""
     if isinstance(exc, HubError):
         return exc
+    if isinstance(exc, asyncpg.DataError):  # SQLSTATE class 22: this data never fits, park it
+        return SchemaViolation(f"data the database cannot store: {one_line(exc)}")
     return TransientError(f"handler failed: {one_line(exc)}")
 
 
@@ -226,8 +236,14 @@ class BatchCommitter:
         try:
             await self._publisher.publish_many(plan.to_publish)
             self._sent.extend(ids)
+            confirmed = time.time()
             for env in plan.to_publish:
                 self._metrics.published.labels(env.exchange).inc()
+                if env.caused_at is not None:
+                    channel = env.routing_key.split(".", 1)[0]
+                    self._metrics.stock_propagation_seconds.labels(channel).observe(
+                        max(0.0, confirmed - env.caused_at.timestamp())
+                    )
         except (HubError, OSError) as exc:
             # Committed: the outbox relay publishes these later, so the inputs are done.
             log.warning("publish after commit failed, outbox relay will send: %s", exc)

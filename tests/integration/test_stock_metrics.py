@@ -1,0 +1,40 @@
+"""Operators see stock propagation: ERP event time to channel publish, per channel."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _count(hub, channel: str) -> float:
+    for metric in hub.metrics.stock_propagation_seconds.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count") and sample.labels.get("channel") == channel:
+                return sample.value
+    return 0.0
+
+
+async def test_each_published_figure_is_measured_for_its_channel(start_hub, bus) -> None:
+    hub = await start_hub()
+    channels = hub.table.destinations("hub", "stock.availability", skus=("PROP-1",))
+    assert channels
+    await bus.publish(
+        "erp.stock.level",
+        {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "erp",
+            "type": "stock.level",
+            "time": datetime.now(UTC).isoformat(),
+            "data": {"sku": "PROP-1", "location": "main", "on_hand": 40, "version": 1},
+        },
+    )
+    for channel in channels:
+        got = await bus.bodies(bus.names.channel_queue(channel), expect=1)
+        assert got and got[0]["type"] == "stock.availability"
+    for channel in channels:
+        assert _count(hub, channel) == 1
