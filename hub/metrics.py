@@ -93,6 +93,7 @@ class Metrics:
         )
         self.oversell = Counter(
             "hub_oversell_total",
-            "Reservations that would have driven stock negative (must stay 0)",
+            "Stock levels that left open reservations above the stock on hand (the ERP sold units"
+            " the hub had promised); must stay 0",
             registry=r,
         )

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
+from prometheus_client import Counter
+
 from hub.bus import Envelope
 from hub.db import Connection
 from hub.outgoing import caused_event, to_channel
@@ -107,13 +109,16 @@ async def changes_by_sku(
     *,
     force: bool = False,
     only_channel: str | None = None,
+    oversold: Counter | None = None,
 ) -> list[tuple[str, Envelope]]:
     """``stock.availability`` for every channel whose figure of these SKUs (or kits) changed.
 
     Records what was sent, so call it inside the transaction that made the change. With
     ``force`` every figure is sent, changed or not (resync), to ``only_channel`` if given.
     ``cause`` is one event, or one per SKU for a batch (a kit takes the first one's).
-    Each message comes with the SKU it is about.
+    Each message comes with the SKU it is about. With ``oversold``, every SKU of ``skus``
+    whose open reservations now exceed its stock on hand (the ERP sold units the hub had
+    promised) is counted there.
     """
     if not skus:
         return []
@@ -124,6 +129,11 @@ async def changes_by_sku(
         return found if only_channel is None else [c for c in found if c == only_channel]
 
     figures, snap = await compute(conn, ctx, skus, channels_of, now.date())
+    if oversold is not None:
+        for sku in skus:
+            stock = snap.stocks.get(sku)
+            if stock is not None and stock.reserved > sum(stock.net_by_location.values()):
+                oversold.inc()
     changed: list[tuple[str, str, Figure, int]] = []
     for (channel, sku), fig in figures.items():
         prev = snap.published.get((channel, sku))

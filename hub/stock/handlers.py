@@ -79,7 +79,10 @@ class StockLevelHandler:
             if not await ledger.apply_level(db, level, now):
                 self._metrics.stale_stock.inc()
                 return []
-            return await availability_changes(db, self._ctx, [level.sku], inbound.event)
+            found = await changes_by_sku(
+                db, self._ctx, [level.sku], inbound.event, oversold=self._metrics.oversell
+            )
+            return [envelope for _, envelope in found]
 
     async def handle_many(
         self, inbounds: Sequence[Inbound], conn: Connection | None, now: datetime
@@ -108,7 +111,13 @@ class StockLevelHandler:
             if applied.count(False):
                 self._metrics.stale_stock.inc(applied.count(False))
             causes = {sku: inbounds[position].event for sku, position in last.items()}
-            found = await changes_by_sku(db, self._ctx, list(causes), causes) if causes else []
+            found = (
+                await changes_by_sku(
+                    db, self._ctx, list(causes), causes, oversold=self._metrics.oversell
+                )
+                if causes
+                else []
+            )
         out: list[list[Envelope]] = [[] for _ in inbounds]
         fallback = next(iter(last.values()), 0)
         for sku, envelope in found:

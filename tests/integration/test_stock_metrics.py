@@ -38,3 +38,36 @@ async def test_each_published_figure_is_measured_for_its_channel(start_hub, bus)
         assert got and got[0]["type"] == "stock.availability"
     for channel in channels:
         assert _count(hub, channel) == 1
+
+
+def _event(source: str, type_: str, data: dict) -> dict:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": source,
+        "type": type_,
+        "time": datetime.now(UTC).isoformat(),
+        "data": data,
+    }
+
+
+async def test_an_erp_level_below_the_held_units_is_counted_as_oversold(start_hub, bus) -> None:
+    hub = await start_hub()
+    level = {"sku": "OVER-1", "location": "main", "on_hand": 10, "version": 1}
+    await bus.publish("erp.stock.level", _event("erp", "stock.level", level))
+    reserve = {
+        "reservation_id": "R-OVER",
+        "channel": "webshop-nl",
+        "order_ref": "NL-1",
+        "lines": [{"sku": "OVER-1", "quantity": 8}],
+    }
+    await bus.publish("webshop-nl.stock.reserve", _event("webshop-nl", "stock.reserve", reserve))
+    answers = await bus.bodies(bus.names.channel_queue("webshop-nl"), expect=3)
+    assert "stock.reserved" in {a["type"] for a in answers}
+    assert hub.metrics.oversell._value.get() == 0
+    # The ERP sold 5 elsewhere: 8 promised, 5 on hand.
+    await bus.publish(
+        "erp.stock.level", _event("erp", "stock.level", {**level, "on_hand": 5, "version": 2})
+    )
+    await bus.drain(bus.names.channel_queue("webshop-nl"), expect=0, settle=1.0)
+    assert hub.metrics.oversell._value.get() == 1
