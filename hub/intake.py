@@ -41,9 +41,15 @@ def decode_event(body: bytes) -> CloudEvent:
     if not isinstance(raw, dict):
         raise MalformedMessage(f"body is JSON {type(raw).__name__}, not a CloudEvent object")
     try:
-        return CloudEvent.model_validate(raw)
+        event = CloudEvent.model_validate(raw)
     except ValidationError as exc:
         raise MalformedMessage(f"not a CloudEvent: {describe(exc)}") from exc
+    # Both become AMQP properties (message-id, correlation-id: at most 255 bytes) of what the
+    # hub sends, and the id an inbox row (no NUL): refuse here what would fail a whole batch.
+    for name, value in (("id", event.id), ("correlationid", event.correlationid)):
+        if value is not None and ("\x00" in value or len(value.encode()) > 255):
+            raise MalformedMessage(f"{name} must be at most 255 bytes of UTF-8, without NUL")
+    return event
 
 
 class Validator:

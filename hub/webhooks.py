@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from datetime import UTC, datetime
 
 import orjson
@@ -27,7 +28,7 @@ from hub.errors import PublishNotConfirmed
 from hub.intake import MAX_BODY_BYTES
 from hub.topology import Names
 from routes.config import HubConfig
-from schemas.envelope import CloudEvent
+from schemas.envelope import TYPE_PATTERN, CloudEvent
 from schemas.registry import model_for
 
 SIGNATURE_HEADERS = ("x-shopify-hmac-sha256", "x-wc-webhook-signature", "x-hub-signature-256")
@@ -84,6 +85,8 @@ class WebhookIngress:
             type_ = event_name
         else:
             type_ = f"native.{channel.adapter}.{event_name}"
+        if not re.fullmatch(TYPE_PATTERN, type_):  # no such event can exist: not a 500
+            return _error(404, f"unknown event {event_name[:100]!r}")
         delivery_id = next((headers[h] for h in DELIVERY_ID_HEADERS if headers.get(h)), None)
         event_id = (
             f"{channel_name}:{delivery_id}"
@@ -91,7 +94,12 @@ class WebhookIngress:
             else (f"{channel_name}:sha256:{hashlib.sha256(event_name.encode() + body).hexdigest()}")
         )
         event = CloudEvent(
-            id=event_id[:200], source=channel_name, type=type_, time=datetime.now(UTC), data=data
+            # At most 200 bytes: the id is also the AMQP message-id (a short string, 255 bytes).
+            id=event_id.encode()[:200].decode("utf-8", "ignore"),
+            source=channel_name,
+            type=type_,
+            time=datetime.now(UTC),
+            data=data,
         )
         envelope = Envelope(
             message_id=event.id,
