@@ -189,19 +189,30 @@ class BatchCommitter:
             task.add_done_callback(self._inflight.discard)
 
     async def _process(self, batch: list[_Work]) -> None:
+        held = True
+
+        def release_slot() -> None:
+            """A slot bounds transactions, not publishes: free it as soon as the commit is in."""
+            nonlocal held
+            if held:
+                held = False
+                self._slots.release()
+
         try:
-            outcomes = await self._commit_and_publish(batch)
+            outcomes = await self._commit_and_publish(batch, release_slot)
         except Exception as exc:  # the whole batch failed before commit: retry them all
             error = exc if isinstance(exc, TransientError) else DatabaseUnavailable(one_line(exc))
             log.warning("batch of %d failed before commit: %s", len(batch), one_line(exc))
             outcomes = [Outcome("failed", error)] * len(batch)
         finally:
-            self._slots.release()
+            release_slot()
         for work, outcome in zip(batch, outcomes, strict=True):
             if not work.future.done():
                 work.future.set_result(outcome)
 
-    async def _commit_and_publish(self, batch: list[_Work]) -> list[Outcome]:
+    async def _commit_and_publish(
+        self, batch: list[_Work], committed: Callable[[], None]
+    ) -> list[Outcome]:
         now = self._clock()
         sent, self._sent = self._sent, []
         keys = sorted(
@@ -232,6 +243,7 @@ class BatchCommitter:
         except BaseException:
             self._sent.extend(sent)
             raise
+        committed()
         self._metrics.batch_size.observe(len(batch))
         try:
             await self._publisher.publish_many(plan.to_publish)
