@@ -32,6 +32,7 @@ from bench.scenarios import (
     hub_throughput,
     open_loop_latency,
     probe,
+    relay_latency,
     relay_throughput,
 )
 from hub.settings import Settings
@@ -216,6 +217,11 @@ async def full(args) -> list[Result]:
         log(await orders(conn, run, args.orders, args.timeout, settings))
         route_max = next(
             r.in_per_s for r in results if r.name.startswith("hub routing") and r.fanout == 1
+        )
+        log(
+            await relay_latency(
+                conn, run, 0.5 * route_max, args.latency_seconds, args.relay_prefetch
+            )
         )
         log(await latency(conn, run, "product", 0.5 * route_max, args.latency_seconds, settings))
         stock1 = next(

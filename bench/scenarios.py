@@ -119,6 +119,40 @@ async def _delete_queues(names: list[str]) -> None:
         await fresh.close()
 
 
+async def relay_latency(
+    conn: aio_pika.abc.AbstractConnection, run: str, rate: float, duration: float, prefetch: int
+) -> Result:
+    """The raw relay's latency at the same open-loop rate: the floor the broker and box set."""
+    base = f"bench{run}.relaylat"
+    source, out = f"{base}.in", f"{base}.out.0"
+    await _declare_relay_queues(conn, [source, out])
+    env = Env(1)
+
+    def make(i: int) -> tuple[str, bytes, str]:
+        body = messages.product(run + "-rl", i)
+        return source, body, orjson.loads(body)["id"]
+
+    try:
+        child = start_relay(source, [out], prefetch)
+        try:
+            await asyncio.sleep(1.0)  # consuming
+            return await open_loop_latency(
+                conn,
+                env,
+                "latency raw relay",
+                make,
+                out,
+                rate,
+                duration,
+                child=child,
+                exchange_name="",
+            )
+        finally:
+            child.stop()
+    finally:
+        await _delete_queues([source, out])
+
+
 async def relay_throughput(
     conn: aio_pika.abc.AbstractConnection,
     run: str,
@@ -246,6 +280,7 @@ async def open_loop_latency(
     duration: float,
     warmup: float = 1.0,
     child: Child | None = None,
+    exchange_name: str | None = None,
 ) -> Result:
     """(4) send on a fixed schedule (no coordinated omission); latency from the scheduled time."""
     total = int(rate * duration)
@@ -261,7 +296,7 @@ async def open_loop_latency(
     async def on_message(msg: aio_pika.abc.AbstractIncomingMessage) -> None:
         now = time.perf_counter()
         body = orjson.loads(msg.body)
-        key = body.get("correlationid") or body.get("causationid")
+        key = body.get("correlationid") or body.get("causationid") or body.get("id")
         if key in sent_at and key not in got:
             got[key] = now
             if len(got) >= total:
@@ -272,6 +307,10 @@ async def open_loop_latency(
     exchange = await pub_ch.get_exchange(env.names.inbound_exchange, ensure=False)
     start = time.perf_counter() + 0.2
     i = 0
+    if exchange_name == "":
+        exchange = pub_ch.default_exchange
+    elif exchange_name is not None:
+        exchange = await pub_ch.get_exchange(exchange_name, ensure=False)
     while i < total:
         now = time.perf_counter()
         while i < total and start + i / rate <= now:
