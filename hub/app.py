@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from pathlib import Path
 
 import aio_pika
+import aiormq
 import asyncpg
 
 from adapters import registry as adapter_registry
 from hub import db, topology
 from hub.delivery import DeliveryService
+from hub.errors import one_line
 from hub.orders import order_handlers
 from hub.orders.timeouts import OrderSweeper
 from hub.runtime import Clock, HandlerFactory, Hub, ServiceFactory
@@ -20,6 +24,8 @@ from hub.topology import Names
 from routes.config import HubConfig
 from routes.errors import ConfigError
 from routes.loader import check_config, load_config
+
+log = logging.getLogger(__name__)
 
 # Each domain contributes its stateful handlers here (type name -> handler), one line each.
 HANDLER_FACTORIES: tuple[HandlerFactory, ...] = (
@@ -64,14 +70,40 @@ async def run_forever(settings: Settings) -> None:
     """Start the hub, wait for SIGTERM/SIGINT, then drain and stop."""
     from hub.cli import install_signal_handlers
 
-    hub = build_hub(settings)
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    await hub.start()
+    hub = await start_when_reachable(settings, stop)
+    if hub is None:
+        return
     try:
         await stop.wait()
     finally:
         await hub.stop()
+
+
+STARTUP_FAILURES = (OSError, aiormq.exceptions.AMQPError, asyncpg.PostgresError)
+
+
+async def start_when_reachable(settings: Settings, stop: asyncio.Event) -> Hub | None:
+    """Start the hub, waiting (with back-off) while the broker or the database is down.
+
+    A hub restarted while RabbitMQ or PostgreSQL restarts too must come up once they do,
+    not exit; None when told to stop first.
+    """
+    delay = 0.5
+    while not stop.is_set():
+        hub = build_hub(settings)
+        try:
+            await hub.start()
+            return hub
+        except STARTUP_FAILURES as exc:
+            log.warning("cannot start yet (%s); retrying in %.1fs", one_line(exc), delay)
+            with contextlib.suppress(*STARTUP_FAILURES, RuntimeError):
+                await hub.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        delay = min(delay * 2, 10.0)
+    return None
 
 
 async def declare_topology(settings: Settings) -> list[str]:

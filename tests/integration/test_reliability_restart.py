@@ -172,3 +172,54 @@ async def test_a_publish_that_hangs_times_out(start_hub, bus) -> None:
         await publisher.stop()
         assert proxy.server is not None
         proxy.server.close()
+
+
+async def test_hub_started_while_the_broker_is_down_comes_up_when_it_returns(
+    isolated, tmp_path
+) -> None:
+    """`hub run` waits for its broker (with back-off) instead of exiting: a hub restarted
+    during a broker restart must not need a supervisor to try again."""
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    server.close()
+    await server.wait_closed()  # nothing listens on `port` now: the broker is "down"
+    broker_url = f"amqp://guest:guest@127.0.0.1:{port}/"
+    proc = HubProcess(
+        hub_env(isolated.database_url, broker_url, isolated.name_prefix, CHAOS_CONFIG),
+        tmp_path / "hub.log",
+    )
+    proc.start()
+    forwarder: asyncio.Server | None = None
+    try:
+        await asyncio.sleep(3)
+        assert proc.proc is not None and proc.proc.poll() is None, "hub gave up on its broker"
+
+        async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 5672)
+
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                try:
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+                except ConnectionError:
+                    pass
+                finally:
+                    dst.close()
+
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        forwarder = await asyncio.start_server(forward, "127.0.0.1", port)  # the broker is back
+        recovered = await proc.wait_ready(timeout=60)
+        assert recovered < 60
+        assert "cannot start yet" in (tmp_path / "hub.log").read_text()
+    finally:
+        if proc.proc is not None and proc.proc.poll() is None:
+            await asyncio.to_thread(proc.terminate, 30)
+        if forwarder is not None:
+            forwarder.close()
+        conn = await aio_pika.connect(isolated.broker_url)
+        ch = await conn.channel()
+        for name in ("shop-a", "shop-b", "market-c"):
+            await ch.queue_delete(f"{isolated.name_prefix}hub.out.{name}")
+        await conn.close()
