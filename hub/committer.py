@@ -114,7 +114,7 @@ class BatchCommitter:
         metrics: Metrics,
         consumer: str,
         batch_max: int,
-        max_concurrent_batches: int = 4,
+        max_concurrent_batches: int = 1,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sent_flush_s: float = 0.05,
     ) -> None:

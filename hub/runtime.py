@@ -124,6 +124,7 @@ class Hub:
             self.metrics,
             consumer=self.names.inbound_queue,
             batch_max=s.batch_max,
+            max_concurrent_batches=s.max_concurrent_batches,
             clock=self.clock,
         )
         self._committer.start()

@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     name_prefix: str = Field(default="", pattern=r"^[a-z0-9._-]*$")
     prefetch: int = Field(default=512, ge=1, le=65535)
     batch_max: int = Field(default=256, ge=1)
-    batch_wait_ms: float = Field(default=2.0, ge=0)
+    # Transactions in flight at once. Few keeps batches large under load (one commit, one
+    # fsync, one lock round for many messages); publishing does not count against it.
+    max_concurrent_batches: int = Field(default=1, ge=1, le=32)
     delivery_limit: int = Field(default=10, ge=1)
     retry_max_attempts: int = Field(default=5, ge=1)  # then the message is parked
     reconnect_interval_s: float = Field(default=1.0, gt=0)
