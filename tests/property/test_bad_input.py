@@ -377,14 +377,29 @@ def running_hub() -> Iterator[Running]:
         yield Running(lt, hub, exchange, f"http://127.0.0.1:{port}")
     finally:
 
-        async def cleanup() -> None:
-            await hub.stop()
-            await topology.delete_all(await conn.channel(), Names(s.name_prefix), CHANNELS)
-            await conn.close()
-            await db.drop_database(s.database_url)
+        async def cleanup() -> BaseException | None:
+            """Every step, even after one fails (a crashed hub must not leak its names)."""
+            first: BaseException | None = None
 
-        lt.run(cleanup())
+            async def delete_names() -> None:
+                await topology.delete_all(await conn.channel(), Names(s.name_prefix), CHANNELS)
+
+            for step in (
+                hub.stop,
+                delete_names,
+                conn.close,
+                lambda: db.drop_database(s.database_url),
+            ):
+                try:
+                    await step()
+                except Exception as exc:
+                    first = first or exc
+            return first
+
+        failed = lt.run(cleanup())
         lt.close()
+        if failed is not None:
+            raise failed
 
 
 @pytest.fixture
