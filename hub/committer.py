@@ -256,7 +256,7 @@ class BatchCommitter:
                     self._metrics.stock_propagation_seconds.labels(channel).observe(
                         max(0.0, confirmed - env.caused_at.timestamp())
                     )
-        except (HubError, OSError) as exc:
+        except Exception as exc:
             # Committed: the outbox relay publishes these later, so the inputs are done.
             log.warning("publish after commit failed, outbox relay will send: %s", exc)
         return [

@@ -12,7 +12,6 @@ import orjson
 
 from hub.bus import Envelope, Publisher
 from hub.db import Connection
-from hub.errors import HubError
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +93,23 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            await self._publisher.publish_many([_envelope(r) for r in rows])
-            await conn.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            # Each row on its own: one that cannot be published must not hold back the rest.
+            results = await asyncio.gather(
+                *(self._publisher.publish(_envelope(r)) for r in rows), return_exceptions=True
             )
-        self.relayed += len(rows)
-        return len(rows)
+            sent = [r["id"] for r, res in zip(rows, results, strict=True) if res is None]
+            failed = [res for res in results if isinstance(res, BaseException)]
+            if sent:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
+        if failed:
+            log.warning(
+                "outbox relay: %d of %d rows not published (%s); they stay",
+                len(failed),
+                len(rows),
+                failed[0],
+            )
+        self.relayed += len(sent)
+        return len(sent) if len(sent) == len(rows) else 0
 
     async def pending(self) -> int:
         """Rows not yet published, for the outbox gauge and for draining on shutdown."""
@@ -110,7 +120,7 @@ class OutboxRelay:
             try:
                 while await self.relay_once() > 0:
                     pass
-            except (HubError, OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # the relay must outlive any one failure
                 log.warning("outbox relay: %s; will retry", exc)
             await asyncio.sleep(self._poll_s)
 
