@@ -1,0 +1,34 @@
+"""The availability message built on the hot path is exactly what the schema accepts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import orjson
+
+from hub.stock.atp import Figure
+from hub.stock.availability import _envelope
+from hub.topology import Names
+from schemas.envelope import CloudEvent
+from schemas.inventory import StockAvailability
+
+
+def test_hot_path_availability_validates_against_its_schema() -> None:
+    cause = CloudEvent(
+        id="lvl-1",
+        source="erp",
+        type="stock.level",
+        time=datetime(2026, 11, 27, 10, tzinfo=UTC),
+        data={},
+    )
+    now = datetime(2026, 11, 27, 10, 0, 1, tzinfo=UTC)
+    for fig in (Figure(7, None), Figure(0, date(2026, 12, 4))):
+        env = _envelope(Names("p."), cause, "webshop-nl", "SKU-1", fig, 3, now)
+        body = orjson.loads(env.body)
+        event = CloudEvent.model_validate(body)
+        message = StockAvailability.model_validate(event.data)
+        assert (message.available, message.next_available_date) == (fig.available, fig.next_date)
+        assert (message.channel, message.version, message.computed_at) == ("webshop-nl", 3, now)
+        assert event.type == "stock.availability" and event.causationid == "lvl-1"
+        assert env.routing_key == "webshop-nl.stock.availability"
+        assert env.caused_at == cause.time
