@@ -115,7 +115,11 @@ def write(
     settings: dict[str, Any],
     out_dir: Path = HERE,
 ) -> Path:
-    relay = {r.fanout: r.out_per_s for r in results if "relay" in r.name and not r.skipped}
+    relay = {
+        r.fanout: r.out_per_s
+        for r in results
+        if r.name.startswith("raw relay") and not r.skipped and not r.latency_ms
+    }
     plot(results, out_dir / "results.png")
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
