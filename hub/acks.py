@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
+MAX_TRACKED = 10_000  # entries per channel before already-acked ones are forgotten
+
 
 @dataclass
 class _Entry:
@@ -147,5 +149,10 @@ class AckCoalescer:
             finally:
                 for entry in (*run, *stuck):
                     entry.release()
+            if len(lane.entries) > MAX_TRACKED:
+                # A tag that never reached the handler holds the frontier for good: forget
+                # what is already acked, so memory stays bounded (acks go one by one from here).
+                for tag in [t for t, e in lane.entries.items() if e.acked_alone]:
+                    del lane.entries[tag]
             if any(e.settled_at and not e.acked_alone for e in lane.entries.values()):
                 self._schedule(self._stall_s)  # settled ones wait behind a slow one

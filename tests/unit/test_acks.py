@@ -74,3 +74,19 @@ async def test_deliveries_reaching_the_handler_out_of_order_are_never_covered_ea
     acks.received(first)  # type: ignore[arg-type]
     await acks.ack(first)  # type: ignore[arg-type]
     assert channel.frames == [(2, False), (1, True)]
+
+
+async def test_a_tag_that_never_arrives_keeps_memory_bounded(monkeypatch) -> None:
+    import hub.acks
+
+    monkeypatch.setattr(hub.acks, "MAX_TRACKED", 50)
+    channel = FakeChannel()
+    acks = AckCoalescer(stall_s=0.0)
+    messages = [FakeMessage(channel, tag) for tag in range(2, 200)]  # tag 1 never arrives
+    for m in messages:
+        acks.received(m)  # type: ignore[arg-type]
+    await asyncio.gather(*(acks.ack(m) for m in messages))  # type: ignore[arg-type]
+    await acks.flush()
+    assert sorted(tag for tag, multiple in channel.frames) == list(range(2, 200))
+    assert not any(multiple for _, multiple in channel.frames)  # tag 1 is never covered
+    assert sum(len(lane.entries) for lane in acks._lanes.values()) <= 50
