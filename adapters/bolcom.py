@@ -12,16 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters._native import Native, check_event, money_text, person, refuse_type
+from adapters._native import Native, money_text, person
 from adapters.base import TranslationError
-from schemas.base import Message
+from adapters.table import ReadsAndWrites
 from schemas.catalog import PriceChanged
 from schemas.fulfilment import ShipmentTracking
 from schemas.inventory import StockAvailability
 from schemas.orders import OrderPlaced
 
-NATIVE_EVENTS = frozenset({"order"})
-OUTBOUND_TYPES = frozenset({StockAvailability.TYPE, PriceChanged.TYPE, ShipmentTracking.TYPE})
 CURRENCY = "EUR"
 MAX_STOCK = 999  # the most an offer's stock amount may say
 
@@ -128,33 +126,9 @@ def shipment(message: ShipmentTracking) -> dict[str, Any]:
     }
 
 
-class BolcomTranslator:
-    """bol.com orders into the hub; offer stock, prices and shipments back to bol.com."""
-
-    name = "bolcom"
-
-    def native_events(self) -> frozenset[str]:
-        """The native events this adapter reads: the order resource, as polled."""
-        return NATIVE_EVENTS
-
-    def outbound_types(self) -> frozenset[str]:
-        """The canonical types a bol.com channel can be sent."""
-        return OUTBOUND_TYPES
-
-    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
-        """One order resource as the canonical order."""
-        check_event(self.name, event, NATIVE_EVENTS)
-        return order_placed(Native(payload), channel)
-
-    def from_canonical(self, message: Message) -> dict[str, Any]:
-        """The Retailer API body for one canonical message."""
-        if isinstance(message, StockAvailability):
-            return offer_stock(message)
-        if isinstance(message, PriceChanged):
-            return offer_price(message)
-        if isinstance(message, ShipmentTracking):
-            return shipment(message)
-        raise refuse_type(self.name, message, OUTBOUND_TYPES)
-
-
-TRANSLATOR = BolcomTranslator()
+TRANSLATOR = ReadsAndWrites(
+    "bolcom",
+    readers={"order": order_placed},
+    writers={StockAvailability: offer_stock, PriceChanged: offer_price, ShipmentTracking: shipment},
+)
+"""bol.com orders (the order resource, as polled) into the hub; stock, prices, shipments back."""

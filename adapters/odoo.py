@@ -9,18 +9,15 @@ names with ``-`` for ``.``: ``stock-quant``, ``product-product``, ``sale-order``
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
 
-from adapters._native import Native, check_event
+from adapters._native import Native
 from adapters.base import TranslationError
-from schemas.base import Message
+from adapters.table import Reads
 from schemas.catalog import ProductUpserted
 from schemas.erp import SalesOrderCreated
 from schemas.inventory import StockLevel
 
-NATIVE_EVENTS = frozenset({"stock-quant", "product-product", "sale-order"})
 CONFIRMED_STATES = frozenset({"sale", "done"})
 _CODED_NAME = re.compile(r"^\[([^\]]+)\]")  # Odoo shows a product as "[default_code] name"
 
@@ -90,24 +87,12 @@ def sales_order_created(order: Native) -> SalesOrderCreated:
     return SalesOrderCreated(order_id=order.text("origin"), erp_order_number=order.text("name"))
 
 
-class OdooTranslator:
-    """Odoo as the source of truth: its stock, products and sales order numbers to the hub."""
-
-    name = "odoo"
-
-    def native_events(self) -> frozenset[str]:
-        """The Odoo models this adapter reads, ``.`` written as ``-``."""
-        return NATIVE_EVENTS
-
-    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
-        """One Odoo record as its canonical message."""
-        check_event(self.name, event, NATIVE_EVENTS)
-        record = Native(payload)
-        if event == "stock-quant":
-            return stock_level(record)
-        if event == "product-product":
-            return product_upserted(record)
-        return sales_order_created(record)
-
-
-TRANSLATOR = OdooTranslator()
+TRANSLATOR = Reads(
+    "odoo",
+    readers={
+        "stock-quant": lambda record, _channel: stock_level(record),
+        "product-product": lambda record, _channel: product_upserted(record),
+        "sale-order": lambda record, _channel: sales_order_created(record),
+    },
+)
+"""Odoo as the source of truth: its stock, products and sales order numbers to the hub."""

@@ -7,19 +7,16 @@ each parcel item's ``properties.line_id`` the order line it ships.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from adapters._native import Native, check_event, refuse_type
+from adapters._native import Native
 from adapters.base import TranslationError
-from schemas.base import Message
+from adapters.table import ReadsAndWrites
 from schemas.fulfilment import ShipmentCreated, ShipmentRequest
 
 # parcel-created: the body Sendcloud answers POST /parcels with; parcel-status-changed: the
 # webhook body (action "parcel_status_changed"). Both hold the whole parcel under "parcel".
-NATIVE_EVENTS = frozenset({"parcel-created", "parcel-status-changed"})
-OUTBOUND_TYPES = frozenset({ShipmentRequest.TYPE})
 CANCELLED = frozenset({1999, 2000})  # "Cancellation requested", "Cancelled"
 
 
@@ -101,29 +98,12 @@ def parcel(message: ShipmentRequest) -> dict[str, Any]:
     return {"parcel": body}
 
 
-class SendcloudTranslator:
-    """The carrier side: Sendcloud parcels for shipment requests, shipments from its answers."""
-
-    name = "sendcloud"
-
-    def native_events(self) -> frozenset[str]:
-        """The parcel bodies this adapter reads: the create answer and the status webhook."""
-        return NATIVE_EVENTS
-
-    def outbound_types(self) -> frozenset[str]:
-        """The canonical types a Sendcloud channel can be sent."""
-        return OUTBOUND_TYPES
-
-    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
-        """One parcel body as the canonical shipment."""
-        check_event(self.name, event, NATIVE_EVENTS)
-        return shipment_created(Native(payload))
-
-    def from_canonical(self, message: Message) -> dict[str, Any]:
-        """The Sendcloud body for one canonical message."""
-        if isinstance(message, ShipmentRequest):
-            return parcel(message)
-        raise refuse_type(self.name, message, OUTBOUND_TYPES)
-
-
-TRANSLATOR = SendcloudTranslator()
+TRANSLATOR = ReadsAndWrites(
+    "sendcloud",
+    readers={
+        "parcel-created": lambda parcel_body, _channel: shipment_created(parcel_body),
+        "parcel-status-changed": lambda parcel_body, _channel: shipment_created(parcel_body),
+    },
+    writers={ShipmentRequest: parcel},
+)
+"""The carrier side: Sendcloud parcels for shipment requests, shipments from its answers."""

@@ -8,27 +8,21 @@ delivery transport looks those up, because a translator does no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from adapters._native import (
     Native,
     carrier_name,
-    check_event,
     money_text,
     numeric_id,
     person,
-    refuse_type,
 )
-from schemas.base import Message
+from adapters.table import ReadsAndWrites
 from schemas.catalog import PriceChanged
 from schemas.fulfilment import ShipmentTracking
 from schemas.inventory import StockAvailability
 from schemas.orders import OrderCancelled, OrderPlaced
-
-NATIVE_EVENTS = frozenset({"orders-create", "orders-cancelled"})
-OUTBOUND_TYPES = frozenset({StockAvailability.TYPE, PriceChanged.TYPE, ShipmentTracking.TYPE})
 
 
 def _address(raw: Native, email: str) -> dict[str, Any]:
@@ -149,36 +143,13 @@ def fulfillment(message: ShipmentTracking) -> dict[str, Any]:
     }
 
 
-class ShopifyTranslator:
-    """Shopify orders into the hub; stock, prices and tracking back to the shop."""
-
-    name = "shopify"
-
-    def native_events(self) -> frozenset[str]:
-        """The webhook topics this adapter reads (``/`` written as ``-``)."""
-        return NATIVE_EVENTS
-
-    def outbound_types(self) -> frozenset[str]:
-        """The canonical types a Shopify channel can be sent."""
-        return OUTBOUND_TYPES
-
-    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
-        """One webhook body as its canonical message."""
-        check_event(self.name, event, NATIVE_EVENTS)
-        order = Native(payload)
-        if event == "orders-create":
-            return order_placed(order, channel)
-        return order_cancelled(order, channel)
-
-    def from_canonical(self, message: Message) -> dict[str, Any]:
-        """The Admin API body for one canonical message."""
-        if isinstance(message, StockAvailability):
-            return inventory_level(message)
-        if isinstance(message, PriceChanged):
-            return variant_price(message)
-        if isinstance(message, ShipmentTracking):
-            return fulfillment(message)
-        raise refuse_type(self.name, message, OUTBOUND_TYPES)
-
-
-TRANSLATOR = ShopifyTranslator()
+TRANSLATOR = ReadsAndWrites(
+    "shopify",
+    readers={"orders-create": order_placed, "orders-cancelled": order_cancelled},
+    writers={
+        StockAvailability: inventory_level,
+        PriceChanged: variant_price,
+        ShipmentTracking: fulfillment,
+    },
+)
+"""Shopify orders into the hub; stock, prices and tracking back to the shop."""

@@ -15,24 +15,17 @@ from typing import Any
 from adapters._native import (
     Native,
     carrier_name,
-    check_event,
     money_text,
     numeric_id,
     person,
-    refuse_type,
 )
 from adapters.base import TranslationError
-from schemas.base import Message
+from adapters.table import ReadsAndWrites
 from schemas.catalog import PriceChanged
 from schemas.common import minor_units
 from schemas.fulfilment import ShipmentTracking
 from schemas.inventory import StockAvailability
 from schemas.orders import OrderLifecycle, OrderPlaced, OrderStatus
-
-NATIVE_EVENTS = frozenset({"order-created"})
-OUTBOUND_TYPES = frozenset(
-    {StockAvailability.TYPE, PriceChanged.TYPE, ShipmentTracking.TYPE, OrderStatus.TYPE}
-)
 
 # The hub's order lifecycle -> WooCommerce order status. "returned" has no counterpart: a
 # refund is money, made in WooCommerce, not a state the hub can set.
@@ -176,35 +169,14 @@ def order_status(message: OrderStatus) -> dict[str, Any]:
     return {"id": numeric_id(message.channel_order_id), "status": status}
 
 
-class WooCommerceTranslator:
-    """WooCommerce orders into the hub; stock, prices, tracking and status back to the shop."""
-
-    name = "woocommerce"
-
-    def native_events(self) -> frozenset[str]:
-        """The webhook topics this adapter reads (``.`` written as ``-``)."""
-        return NATIVE_EVENTS
-
-    def outbound_types(self) -> frozenset[str]:
-        """The canonical types a WooCommerce channel can be sent."""
-        return OUTBOUND_TYPES
-
-    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
-        """One webhook body as its canonical message."""
-        check_event(self.name, event, NATIVE_EVENTS)
-        return order_placed(Native(payload), channel)
-
-    def from_canonical(self, message: Message) -> dict[str, Any]:
-        """The REST API body for one canonical message."""
-        if isinstance(message, StockAvailability):
-            return product_stock(message)
-        if isinstance(message, PriceChanged):
-            return product_price(message)
-        if isinstance(message, ShipmentTracking):
-            return shipment_tracking(message)
-        if isinstance(message, OrderStatus):
-            return order_status(message)
-        raise refuse_type(self.name, message, OUTBOUND_TYPES)
-
-
-TRANSLATOR = WooCommerceTranslator()
+TRANSLATOR = ReadsAndWrites(
+    "woocommerce",
+    readers={"order-created": order_placed},
+    writers={
+        StockAvailability: product_stock,
+        PriceChanged: product_price,
+        ShipmentTracking: shipment_tracking,
+        OrderStatus: order_status,
+    },
+)
+"""WooCommerce orders into the hub; stock, prices, tracking and status back to the shop."""
