@@ -1,0 +1,56 @@
+"""The one translator shape: an adapter is a table of what it reads and what it writes.
+
+Each adapter module keeps only its mapping functions and declares ``TRANSLATOR`` from these,
+so the dispatch, the refusals of unknown events and types, and the lists the config check and
+the HTTP delivery ask for are written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters._native import Native, check_event, refuse_type
+from schemas.base import Message
+
+Reader = Callable[[Native, str], Message]
+"""Native payload (wrapped for located errors) and the channel name -> canonical message."""
+
+Writer = Callable[[Any], dict[str, Any]]
+"""One canonical message (of the type it is registered for) -> the system's native body."""
+
+
+@dataclass(frozen=True)
+class Reads:
+    """A translator that only reads: native events into canonical messages (an ERP, say)."""
+
+    name: str
+    readers: Mapping[str, Reader]
+
+    def native_events(self) -> frozenset[str]:
+        """The native event names this adapter reads, as in ``native.<adapter>.<event>``."""
+        return frozenset(self.readers)
+
+    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
+        """Translate one native payload, or refuse an event this adapter does not read."""
+        check_event(self.name, event, self.readers)
+        return self.readers[event](Native(payload), channel)
+
+
+@dataclass(frozen=True)
+class ReadsAndWrites(Reads):
+    """A translator that also writes canonical messages in the system's native form."""
+
+    writers: Mapping[type[Message], Writer] = field(default_factory=dict)
+
+    def outbound_types(self) -> frozenset[str]:
+        """The canonical types this adapter can write."""
+        return frozenset(kind.TYPE for kind in self.writers)
+
+    def from_canonical(self, message: Message) -> dict[str, Any]:
+        """The native body for one canonical message, or refuse a type it cannot write."""
+        writer = self.writers.get(type(message))
+        if writer is None:
+            raise refuse_type(self.name, message, self.outbound_types())
+        return writer(message)
