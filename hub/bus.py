@@ -48,21 +48,6 @@ class Envelope:
             headers=dict(self.headers) or None,
         )
 
-    def to_amqp(self) -> aio_pika.Message:
-        """AMQP properties mirror the CloudEvent, as the bus contract promises adapters."""
-        return aio_pika.Message(
-            self.body,
-            message_id=self.message_id,
-            type=self.message_type,
-            app_id=self.source,
-            correlation_id=self.correlation_id,
-            reply_to=self.reply_to,
-            content_type=CONTENT_TYPE,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            timestamp=datetime.now(UTC),
-            headers=dict(self.headers) or None,
-        )
-
 
 class Publisher:
     """Publishes on its own connection (so broker flow control never stalls consumers)."""

@@ -38,7 +38,6 @@ from hub.db import Connection
 from hub.errors import (
     DatabaseUnavailable,
     HubError,
-    PermanentError,
     SchemaViolation,
     TransientError,
     one_line,
@@ -375,8 +374,3 @@ def _runs(batch: list[_Work], indexes: list[int], batched: bool) -> list[list[in
     for i in indexes:
         groups.setdefault(id(batch[i].handler), []).append(i)
     return list(groups.values())
-
-
-def is_permanent(outcome: Outcome) -> bool:
-    """A failed outcome whose message must be parked rather than retried."""
-    return outcome.kind == "failed" and isinstance(outcome.error, PermanentError)

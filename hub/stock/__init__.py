@@ -1,6 +1,6 @@
 """Stock and availability: the versioned ledger, ATP per channel, reservations and the RPC.
 
-Flow: ``stock.level`` (ERP, warehouse or a file feed) -> ``ledger.apply_level`` (stale versions
+Flow: ``stock.level`` (ERP, warehouse or a file feed) -> ``ledger.apply_levels`` (stale versions
 dropped and counted) -> ``availability.availability_changes`` recomputes the SKU and every kit
 containing it for each channel that sells it, and publishes ``stock.availability`` only to
 channels whose figure changed, in the same transaction (outbox) as the ledger change.

@@ -69,20 +69,8 @@ class StockLevelHandler:
         self, inbound: Inbound, conn: Connection | None, now: datetime
     ) -> Sequence[Envelope]:
         """Drop a stale version (counted); otherwise apply and publish the changes."""
-        level = inbound.message
-        assert isinstance(level, StockLevel)
-        source = inbound.event.source
-        if not self._ctx.table.to_hub(source, StockLevel.TYPE):
-            raise BusinessRuleViolation(f"channel {source!r} may not report stock (no route)")
-        db = _need(conn)
-        async with _contention():
-            if not await ledger.apply_level(db, level, now):
-                self._metrics.stale_stock.inc()
-                return []
-            found = await changes_by_sku(
-                db, self._ctx, [level.sku], inbound.event, oversold=self._metrics.oversell
-            )
-            return [envelope for _, envelope in found]
+        [out] = await self.handle_many([inbound], conn, now)
+        return out
 
     async def handle_many(
         self, inbounds: Sequence[Inbound], conn: Connection | None, now: datetime
@@ -138,14 +126,7 @@ class ProductFactsHandler:
         self, inbound: Inbound, conn: Connection | None, now: datetime
     ) -> Sequence[Envelope]:
         """Store the facts; a kit whose composition changed gets its availability published."""
-        product = inbound.message
-        assert isinstance(product, ProductUpserted)
-        out = list(self._router.envelopes(inbound))
-        db = _need(conn)
-        async with _contention():
-            stored = await ledger.store_product(db, product)
-            if stored and product.is_kit:
-                out += await availability_changes(db, self._ctx, [product.sku], inbound.event)
+        [out] = await self.handle_many([inbound], conn, now)
         return out
 
     async def handle_many(

@@ -39,23 +39,6 @@ async def lock_skus(conn: Connection, skus: Collection[str]) -> None:
         await conn.execute("SELECT stock_lock($1::text[])", list(skus))
 
 
-async def apply_level(conn: Connection, level: StockLevel, now: datetime) -> bool:
-    """Apply a level unless its version is stale; hand included orders over to the ERP."""
-    applied: bool = await conn.fetchval(
-        "SELECT stock_apply_level($1, $2, $3, $4, $5, $6::text[], $7::date[], $8::int[], $9)",
-        level.sku,
-        level.location,
-        level.on_hand,
-        level.committed,
-        level.version,
-        list(level.included_order_ids),
-        [r.expected_date for r in level.incoming],
-        [r.quantity for r in level.incoming],
-        now,
-    )
-    return applied
-
-
 async def apply_levels(conn: Connection, levels: Sequence[StockLevel], now: datetime) -> list[bool]:
     """Apply many levels in one round trip (all SKUs locked first, in order); False = stale."""
     doc = [
@@ -138,44 +121,6 @@ async def snapshot(conn: Connection, skus: Collection[str], *, lock: bool = True
         for ch, sku, avail, d, version in doc["published"]
     }
     return Snapshot(kits, stocks, published)
-
-
-async def kits_around(conn: Connection, skus: Collection[str]) -> dict[str, dict[str, int]]:
-    """Every kit that is one of ``skus`` or contains one of them, with all its components."""
-    rows = await conn.fetch(
-        "SELECT kit_sku, component_sku, quantity FROM stock_kit_components WHERE kit_sku IN"
-        " (SELECT kit_sku FROM stock_kit_components"
-        "  WHERE component_sku = ANY($1) OR kit_sku = ANY($1))",
-        list(skus),
-    )
-    kits: dict[str, dict[str, int]] = defaultdict(dict)
-    for r in rows:
-        kits[r["kit_sku"]][r["component_sku"]] = r["quantity"]
-    return dict(kits)
-
-
-async def store_product(conn: Connection, product: ProductUpserted) -> bool:
-    """Keep the facts stock needs (kit components, substitution group); False when stale."""
-    stored = await conn.fetchval(
-        "INSERT INTO stock_products AS p (sku, substitution_group, active, version)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (sku) DO UPDATE SET"
-        " substitution_group = EXCLUDED.substitution_group, active = EXCLUDED.active,"
-        " version = EXCLUDED.version WHERE p.version < EXCLUDED.version RETURNING version",
-        product.sku,
-        product.substitution_group,
-        product.active,
-        product.version,
-    )
-    if stored is None:
-        return False
-    await conn.execute("DELETE FROM stock_kit_components WHERE kit_sku = $1", product.sku)
-    if product.components:
-        await conn.executemany(
-            "INSERT INTO stock_kit_components (kit_sku, component_sku, quantity)"
-            " VALUES ($1, $2, $3)",
-            [(product.sku, c.sku, c.quantity) for c in product.components],
-        )
-    return True
 
 
 async def substitutes(conn: Connection, skus: Collection[str]) -> dict[str, list[str]]:

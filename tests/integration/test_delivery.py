@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import aio_pika
 import orjson
 import pytest
 import uvicorn
@@ -183,7 +184,10 @@ def figure(hub: Hub, sku: str, available: int, version: int = 1) -> Envelope:
 async def put_out(bus: Any, *envelopes: Envelope) -> None:
     exchange = await bus.channel.get_exchange(bus.names.outbound_exchange, ensure=False)
     for e in envelopes:
-        await exchange.publish(e.to_amqp(), routing_key=e.routing_key)
+        message = aio_pika.Message(
+            e.body, message_id=e.message_id, type=e.message_type, delivery_mode=2
+        )
+        await exchange.publish(message, routing_key=e.routing_key)
 
 
 def stock_level(sku: str, on_hand: int, version: int) -> dict[str, Any]:
