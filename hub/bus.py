@@ -13,6 +13,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from pamqp.commands import Basic
 
+from hub import wire
 from hub.errors import PublishNotConfirmed
 from schemas.envelope import CONTENT_TYPE
 
@@ -89,44 +90,60 @@ class Publisher:
         return self._channel
 
     async def publish(self, envelope: Envelope) -> None:
-        """Publish one message and wait for the broker's confirm; anything else raises.
-
-        Straight onto the confirmed channel underneath aio-pika (no Message object per
-        publish): this is the hot path of every fan-out.
-        """
-        try:
-            channel = await self.channel.get_underlay_channel()
-            confirmation = await channel.basic_publish(
-                envelope.body,
-                exchange=envelope.exchange,
-                routing_key=envelope.routing_key,
-                properties=envelope.properties(),
-                mandatory=True,
-                timeout=self._timeout_s,
-            )
-        except aiormq.exceptions.DeliveryError as exc:
-            raise PublishNotConfirmed(
-                f"broker returned {envelope.routing_key!r} on {envelope.exchange!r}: unroutable"
-            ) from exc
-        except TimeoutError as exc:
-            raise PublishNotConfirmed(f"no confirm within {self._timeout_s}s") from exc
-        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-            raise PublishNotConfirmed(f"publish failed: {exc!r}") from exc
-        if not isinstance(confirmation, Basic.Ack):
-            raise PublishNotConfirmed(f"broker did not ack: {type(confirmation).__name__}")
+        """Publish one message and wait for the broker's confirm; anything else raises."""
+        await self.publish_many([envelope])
 
     async def publish_many(self, envelopes: Sequence[Envelope]) -> None:
-        """Publish all concurrently and wait for every confirm; the first failure raises."""
+        """Publish all and wait for every confirm; the first failure raises."""
+        for error in await self.publish_each(envelopes):
+            if error is not None:
+                raise error
+
+    async def publish_each(self, envelopes: Sequence[Envelope]) -> list[PublishNotConfirmed | None]:
+        """Publish all in one write; per message, None once confirmed, else why it was not.
+
+        Straight onto the confirmed channel underneath aio-pika (``hub.wire``): this is the
+        hot path of every fan-out.
+        """
         if not envelopes:
-            return
-        if len(envelopes) == 1:
-            await self.publish(envelopes[0])
-            return
-        results = await asyncio.gather(
-            *(self.publish(e) for e in envelopes), return_exceptions=True
+            return []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        try:
+            channel = await self.channel.get_underlay_channel()
+            async with asyncio.timeout_at(deadline):
+                first, futures = await wire.send(channel, envelopes)
+        except TimeoutError:
+            return [PublishNotConfirmed(f"no confirm within {self._timeout_s}s")] * len(envelopes)
+        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            return [PublishNotConfirmed(f"publish failed: {exc!r}")] * len(envelopes)
+        try:
+            _done, pending = await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
+            for future in pending:
+                future.cancel()  # a late confirm then finds it settled and is ignored quietly
+            return [
+                _verdict(e, f, self._timeout_s) for e, f in zip(envelopes, futures, strict=True)
+            ]
+        finally:
+            wire.forget(channel, envelopes, first)
+
+
+def _verdict(
+    envelope: Envelope, future: asyncio.Future[object], timeout_s: float
+) -> PublishNotConfirmed | None:
+    """What the broker said about one publish, as the hub's error (None: confirmed)."""
+    if future.cancelled():
+        return PublishNotConfirmed(f"no confirm within {timeout_s}s")
+    exc = future.exception()
+    if isinstance(exc, aiormq.exceptions.PublishError):
+        return PublishNotConfirmed(
+            f"broker returned {envelope.routing_key!r} on {envelope.exchange!r}: unroutable"
         )
-        for result in results:
-            if isinstance(result, BaseException):
-                if isinstance(result, PublishNotConfirmed):
-                    raise result
-                raise PublishNotConfirmed(f"publish failed: {result!r}") from result
+    if isinstance(exc, aiormq.exceptions.DeliveryError):
+        return PublishNotConfirmed("broker did not ack: Nack")
+    if exc is not None:
+        return PublishNotConfirmed(f"publish failed: {exc!r}")
+    result = future.result()
+    if not isinstance(result, Basic.Ack):
+        return PublishNotConfirmed(f"broker did not ack: {type(result).__name__}")
+    return None

@@ -43,7 +43,7 @@ from hub.errors import (
     one_line,
 )
 from hub.handlers import Handler, Inbound
-from hub.metrics import Metrics
+from hub.metrics import Metrics, labelled
 
 log = logging.getLogger(__name__)
 
@@ -247,14 +247,7 @@ class BatchCommitter:
         try:
             await self._publisher.publish_many(plan.to_publish)
             self._sent.extend(ids)
-            confirmed = time.time()
-            for env in plan.to_publish:
-                self._metrics.published.labels(env.exchange).inc()
-                if env.caused_at is not None:
-                    channel = env.routing_key.split(".", 1)[0]
-                    self._metrics.stock_propagation_seconds.labels(channel).observe(
-                        max(0.0, confirmed - env.caused_at.timestamp())
-                    )
+            self._count_published(plan.to_publish)
         except Exception as exc:
             # Committed: the outbox relay publishes these later, so the inputs are done.
             log.warning("publish after commit failed, outbox relay will send: %s", exc)
@@ -262,6 +255,20 @@ class BatchCommitter:
             o if o is not None else Outcome("done", published=plan.counts[i])
             for i, o in enumerate(plan.outcomes)
         ]
+
+    def _count_published(self, envelopes: Sequence[Envelope]) -> None:
+        """Published counts per exchange, and how long each stock change took to go out."""
+        confirmed = time.time()
+        per_exchange: dict[str, int] = {}
+        for env in envelopes:
+            per_exchange[env.exchange] = per_exchange.get(env.exchange, 0) + 1
+            if env.caused_at is not None:
+                channel = env.routing_key.split(".", 1)[0]
+                labelled(self._metrics.stock_propagation_seconds, channel).observe(
+                    max(0.0, confirmed - env.caused_at.timestamp())
+                )
+        for exchange, count in per_exchange.items():
+            labelled(self._metrics.published, exchange).inc(count)
 
     async def _handle(
         self, conn: Connection, batch: list[_Work], claimed: set[str], now: datetime

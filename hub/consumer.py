@@ -14,7 +14,7 @@ from hub.errors import HubError, PermanentError, TransientError
 from hub.faults import FaultHandler
 from hub.handlers import Handler
 from hub.intake import Validator
-from hub.metrics import Metrics
+from hub.metrics import Metrics, labelled
 from hub.router import Router
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class InboundConsumer:
         try:
             inbound = self._validator.validate(raw.body, raw.routing_key or "", raw.reply_to)
             kind = inbound.event.type
-            self._metrics.received.labels(inbound.event.source, kind).inc()
+            labelled(self._metrics.received, inbound.event.source, kind).inc()
             handler = self._handlers.get(kind)
             if handler is not None:
                 outcome = await self._committer.submit(inbound, handler)
@@ -62,7 +62,7 @@ class InboundConsumer:
         except HubError as exc:
             outcome = Outcome("failed", exc)
         await self._settle(msg, outcome)
-        self._metrics.handle_seconds.labels(kind).observe(time.perf_counter() - started)
+        labelled(self._metrics.handle_seconds, kind).observe(time.perf_counter() - started)
 
     async def _settle(self, msg: RabbitMessage, outcome: Outcome) -> None:
         raw = msg.raw_message

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+@cache
+def labelled(metric: M, *values: str) -> M:
+    """``metric.labels(*values)``, remembered: prometheus-client validates and locks on every
+    ``labels`` call, a cost the hot paths pay per message for a handful of distinct children."""
+    return metric.labels(*values)
 
 
 class Metrics:

@@ -94,11 +94,9 @@ class OutboxRelay:
             if not rows:
                 return 0
             # Each row on its own: one that cannot be published must not hold back the rest.
-            results = await asyncio.gather(
-                *(self._publisher.publish(_envelope(r)) for r in rows), return_exceptions=True
-            )
+            results = await self._publisher.publish_each([_envelope(r) for r in rows])
             sent = [r["id"] for r, res in zip(rows, results, strict=True) if res is None]
-            failed = [res for res in results if isinstance(res, BaseException)]
+            failed = [res for res in results if res is not None]
             if sent:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
         if failed:

@@ -38,8 +38,10 @@ def caused_event(
     )
 
 
-def to_channel(names: Names, channel: str, event: CloudEvent) -> Envelope:
-    """The envelope that lands the event on ``hub.out.<channel>``."""
+def to_channel(
+    names: Names, channel: str, event: CloudEvent, caused_at: datetime | None = None
+) -> Envelope:
+    """The envelope that lands the event on ``hub.out.<channel>`` (``caused_at``: see Envelope)."""
     return Envelope(
         message_id=event.id,
         exchange=names.outbound_exchange,
@@ -48,6 +50,7 @@ def to_channel(names: Names, channel: str, event: CloudEvent) -> Envelope:
         source=event.source,
         body=event.to_bytes(),
         correlation_id=event.correlationid,
+        caused_at=caused_at,
     )
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from hub.db import Connection
 from hub.errors import BusinessRuleViolation
 from hub.handlers import Inbound
+from hub.metrics import labelled
 from hub.orders import requests, stockport, store
 from hub.orders.context import OrderDeps
 from hub.orders.messages import Outgoing
@@ -111,7 +112,7 @@ async def _duplicate(conn: Connection, deps: OrderDeps, t: _Taken, now: datetime
     existing = await store.lock(conn, t.order_id)
     if existing is not None:
         await store.note(conn, existing, "duplicate", now, "", t.inbound.event.id)
-    deps.metrics.placed.labels(t.placed.channel, "duplicate").inc()
+    labelled(deps.metrics.placed, t.placed.channel, "duplicate").inc()
 
 
 async def _catalogs(conn: Connection, fresh: Sequence[_Taken]) -> dict[str, Catalog]:
@@ -171,8 +172,8 @@ def _decide(
         )
         changes.append((order, "backordered", short, None))
     requests.send(out, order, requests.salesorder_create(order, deps.config), "salesorder.create")
-    deps.metrics.placed.labels(order.channel, "accepted").inc()
-    deps.metrics.transitions.labels(order.state).inc()
+    labelled(deps.metrics.placed, order.channel, "accepted").inc()
+    labelled(deps.metrics.transitions, order.state).inc()
     return changes
 
 
@@ -190,7 +191,7 @@ def _reject(
         reasons=tuple(reasons),
     )
     requests.send(out, order, rejected, "order.rejected")
-    deps.metrics.placed.labels(order.channel, "rejected").inc()
-    deps.metrics.transitions.labels(order.state).inc()
+    labelled(deps.metrics.placed, order.channel, "rejected").inc()
+    labelled(deps.metrics.transitions, order.state).inc()
     detail = "; ".join(f"{r.code}: {r.message}" for r in reasons)
     return (order, "rejected", detail, t.inbound.event.id)

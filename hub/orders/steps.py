@@ -11,6 +11,7 @@ from datetime import datetime
 from hub.db import Connection
 from hub.errors import BusinessRuleViolation
 from hub.handlers import Inbound
+from hub.metrics import labelled
 from hub.orders import requests, stockport, store
 from hub.orders.context import OrderDeps
 from hub.orders.messages import Outgoing
@@ -46,7 +47,7 @@ async def transition(
     """Persist a new state and its history line; the caller has set what waits next."""
     order.state = state
     await store.save(conn, order, now, inbound.event.type, "", inbound.event.id)
-    deps.metrics.transitions.labels(state).inc()
+    labelled(deps.metrics.transitions, state).inc()
 
 
 async def erp_created(

@@ -9,7 +9,7 @@ it would see (quantity and next date) differs from the last one it was sent, whi
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -204,7 +204,7 @@ def _envelope(
         data=data,
         type=AVAILABILITY,
     )
-    return replace(to_channel(names, channel, event), caused_at=cause.time)
+    return to_channel(names, channel, event, caused_at=cause.time)
 
 
 def figures_by_sku(figures: Mapping[tuple[str, str], Figure], channel: str) -> dict[str, Figure]:
