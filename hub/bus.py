@@ -115,6 +115,8 @@ class Publisher:
                 first, futures = await wire.send(channel, envelopes)
         except TimeoutError:
             return [PublishNotConfirmed(f"no confirm within {self._timeout_s}s")] * len(envelopes)
+        except PublishNotConfirmed as exc:
+            return [exc] * len(envelopes)
         except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             return [PublishNotConfirmed(f"publish failed: {exc!r}")] * len(envelopes)
         try:
