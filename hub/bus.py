@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -15,7 +15,6 @@ from pamqp.commands import Basic
 
 from hub import wire
 from hub.errors import PublishNotConfirmed
-from schemas.envelope import CONTENT_TYPE
 
 
 @dataclass(frozen=True)
@@ -34,20 +33,6 @@ class Envelope:
     # When the change this message reports happened (the cause's event time): the committer
     # measures stock propagation from it. Not stored in the outbox.
     caused_at: datetime | None = None
-
-    def properties(self) -> Basic.Properties:
-        """The AMQP properties alone, for the publisher's direct path."""
-        return Basic.Properties(
-            content_type=CONTENT_TYPE,
-            delivery_mode=2,
-            message_id=self.message_id,
-            message_type=self.message_type,
-            app_id=self.source,
-            correlation_id=self.correlation_id,
-            reply_to=self.reply_to,
-            timestamp=datetime.now(UTC),
-            headers=dict(self.headers) or None,
-        )
 
 
 class Publisher:
@@ -117,7 +102,8 @@ class Publisher:
             return [PublishNotConfirmed(f"no confirm within {self._timeout_s}s")] * len(envelopes)
         except PublishNotConfirmed as exc:
             return [exc] * len(envelopes)
-        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError, ValueError) as exc:
+            # ValueError: a property AMQP cannot carry (a string over 255 bytes); nothing was sent
             return [PublishNotConfirmed(f"publish failed: {exc!r}")] * len(envelopes)
         try:
             _done, pending = await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))

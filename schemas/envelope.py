@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -77,6 +78,19 @@ def new_event(
     )
 
 
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
 def derived_id(cause_id: str, *parts: str) -> str:
-    """A stable id for a message caused by another, so a re-run produces the same ids."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join((cause_id, *parts))))
+    """A stable id for a message caused by another, so a re-run produces the same ids.
+
+    ``str(uuid.uuid5(NAMESPACE_URL, "/".join(...)))``, computed without building a UUID
+    object (a third of the cost; fan-out derives one per outgoing message). A test holds the
+    two equal.
+    """
+    name = "/".join((cause_id, *parts)).encode()
+    d = bytearray(hashlib.sha1(_URL_NAMESPACE + name, usedforsecurity=False).digest()[:16])
+    d[6] = (d[6] & 0x0F) | 0x50  # version 5
+    d[8] = (d[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = d.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

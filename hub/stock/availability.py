@@ -9,7 +9,7 @@ it would see (quantity and next date) differs from the last one it was sent, whi
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 AVAILABILITY = StockAvailability.TYPE
+_CHANNELS_CACHE_LIMIT = 100_000  # SKUs; bounded so a huge catalogue cannot grow it forever
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class StockContext:
     table: RouteTable
     names: Names
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _channels_of: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_hub(cls, hub: Hub) -> StockContext:
@@ -56,10 +58,19 @@ class StockContext:
         return self.config.markets[market].lead_time_days if market in self.config.markets else 0
 
     def channels_for(self, sku: str) -> tuple[str, ...]:
-        """Sales channels routed to receive this SKU's availability."""
-        selling = set(self.table.channels_selling(sku))
+        """Sales channels routed to receive this SKU's availability (fixed by the config, so
+        remembered: every stock change asks it for every SKU it touches)."""
+        found = self._channels_of.get(sku)
+        if found is None:
+            if len(self._channels_of) >= _CHANNELS_CACHE_LIMIT:
+                self._channels_of.clear()
+            found = self._channels_of[sku] = self._route(sku)
+        return found
+
+    def _route(self, sku: str) -> tuple[str, ...]:
         if not self.table.routed("hub", AVAILABILITY):
             return ()
+        selling = set(self.table.channels_selling(sku))
         return tuple(
             c for c in self.table.destinations("hub", AVAILABILITY, skus=(sku,)) if c in selling
         )
