@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Mapping
 
-from faststream.rabbit.message import RabbitMessage
+from aio_pika.abc import AbstractIncomingMessage
 
 from hub.acks import AckCoalescer
 from hub.committer import BatchCommitter, Outcome
@@ -42,9 +42,8 @@ class InboundConsumer:
         self._queue = queue_name
         self._acks = AckCoalescer()
 
-    async def __call__(self, msg: RabbitMessage) -> None:
-        """FastStream calls this once per delivery, concurrently up to the prefetch."""
-        raw = msg.raw_message
+    async def __call__(self, raw: AbstractIncomingMessage) -> None:
+        """Called once per delivery, concurrently up to the prefetch."""
         self._acks.received(raw)
         started = time.perf_counter()
         kind = "invalid"
@@ -61,11 +60,10 @@ class InboundConsumer:
                 )
         except HubError as exc:
             outcome = Outcome("failed", exc)
-        await self._settle(msg, outcome)
+        await self._settle(raw, outcome)
         labelled(self._metrics.handle_seconds, kind).observe(time.perf_counter() - started)
 
-    async def _settle(self, msg: RabbitMessage, outcome: Outcome) -> None:
-        raw = msg.raw_message
+    async def _settle(self, raw: AbstractIncomingMessage, outcome: Outcome) -> None:
         try:
             if outcome.kind == "duplicate":
                 self._metrics.duplicates.labels(self._queue).inc()

@@ -10,10 +10,6 @@ from typing import Protocol
 
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
-from faststream.middlewares import AckPolicy
-from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue
-from faststream.rabbit.message import RabbitMessage
-from yarl import URL
 
 from adapters import registry as adapter_registry
 from adapters.base import Translator
@@ -29,6 +25,7 @@ from hub.metrics import Metrics
 from hub.outbox import OutboxRelay
 from hub.router import Router
 from hub.settings import Settings
+from hub.subscription import InboundSubscription
 from hub.topology import Names
 from hub.webhooks import WebhookIngress
 from routes.config import HubConfig
@@ -53,12 +50,6 @@ class Service(Protocol):
 
 
 ServiceFactory = Callable[["Hub"], Service]
-
-
-async def _raw_message(message: RabbitMessage) -> RabbitMessage:
-    """FastStream's decode step handing over the message itself; async, so it runs inline
-    (a plain function would be sent to a thread pool for every message)."""
-    return message
 
 
 def load_translators(config: HubConfig) -> dict[str, Translator | None]:
@@ -95,7 +86,7 @@ class Hub:
         self._service_factories = service_factories
         self._services: list[Service] = []
         self._pool: asyncpg.Pool | None = None
-        self._broker: RabbitBroker | None = None
+        self._subscription: InboundSubscription | None = None
         self._committer: BatchCommitter | None = None
         self._relay: OutboxRelay | None = None
         self._http: HttpServer | None = None
@@ -144,26 +135,17 @@ class Hub:
             self.names.inbound_queue,
         )
         # The connection name (shown by rabbitmqctl) lets operators and tests find this hub's links.
-        named = URL(s.broker_url).update_query(name=f"commerce-hub consumer {s.name_prefix}")
-        self._broker = RabbitBroker(
-            str(named),
-            default_channel=Channel(prefetch_count=s.prefetch),
-            apply_types=False,
-            logger=None,
-            graceful_timeout=30.0,
-            reconnect_interval=s.reconnect_interval_s,
-            on_reconnected=[self._redeclare],
-        )
-        queue = RabbitQueue(
+        self._subscription = InboundSubscription(
+            s.broker_url,
             self.names.inbound_queue,
-            queue_type=QueueType.QUORUM,
-            durable=True,
-            declare=False,
+            topology.work_queue_arguments(self.names, s.delivery_limit),
+            s.prefetch,
+            consumer,
+            name=f"commerce-hub consumer {s.name_prefix}".strip(),
+            reconnect_interval_s=s.reconnect_interval_s,
+            on_reconnect=self._redeclare,
         )
-        self._broker.subscriber(
-            queue, ack_policy=AckPolicy.MANUAL, no_reply=True, decoder=_raw_message
-        )(consumer)
-        await self._broker.start()
+        await self._subscription.start()
         if s.http_port:
             self._http = HttpServer(
                 build_app(self.metrics, self.readiness, self.webhooks.routes()),
@@ -174,10 +156,8 @@ class Hub:
         self.metrics.ready.set(1)
         log.info("hub started: consuming %s", self.names.inbound_queue)
 
-    async def _redeclare(self, connection: AbstractRobustConnection | None) -> None:
+    async def _redeclare(self, connection: AbstractRobustConnection) -> None:
         """After a broker restart the topology may be gone (a fresh node): declare it again."""
-        if connection is None:
-            return
         try:
             channel = await connection.channel()
             try:
@@ -193,7 +173,7 @@ class Hub:
     async def readiness(self) -> dict[str, bool]:
         """Broker and database reachable: what /readyz reports."""
         broker_ok = self.publisher.connected and (
-            self._broker is not None and await self._broker.ping(timeout=0.5)
+            self._subscription is not None and self._subscription.connected
         )
         try:
             db_ok = self._pool is not None and await asyncio.wait_for(
@@ -207,8 +187,8 @@ class Hub:
     async def stop(self) -> None:
         """Stop taking messages, finish those in flight, flush the outbox, close everything."""
         self.metrics.ready.set(0)
-        if self._broker is not None:
-            await self._broker.stop()
+        if self._subscription is not None:
+            await self._subscription.stop()
         if self._committer is not None:
             await self._committer.stop()
         for service in reversed(self._services):
