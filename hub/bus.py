@@ -97,7 +97,7 @@ class Publisher:
         try:
             channel = await self.channel.get_underlay_channel()
             async with asyncio.timeout_at(deadline):
-                first, futures = await wire.send(channel, envelopes)
+                batch = await wire.send(channel, envelopes)
         except TimeoutError:
             return [PublishNotConfirmed(f"no confirm within {self._timeout_s}s")] * len(envelopes)
         except PublishNotConfirmed as exc:
@@ -105,6 +105,7 @@ class Publisher:
         except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError, ValueError) as exc:
             # ValueError: a property AMQP cannot carry (a string over 255 bytes); nothing was sent
             return [PublishNotConfirmed(f"publish failed: {exc!r}")] * len(envelopes)
+        futures = batch.futures
         try:
             _done, pending = await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
             for future in pending:
@@ -113,7 +114,7 @@ class Publisher:
                 _verdict(e, f, self._timeout_s) for e, f in zip(envelopes, futures, strict=True)
             ]
         finally:
-            wire.forget(channel, envelopes, first)
+            batch.close()
 
 
 def _verdict(

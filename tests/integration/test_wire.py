@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import aiormq
 import orjson
 import pytest
@@ -71,3 +74,30 @@ async def test_publishing_while_disconnected_reports_every_message(isolated) -> 
     verdicts = await publisher.publish_each(batch)
     assert len(verdicts) == 3
     assert all(v is not None and "not connected" in str(v) for v in verdicts)
+
+
+async def test_a_batch_fails_fast_and_whole_when_the_broker_closes_the_channel(isolated) -> None:
+    """Publishing to a missing exchange makes the broker close the channel: every message of
+    the batch fails at once (not after the publish timeout), and publishing then recovers."""
+    names = Names(isolated.name_prefix)
+    publisher = Publisher(isolated.broker_url, 10.0)
+    await publisher.start()
+    try:
+        await topology.declare(publisher.channel, names, [SHOP], 10)
+        doomed = [
+            Envelope(f"d-{i}", f"{names.prefix}no-such-exchange", "a.b", "t", "hub", b"{}")
+            for i in range(5)
+        ]
+        started = time.monotonic()
+        verdicts = await publisher.publish_each(doomed)
+        assert time.monotonic() - started < 5
+        assert all(v is not None for v in verdicts)
+
+        deadline = time.monotonic() + 10
+        while True:  # the robust channel reopens
+            if await publisher.publish_each([_envelope(names, "again", SHOP, b"{}")]) == [None]:
+                break
+            assert time.monotonic() < deadline, "publishing never recovered"
+            await asyncio.sleep(0.2)
+    finally:
+        await publisher.stop()
