@@ -16,7 +16,9 @@ from routes.config import HubConfig
 from schemas.base import Message
 from schemas.erp import SalesOrderCreate
 from schemas.fulfilment import FulfilmentLine, Parcel, PickRequest, ShipmentRequest
-from schemas.orders import OrderLifecycle, OrderStatus
+from schemas.orders import OrderContent, OrderLifecycle, OrderStatus
+
+_CONTENT_FIELDS = tuple(OrderContent.model_fields)
 
 
 def pick_id(order: Order) -> str:
@@ -37,9 +39,11 @@ def salesorder_create(order: Order, config: HubConfig) -> SalesOrderCreate:
     """The ERP's sales order for an accepted order: the order as placed plus the hub's ids."""
     channel = config.channels[order.channel]
     market = config.markets[channel.market] if channel.market else None
-    content = order.placed.model_dump(exclude={"TYPE"})
-    return SalesOrderCreate(
-        **content,
+    # Built without validating again: the content is the validated order as placed, field for
+    # field (both share OrderContent), and the ids are the hub's own.
+    placed = order.placed
+    return SalesOrderCreate.model_construct(
+        **{name: getattr(placed, name) for name in _CONTENT_FIELDS},
         order_id=order.order_id,
         reservation_id=order.reservation_id,
         price_list=market.price_list if market else None,

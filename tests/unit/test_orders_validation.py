@@ -108,3 +108,35 @@ def test_a_list_price_in_another_currency_is_no_price() -> None:
 def test_a_line_reason_names_line_and_sku() -> None:
     [reason] = validate_order(order(line={"sku": "ZZZ"}), NL, CATALOG)
     assert (reason.line_id, reason.sku) == ("1", "ZZZ")
+
+
+def test_the_erp_sales_order_is_the_order_as_placed_plus_the_hubs_ids(example_config) -> None:
+    """Built without re-validation, it must equal (and pass) the validated SalesOrderCreate."""
+    from hub.orders.requests import salesorder_create
+    from hub.orders.store import Order
+    from schemas.erp import SalesOrderCreate
+
+    placed = order(channel="webshop-nl", billing_address=None, customer_ref="C-7")
+    ord_ = Order(
+        "O-1",
+        "webshop-nl",
+        placed.channel_order_id,
+        "sent_to_erp",
+        "erp",
+        None,
+        0,
+        1,
+        "O-1",
+        None,
+        placed,
+    )
+    built = salesorder_create(ord_, example_config)
+    wire = built.model_dump(mode="json")
+    assert SalesOrderCreate.model_validate(wire).model_dump(mode="json") == wire
+    expected = SalesOrderCreate(
+        **placed.model_dump(exclude={"TYPE"}),
+        order_id="O-1",
+        reservation_id="O-1",
+        price_list=example_config.markets["nl"].price_list,
+    )
+    assert wire == expected.model_dump(mode="json")
