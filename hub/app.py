@@ -20,6 +20,7 @@ from hub.orders.timeouts import OrderSweeper
 from hub.runtime import Clock, HandlerFactory, Hub, ServiceFactory
 from hub.settings import Settings
 from hub.stock.handlers import stock_handlers
+from hub.stock.rpc import AvailabilityRpc
 from hub.topology import Names
 from routes.config import HubConfig
 from routes.errors import ConfigError
@@ -33,7 +34,11 @@ HANDLER_FACTORIES: tuple[HandlerFactory, ...] = (
     order_handlers,
 )
 # Background services (started after the consumer's dependencies, stopped before the pool).
-SERVICE_FACTORIES: tuple[ServiceFactory, ...] = (OrderSweeper, DeliveryService)
+SERVICE_FACTORIES: tuple[ServiceFactory, ...] = (
+    OrderSweeper,
+    DeliveryService,
+    AvailabilityRpc.for_hub,
+)
 
 
 def check_config_file(path: Path) -> list[ConfigError]:

@@ -53,15 +53,3 @@ def to_channel(
         caused_at=caused_at,
     )
 
-
-def reply(event: CloudEvent, reply_to: str, correlation_id: str | None) -> Envelope:
-    """A request/reply answer sent straight to the caller's reply queue."""
-    return Envelope(
-        message_id=event.id,
-        exchange="",
-        routing_key=reply_to,
-        message_type=event.type,
-        source=event.source,
-        body=event.to_bytes(),
-        correlation_id=correlation_id,
-    )

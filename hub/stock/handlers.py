@@ -234,11 +234,8 @@ class ReleaseHandler:
 
 
 def stock_handlers(hub: Hub) -> Mapping[str, Handler]:
-    """The handler factory for ``hub.app.HANDLER_FACTORIES``; also starts the availability RPC."""
-    from hub.stock.rpc import AvailabilityRpc
-
+    """The handler factory for ``hub.app.HANDLER_FACTORIES``."""
     ctx = StockContext.from_hub(hub)
-    AvailabilityRpc(ctx, hub.pool, hub.publisher).start_soon()
     return {
         StockLevel.TYPE: StockLevelHandler(ctx, hub.metrics),
         ProductUpserted.TYPE: ProductFactsHandler(ctx, Router(hub.table, hub.names)),

@@ -6,27 +6,35 @@ reply queue, same correlation id. Queries change nothing, so they skip the inbox
 outbox: a lost answer is simply asked again. A request that is not a valid query (or has no
 ``reply_to``) is rejected and dead-letters to ``hub.dead``.
 
-The consumer runs on the hub publisher's confirmed channel, so the hub's own start and stop
-(and aio-pika's reconnects) govern it without a lifecycle hook of its own.
+This endpoint is a FastStream subscriber: request/reply is what FastStream does natively
+(the returned response goes to ``reply_to`` before the request is acked), and at query rates
+its per-message pipeline costs nothing that matters. It runs as a hub service on a broker
+connection of its own; FastStream reconnects it after a broker loss.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import date
+from typing import TYPE_CHECKING
 
 import asyncpg
-from aio_pika.abc import AbstractIncomingMessage
+from faststream.exceptions import NackMessage, RejectMessage
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue, RabbitResponse
+from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
+from yarl import URL
 
-from hub.bus import Publisher
 from hub.db import Connection
 from hub.errors import HubError, one_line
 from hub.intake import decode_event
-from hub.outgoing import caused_event, reply
+from hub.outgoing import caused_event
 from hub.stock import atp, ledger
 from hub.stock.availability import StockContext, compute, figures_by_sku
+from schemas.envelope import CONTENT_TYPE
 from schemas.inventory import (
     Alternative,
     AvailabilityAnswer,
@@ -34,10 +42,12 @@ from schemas.inventory import (
     AvailabilityQuery,
 )
 
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
 log = logging.getLogger(__name__)
 
 MAX_ALTERNATIVES = 5
-_running: set[asyncio.Task[None]] = set()
 
 
 async def answer_query(
@@ -88,55 +98,97 @@ async def answer_query(
 
 
 class AvailabilityRpc:
-    """Consumes ``hub.rpc`` and replies to each query; never holds a message on an error."""
+    """Answers each query on ``hub.rpc``; a query it cannot read is rejected (parked), one it
+    cannot answer for a database outage goes back to the queue."""
 
     def __init__(
-        self, ctx: StockContext, pool: asyncpg.Pool, publisher: Publisher, prefetch: int = 64
+        self,
+        ctx: StockContext,
+        pool: asyncpg.Pool,
+        broker_url: str,
+        *,
+        name: str = "commerce-hub rpc",
+        prefetch: int = 64,
+        reconnect_interval_s: float = 1.0,
     ) -> None:
         self._ctx = ctx
         self._pool = pool
-        self._publisher = publisher
-        self._prefetch = prefetch
+        self._broker = RabbitBroker(
+            str(URL(broker_url).update_query(name=name)),
+            default_channel=Channel(prefetch_count=prefetch),
+            apply_types=False,
+            logger=None,
+            graceful_timeout=10.0,
+            reconnect_interval=reconnect_interval_s,
+        )
+        queue = RabbitQueue(
+            ctx.names.rpc_queue, queue_type=QueueType.QUORUM, durable=True, declare=False
+        )
+        self._broker.subscriber(queue, ack_policy=AckPolicy.ACK, decoder=_as_is)(self.answer)
+        self._starting: asyncio.Task[None] | None = None
 
-    def start_soon(self) -> None:
-        """Begin consuming as soon as the running loop gets to it (the hub is starting)."""
-        task = asyncio.get_running_loop().create_task(self.start(), name="availability-rpc")
-        _running.add(task)
-        task.add_done_callback(_running.discard)
+    @classmethod
+    def for_hub(cls, hub: Hub) -> AvailabilityRpc:
+        """The service factory for ``hub.app.SERVICE_FACTORIES``."""
+        s = hub.settings
+        return cls(
+            StockContext.from_hub(hub),
+            hub.pool,
+            s.broker_url,
+            name=f"commerce-hub rpc {s.name_prefix}".strip(),
+            reconnect_interval_s=s.reconnect_interval_s,
+        )
 
-    async def start(self) -> None:
-        """Subscribe to ``hub.rpc`` on the publisher's channel."""
-        channel = self._publisher.channel
-        await channel.set_qos(prefetch_count=self._prefetch)
-        queue = await channel.get_queue(self._ctx.names.rpc_queue, ensure=False)
-        await queue.consume(self.on_message)
-        log.info("answering availability queries on %s", queue.name)
+    def start(self) -> None:
+        """Connect and subscribe in the background (the hub's topology is declared by now)."""
+        self._starting = asyncio.create_task(self._start(), name="availability-rpc")
 
-    async def on_message(self, msg: AbstractIncomingMessage) -> None:
-        """Answer one query, or reject it to the dead-letter queue when it cannot be read."""
+    async def _start(self) -> None:
+        await self._broker.start()
+        log.info("answering availability queries on %s", self._ctx.names.rpc_queue)
+
+    async def stop(self) -> None:
+        """Finish the queries in flight, then disconnect."""
+        if self._starting is not None:
+            if not self._starting.done():
+                self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starting
+        await self._broker.stop()
+
+    async def answer(self, msg: RabbitMessage) -> RabbitResponse:
+        """One query's answer, sent to its ``reply_to`` by FastStream."""
+        raw = msg.raw_message
         try:
-            event = decode_event(msg.body)
+            event = decode_event(raw.body)
             if event.type != AvailabilityQuery.TYPE:
                 raise ValueError(f"hub.rpc answers availability.query, not {event.type!r}")
             query = AvailabilityQuery.model_validate(event.data)
             if query.channel not in self._ctx.config.channels:
                 raise ValueError(f"channel {query.channel!r} is not configured")
-            if not msg.reply_to:
+            if not raw.reply_to:
                 raise ValueError("a query needs reply_to")
         except (HubError, ValidationError, ValueError) as exc:
-            log.info("rejected availability query %s: %s", msg.message_id, one_line(exc))
-            await msg.reject(requeue=False)
-            return
+            log.info("rejected availability query %s: %s", raw.message_id, one_line(exc))
+            raise RejectMessage from exc
         try:
             now = self._ctx.clock()
             async with self._pool.acquire() as conn:
                 answer = await answer_query(conn, self._ctx, query, now.date())
-            out = caused_event(event, answer, key="answer", source="hub", time=now)
-            await self._publisher.publish(reply(out, msg.reply_to, msg.correlation_id or event.id))
-        except HubError as exc:  # the caller's reply queue is gone: nothing to tell anyone
-            log.info("could not reply to %s: %s", msg.message_id, one_line(exc))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("availability query %s failed: %s", msg.message_id, one_line(exc))
-            await msg.nack(requeue=True)
-            return
-        await msg.ack()
+            log.warning("availability query %s failed: %s", raw.message_id, one_line(exc))
+            raise NackMessage(requeue=True) from exc
+        out = caused_event(event, answer, key="answer", source="hub", time=now)
+        return RabbitResponse(
+            out.to_bytes(),
+            correlation_id=raw.correlation_id or event.id,
+            message_id=out.id,
+            message_type=out.type,
+            app_id=out.source,
+            content_type=CONTENT_TYPE,
+        )
+
+
+async def _as_is(message: RabbitMessage) -> RabbitMessage:
+    """FastStream's decode step handing over the message itself; async, so it runs inline."""
+    return message

@@ -64,7 +64,8 @@ async def test_hub_reconnects_after_its_broker_connections_drop(start_hub, bus) 
     await bus.publish("erp.product.upserted", product_event(0, run))
     assert len(await bus.drain(bus.names.channel_queue(channel), expect=1)) == 1
 
-    assert await asyncio.to_thread(close_connections, bus.names.prefix) == 2
+    # publisher, hub.in consumer, availability RPC
+    assert await asyncio.to_thread(close_connections, bus.names.prefix) == 3
     seen_not_ready = False
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -80,6 +81,29 @@ async def test_hub_reconnects_after_its_broker_connections_drop(start_hub, bus) 
         await bus.publish("erp.product.upserted", product_event(i, run))
     got = await bus.drain(bus.names.channel_queue(channel), expect=20, timeout=20)
     assert len({m.message_id for m in got}) == 20
+
+    # The availability RPC (FastStream, a connection of its own) answers again too.
+    assert bus.channel is not None
+    callback = await bus.channel.declare_queue(exclusive=True, auto_delete=True)
+    query = {
+        "specversion": "1.0",
+        "id": f"{run}-q",
+        "source": channel,
+        "type": "availability.query",
+        "time": datetime.now(UTC).isoformat(),
+        "data": {"channel": channel, "skus": ["SKU-1"]},
+    }
+    await bus.channel.default_exchange.publish(
+        aio_pika.Message(orjson.dumps(query), reply_to=callback.name, correlation_id="after"),
+        routing_key=bus.names.rpc_queue,
+    )
+    answer = None
+    for _ in range(250):
+        answer = await callback.get(no_ack=True, fail=False)
+        if answer is not None:
+            break
+        await asyncio.sleep(0.04)
+    assert answer is not None and answer.correlation_id == "after"
 
 
 async def test_sigterm_finishes_in_flight_work_and_exits_cleanly(isolated, tmp_path) -> None:

@@ -262,3 +262,38 @@ async def test_query_answers_with_alternatives_for_a_sold_out_sku(start_hub, bus
     assert blue["promised_delivery_date"] == (date.today() + timedelta(days=1)).isoformat()
     assert elapsed < 2
     assert hub.metrics.parked.labels("business_rule")._value.get() == 0
+
+
+async def test_a_query_that_cannot_be_read_is_parked_unanswered_and_the_next_is_answered(
+    start_hub, bus, stock_config
+):
+    await start_hub(stock_config)
+    assert bus.channel is not None
+    callback = await bus.channel.declare_queue(exclusive=True, auto_delete=True)
+    default = bus.channel.default_exchange
+    bad = event("availability.query", {"channel": "nowhere", "skus": ["X"]}, source="webshop-nl")
+    good = event(
+        "availability.query", {"channel": "webshop-nl", "skus": ["X"]}, source="webshop-nl"
+    )
+    for body, cid in ((bad, "q-bad"), (b"not json", "q-junk"), (good, "q-good")):
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        await default.publish(
+            aio_pika.Message(data, reply_to=callback.name, correlation_id=cid),
+            routing_key=bus.names.rpc_queue,
+        )
+    answers = []
+    for _ in range(200):
+        msg = await callback.get(no_ack=True, fail=False)
+        if msg:
+            answers.append(msg)
+        if answers:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    while msg := await callback.get(no_ack=True, fail=False):
+        answers.append(msg)
+    assert [m.correlation_id for m in answers] == ["q-good"]
+    item = orjson.loads(answers[0].body)["data"]["items"][0]
+    assert item["sku"] == "X" and item["available"] == 0
+    parked = await bus.drain(bus.names.dead_queue, expect=2, timeout=10)
+    assert sorted(m.correlation_id for m in parked) == ["q-bad", "q-junk"]
