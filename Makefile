@@ -10,6 +10,7 @@ run: setup  ## the hub on the example config, with a live demo of every kind of 
 test: setup  ## the whole test suite on the real RabbitMQ and PostgreSQL, then the linters
 	.venv/bin/pytest -q -p no:cacheprovider
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 

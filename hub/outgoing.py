@@ -52,4 +52,3 @@ def to_channel(
         correlation_id=event.correlationid,
         caused_at=caused_at,
     )
-
