@@ -6,14 +6,16 @@ runs the stateful handlers, and writes every resulting message to the outbox; af
 messages are published with confirms, concurrently, and only then are the inputs acknowledged.
 A redelivered id finds its inbox row and is dropped.
 
-Round trips are what limit a batch, so two of them are saved per message or batch:
-- handlers run optimistically in one savepoint for the whole batch; only when one of them
-  fails is the batch's handling rolled back and redone with a savepoint per message, so the
+Round trips are what limit a batch, so a batch makes as few as it can:
+- handlers run optimistically, batched and without savepoints; only when one of them fails
+  is the whole transaction rolled back and done again with a savepoint per message, so the
   failure is isolated (failures are rare: bad input is refused before it gets here);
+- the locks, the deletion of published outbox rows and the inbox claim are one statement;
 - outbox rows that were published are deleted in the next batch's transaction (or by a
   short idle timer), not by a transaction of their own (which would cost a WAL flush).
 
-Batches commit concurrently. Handlers that lock per key (stock SKUs) name their keys
+By default one batch commits at a time (``max_concurrent_batches``); where more are allowed,
+or several hubs share the database, handlers that lock per key (stock SKUs) name their keys
 (``lock_keys``); the batch takes all of them first, in key order, so two batches touching the
 same hot SKUs queue behind each other instead of deadlocking (a deadlock would cost
 PostgreSQL's ``deadlock_timeout`` plus a retry).
@@ -47,8 +49,12 @@ from hub.metrics import Metrics, labelled
 
 log = logging.getLogger(__name__)
 
+# One round trip opens every batch: take the keys' locks (in key order, before anything else),
+# delete the outbox rows the last batches published, and claim the inbox ids.
 _CLAIM = """
-INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::text[])
+WITH locked AS (SELECT hub_lock_keys($3::text[])),
+     published AS (DELETE FROM outbox WHERE id = ANY($4::bigint[]))
+INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::text[]) FROM locked
 ON CONFLICT DO NOTHING RETURNING message_id
 """
 
@@ -223,19 +229,10 @@ class BatchCommitter:
             }
         )
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                if keys:
-                    await conn.execute("SELECT hub_lock_keys($1::text[])", keys)
-                if sent:
-                    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
-                claimed = {
-                    r["message_id"]
-                    for r in await conn.fetch(
-                        _CLAIM, self._consumer, [w.inbound.event.id for w in batch]
-                    )
-                }
-                plan = await self._handle(conn, batch, claimed, now)
-                ids = await outbox.write(conn, plan.to_publish)
+            try:
+                plan, ids = await self._transact(batch, keys, sent, now, failed=None)
+            except _Isolate as exc:  # a handler failed: the whole transaction once more, isolated
+                plan, ids = await self._transact(batch, keys, sent, now, failed=exc)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self._sent.extend(sent)
             raise DatabaseUnavailable(one_line(exc)) from exc
@@ -270,18 +267,33 @@ class BatchCommitter:
         for exchange, count in per_exchange.items():
             labelled(self._metrics.published, exchange).inc(count)
 
-    async def _handle(
-        self, conn: Connection, batch: list[_Work], claimed: set[str], now: datetime
-    ) -> _Plan:
-        """All handlers in one savepoint; if one fails, again with a savepoint per message."""
-        failed: _Isolate | None = None
-        if any(w.handler is not None for w in batch):
-            try:
-                async with conn.transaction():
-                    return await self._pass(conn, batch, set(claimed), now, isolate=False)
-            except _Isolate as exc:
-                failed = exc
-        return await self._pass(conn, batch, claimed, now, isolate=True, failed=failed)
+    async def _transact(
+        self,
+        batch: list[_Work],
+        keys: list[str],
+        sent: list[int],
+        now: datetime,
+        failed: _Isolate | None,
+    ) -> tuple[_Plan, list[int]]:
+        """Claim, handle and write the outbox in one transaction.
+
+        Without ``failed`` the handlers run optimistically, batched and without savepoints
+        (each savepoint costs two round trips); a failure raises ``_Isolate`` and rolls the
+        whole transaction back. With ``failed`` every message gets a savepoint of its own,
+        so one failure is isolated, and the message that failed is not called again.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            claimed = {
+                r["message_id"]
+                for r in await conn.fetch(
+                    _CLAIM, self._consumer, [w.inbound.event.id for w in batch], keys, sent
+                )
+            }
+            plan = await self._pass(
+                conn, batch, claimed, now, isolate=failed is not None, failed=failed
+            )
+            ids = await outbox.write(conn, plan.to_publish)
+        return plan, ids
 
     async def _pass(
         self,

@@ -105,9 +105,17 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     return applied
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (a round trip on every batch's commit path): the
+    hub keeps no session state, only transaction-scoped locks, no LISTEN, no SET, no cursors
+    outside transactions; an open transaction is still rolled back by asyncpg itself."""
+
+
 async def create_pool(url: str, max_size: int) -> asyncpg.Pool:
     """A pool sized for the hub; connections are checked out per batch, never held idle."""
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, command_timeout=30)
+    pool = await asyncpg.create_pool(
+        url, min_size=1, max_size=max_size, command_timeout=30, reset=_keep_session
+    )
     if pool is None:  # pragma: no cover - asyncpg returns None only when not awaited
         raise RuntimeError("asyncpg returned no pool")
     return pool
