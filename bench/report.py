@@ -13,6 +13,7 @@ from typing import Any
 from bench.scenarios import Result
 
 HERE = Path(__file__).parent
+SWEEP = "sweep: "  # name prefix of the fixed-rate latency runs
 FINDINGS = HERE / "findings.md"
 
 
@@ -78,9 +79,9 @@ def plot(results: list[Result], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 4.5))
     for r in results:
-        if r.latencies:
+        if r.latencies and not r.name.startswith(SWEEP):
             s = sorted(r.latencies)
             n = len(s)
             left.plot(s, [(i + 1) / n for i in range(n)], label=f"{r.name} @ {r.rate:.0f}/s")
@@ -90,9 +91,27 @@ def plot(results: list[Result], path: Path) -> None:
     left.axvline(50, color="grey", linestyle=":", label="target p99 50 ms")
     left.set_title("open-loop latency at 50% of max (CDF)")
     left.legend(fontsize=7)
+    sweep: dict[str, list[tuple[float, float, float]]] = {}
+    for r in results:
+        if r.name.startswith(SWEEP) and r.latency_ms:
+            label = "raw relay" if "relay" in r.name else "hub stock.level -> availability"
+            sweep.setdefault(label, []).append((r.rate, r.latency_ms["p50"], r.latency_ms["p99"]))
+    for i, (label, pts) in enumerate(sweep.items()):
+        pts.sort()
+        rates = [p[0] for p in pts]
+        middle.plot(rates, [p[2] for p in pts], marker="o", color=f"C{i}", label=f"{label} p99")
+        middle.plot(
+            rates, [p[1] for p in pts], marker=".", ls="--", color=f"C{i}", label=f"{label} p50"
+        )
+    middle.axhline(50, color="grey", linestyle=":", label="target p99 50 ms")
+    middle.set_yscale("log")
+    middle.set_xlabel("offered rate, msg/s")
+    middle.set_ylabel("latency, ms (log)")
+    middle.set_title("latency against a fixed rate")
+    middle.legend(fontsize=7)
     series: dict[str, list[tuple[int, float]]] = {}
     for r in results:
-        if r.latencies or r.skipped or not r.out_per_s:
+        if r.latencies or r.latency_ms or r.skipped or not r.out_per_s:
             continue
         label = "raw relay" if "relay" in r.name else r.name.split(" N=")[0]
         series.setdefault(label, []).append((r.fanout, r.out_per_s))
@@ -138,7 +157,8 @@ def write(
         "the rate is measured between 10% and 90% of the outputs arriving (start-up and tail",
         "excluded). Latency: open loop, sent on a fixed schedule at 50% of the measured maximum,",
         "measured from the scheduled send time to receipt on the channel queue (first second",
-        "excluded as warm-up). RSS of the process under test (psutil, every 100 ms).",
+        "excluded as warm-up). Rows named `sweep:` repeat the relay and the stock path at fixed",
+        "rates. RSS of the process under test (psutil, every 100 ms).",
         "",
         *table(results, relay),
         "",

@@ -38,6 +38,7 @@ from bench.scenarios import (
 from hub.settings import Settings
 
 ORDER_SKUS = 200
+SWEEP = report.SWEEP
 
 
 async def _with_hub(conn: aio_pika.abc.AbstractConnection, env: Env, settings: dict[str, Any], fn):
@@ -241,6 +242,13 @@ async def full(args) -> list[Result]:
                     "stock service (issue 3) not present",
                 )
             )
+        for rate in args.sweep:  # the same two paths at fixed rates, for where p99 holds
+            for r in (
+                await relay_latency(conn, run, rate, args.latency_seconds, args.relay_prefetch),
+                await latency(conn, run, "stock", rate, args.latency_seconds, settings),
+            ):
+                r.name = f"{SWEEP}{r.name}"
+                log(r)
     finally:
         await conn.close()
     effective = Settings().model_dump(include={"prefetch", "batch_max", "db_pool_max"})
@@ -290,6 +298,13 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=90.0, help="per scenario")
     p.add_argument("--latency-seconds", type=float, default=10.0)
     p.add_argument("--relay-prefetch", type=int, default=256)
+    p.add_argument(
+        "--sweep",
+        type=float,
+        nargs="*",
+        default=[250, 500, 1000],
+        help="fixed rates (msg/s) for the relay and stock latency sweep",
+    )
     p.add_argument(
         "--hub-set",
         action="append",
