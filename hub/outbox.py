@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import asyncpg
 import orjson
 
 from hub.bus import Envelope, Publisher
 from hub.db import Connection
+from hub.dlq import store as dlq_store
+from hub.dlq.record import ParkedRecord
+from hub.metrics import Metrics, labelled
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,30 @@ def _envelope(row: asyncpg.Record) -> Envelope:
     )
 
 
+def _parked(row: asyncpg.Record, error: str) -> ParkedRecord:
+    """An outbox row as a parking-lot entry; replaying it publishes it where it was headed."""
+    digest = hashlib.sha256(f"outbox/{row['id']}/{row['message_id']}".encode()).hexdigest()
+    return ParkedRecord(
+        fingerprint=digest,
+        message_id=row["message_id"],
+        message_type=row["message_type"],
+        source=row["source"],
+        channel=row["routing_key"].split(".", 1)[0] or None,
+        error_type="unpublishable",
+        error=f"outbox row refused by the broker: {error}",
+        failed_queue=None,
+        attempts=0,
+        original_exchange=row["exchange"],
+        original_routing_key=row["routing_key"],
+        correlation_id=row["correlation_id"],
+        reply_to=row["reply_to"],
+        headers=orjson.loads(row["headers"]) if row["headers"] else {},
+        body=bytes(row["body"]),
+        first_failed_at=row["created_at"],
+        parked_at=datetime.now(UTC),
+    )
+
+
 class OutboxRelay:
     """Publishes rows the hub committed but did not get to publish (crash, broker outage).
 
@@ -72,41 +101,74 @@ class OutboxRelay:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, publisher: Publisher, grace_s: float, poll_s: float
+        self,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        grace_s: float,
+        poll_s: float,
+        park_after_s: float = 600.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
         self._grace_s = grace_s
         self._poll_s = poll_s
         self._task: asyncio.Task[None] | None = None
+        self._park_after_s = park_after_s
+        self._metrics = metrics
         self.relayed = 0
+        self.parked = 0
 
     async def relay_once(self, limit: int = 500, grace_s: float | None = None) -> int:
-        """Publish one batch of stale rows and delete them; returns how many were published."""
+        """Publish one batch of stale rows and delete them; returns how many were published.
+
+        A row the broker still refuses once it is ``park_after_s`` old (an exchange or binding
+        that is gone for good, a routing key nothing takes) moves to the parking lot, where
+        ``hub dlq`` shows and replays it, instead of being retried on every poll for ever.
+        """
         grace = self._grace_s if grace_s is None else grace_s
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT * FROM outbox WHERE created_at < now() - make_interval(secs => $1)"
+                "SELECT *, created_at < now() - make_interval(secs => $3) AS overdue"
+                " FROM outbox WHERE created_at < now() - make_interval(secs => $1)"
                 " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
                 grace,
                 limit,
+                self._park_after_s,
             )
             if not rows:
                 return 0
             # Each row on its own: one that cannot be published must not hold back the rest.
             results = await self._publisher.publish_each([_envelope(r) for r in rows])
             sent = [r["id"] for r, res in zip(rows, results, strict=True) if res is None]
-            failed = [res for res in results if res is not None]
-            if sent:
-                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
-        if failed:
+            failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
+            overdue = [(r, res) for r, res in failed if r["overdue"]]
+            for row, error in overdue:
+                await dlq_store.insert(conn, _parked(row, str(error)))
+            gone = sent + [r["id"] for r, _ in overdue]
+            if gone:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", gone)
+        if overdue:
+            log.error(
+                "outbox relay: parked %d rows the broker refused for over %.0fs (first: %s %s)",
+                len(overdue),
+                self._park_after_s,
+                overdue[0][0]["message_id"],
+                overdue[0][1],
+            )
+        if len(failed) > len(overdue):
             log.warning(
                 "outbox relay: %d of %d rows not published (%s); they stay",
-                len(failed),
+                len(failed) - len(overdue),
                 len(rows),
-                failed[0],
+                failed[0][1],
             )
         self.relayed += len(sent)
+        self.parked += len(overdue)
+        if self._metrics is not None:
+            self._metrics.outbox_relayed.inc(len(sent))
+            if overdue:
+                labelled(self._metrics.parked, "unpublishable").inc(len(overdue))
         return len(sent) if len(sent) == len(rows) else 0
 
     async def pending(self) -> int:

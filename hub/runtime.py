@@ -119,7 +119,14 @@ class Hub:
             clock=self.clock,
         )
         self._committer.start()
-        self._relay = OutboxRelay(self._pool, self.publisher, s.outbox_grace_s, s.outbox_poll_s)
+        self._relay = OutboxRelay(
+            self._pool,
+            self.publisher,
+            s.outbox_grace_s,
+            s.outbox_poll_s,
+            s.outbox_park_after_s,
+            self.metrics,
+        )
         self._relay.start()
         for make_service in self._service_factories:
             service = make_service(self)

@@ -36,5 +36,7 @@ class Settings(BaseSettings):
     publish_timeout_s: float = Field(default=10.0, gt=0)
     outbox_grace_s: float = Field(default=5.0, ge=0)
     outbox_poll_s: float = Field(default=1.0, gt=0)
+    # An outbox row the broker still refuses after this long goes to the parking lot.
+    outbox_park_after_s: float = Field(default=600.0, gt=0)
     db_pool_max: int = Field(default=10, ge=1)
     log_level: str = "INFO"

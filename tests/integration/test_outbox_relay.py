@@ -6,6 +6,7 @@ import pytest
 
 from hub import db, outbox, topology
 from hub.bus import Envelope, Publisher
+from hub.metrics import Metrics
 from hub.outbox import OutboxRelay
 from hub.topology import Names
 
@@ -46,6 +47,61 @@ async def test_publishable_rows_go_out_and_an_unroutable_one_stays(isolated, bus
         assert sorted(m.message_id for m in arrived) == ["ok-0", "ok-1", "ok-2"]
         left = [r["message_id"] for r in await pool.fetch("SELECT message_id FROM outbox")]
         assert left == ["nowhere-1"]  # kept for a later try (or an operator), never dropped
+    finally:
+        await pool.close()
+        await publisher.stop()
+        await bus.channel.queue_delete(names.channel_queue("shop"))
+
+
+async def test_a_row_refused_past_the_deadline_is_parked_for_dlq_tools(isolated, bus) -> None:
+    names = Names(isolated.name_prefix)
+    publisher = Publisher(isolated.broker_url, 5.0)
+    await publisher.start()
+    await topology.declare(publisher.channel, names, ["shop"], 10)
+    pool = await db.prepare(isolated.database_url, 2)
+    try:
+
+        def envelope(message_id: str, channel: str) -> Envelope:
+            return Envelope(
+                message_id,
+                names.outbound_exchange,
+                f"{channel}.product.upserted",
+                "product.upserted",
+                "erp",
+                b'{"x": 1}',
+                correlation_id="c-1",
+            )
+
+        async with pool.acquire() as conn:
+            await outbox.write(
+                conn, [envelope("old-lost", "nobody"), envelope("new-lost", "nobody")]
+            )
+            await outbox.write(conn, [envelope("ok", "shop")])
+            await conn.execute(
+                "UPDATE outbox SET created_at = now() - interval '2 hours'"
+                " WHERE message_id IN ('old-lost', 'ok')"
+            )
+        metrics = Metrics()
+        relay = OutboxRelay(
+            pool, publisher, grace_s=0, poll_s=1, park_after_s=3600, metrics=metrics
+        )
+        await relay.relay_once(grace_s=0)
+
+        arrived = await bus.drain(names.channel_queue("shop"), expect=1)
+        assert [m.message_id for m in arrived] == ["ok"]
+        left = [r["message_id"] for r in await pool.fetch("SELECT message_id FROM outbox")]
+        assert left == ["new-lost"]  # young: the topology may come back, it is tried again
+        parked = await pool.fetch("SELECT * FROM parked")
+        assert [p["message_id"] for p in parked] == ["old-lost"]
+        row = parked[0]
+        assert row["error_type"] == "unpublishable"
+        assert "unroutable" in row["error"]
+        assert row["original_routing_key"] == "nobody.product.upserted"
+        assert row["original_exchange"] == names.outbound_exchange
+        assert bytes(row["body"]) == b'{"x": 1}'
+        assert relay.parked == 1 and relay.relayed == 1
+        assert metrics.outbox_relayed._value.get() == 1
+        assert metrics.parked.labels("unpublishable")._value.get() == 1
     finally:
         await pool.close()
         await publisher.stop()
