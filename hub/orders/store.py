@@ -87,7 +87,7 @@ async def insert_new(
         order_id,
         placed.channel,
         placed.channel_order_id,
-        orjson.dumps(placed.model_dump(mode="json")).decode(),
+        placed.model_dump_json(),
         correlation_id,
         now,
     )
@@ -109,7 +109,7 @@ async def insert_many(
         [order_id for order_id, _, _ in items],
         [placed.channel for _, placed, _ in items],
         [placed.channel_order_id for _, placed, _ in items],
-        [orjson.dumps(placed.model_dump(mode="json")).decode() for _, placed, _ in items],
+        [placed.model_dump_json() for _, placed, _ in items],
         [correlation for _, _, correlation in items],
         now,
     )
