@@ -38,19 +38,24 @@ class _Entry:
 
 @dataclass
 class _Lane:
-    """The deliveries of one AMQP channel not yet passed by the ack frontier."""
+    """The deliveries of one AMQP channel not yet passed by the ack frontier.
 
+    The lane holds its channel, so the channel's id (the lane's key) cannot be reused by a
+    later channel while the lane exists; the lane goes once its channel is closed.
+    """
+
+    channel: aiormq.abc.AbstractChannel
     frontier: int = 0  # every tag up to here is settled and its ack (if any) sent
     entries: dict[int, _Entry] = field(default_factory=dict)
 
 
-def _channel_key(message: AbstractIncomingMessage) -> int | None:
-    """Which AMQP channel a delivery came on; None once that channel is gone."""
+def _channel_of(message: AbstractIncomingMessage) -> aiormq.abc.AbstractChannel | None:
+    """The AMQP channel a delivery came on; None once that channel is gone."""
     try:
         channel = message.channel
     except aiormq.exceptions.ChannelInvalidStateError:
         return None
-    return None if channel.is_closed else id(channel)
+    return None if channel.is_closed else channel
 
 
 class AckCoalescer:
@@ -65,10 +70,12 @@ class AckCoalescer:
 
     def received(self, message: AbstractIncomingMessage) -> None:
         """Register a delivery as soon as the handler sees it."""
-        key = _channel_key(message)
-        if key is None or message.delivery_tag is None:
+        channel = _channel_of(message)
+        if channel is None or message.delivery_tag is None:
             return
-        lane = self._lanes.setdefault(key, _Lane())
+        lane = self._lanes.get(id(channel))
+        if lane is None or lane.channel is not channel:
+            lane = self._lanes[id(channel)] = _Lane(channel)
         lane.entries[message.delivery_tag] = _Entry(message)
 
     async def ack(self, message: AbstractIncomingMessage) -> None:
@@ -79,7 +86,7 @@ class AckCoalescer:
         """
         entry = self._settle(message, ack=True)
         if entry is None:
-            if _channel_key(message) is not None:  # a closed channel's deliveries come back
+            if _channel_of(message) is not None:  # a closed channel's deliveries come back
                 with contextlib.suppress(ConnectionError, aiormq.exceptions.AMQPError):
                     await message.ack()
             return
@@ -91,8 +98,10 @@ class AckCoalescer:
         self._settle(message, ack=False)
 
     def _settle(self, message: AbstractIncomingMessage, ack: bool) -> _Entry | None:
-        key = _channel_key(message)
-        lane = self._lanes.get(key) if key is not None else None
+        channel = _channel_of(message)
+        lane = self._lanes.get(id(channel)) if channel is not None else None
+        if lane is not None and lane.channel is not channel:
+            lane = None
         entry = lane.entries.get(message.delivery_tag or -1) if lane else None
         if entry is None:
             return None
@@ -115,7 +124,7 @@ class AckCoalescer:
         """Send the frames for everything settled so far."""
         now = time.monotonic()
         for key, lane in list(self._lanes.items()):
-            if lane.entries and _channel_key(next(iter(lane.entries.values())).message) is None:
+            if lane.channel.is_closed:
                 del self._lanes[key]  # its unacked deliveries come back on a new channel
                 for gone in lane.entries.values():
                     gone.release()

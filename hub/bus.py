@@ -94,16 +94,18 @@ class Publisher:
             return []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
+        if not self.connected:  # fail now rather than wait for a reconnect inside a transaction
+            why = "not connected" if self._connection is None else "reconnecting"
+            return [PublishNotConfirmed(f"publisher is {why}")] * len(envelopes)
         try:
-            channel = await self.channel.get_underlay_channel()
             async with asyncio.timeout_at(deadline):
+                channel = await self.channel.get_underlay_channel()
                 batch = await wire.send(channel, envelopes)
         except TimeoutError:
             return [PublishNotConfirmed(f"no confirm within {self._timeout_s}s")] * len(envelopes)
         except PublishNotConfirmed as exc:
             return [exc] * len(envelopes)
-        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError, ValueError) as exc:
-            # ValueError: a property AMQP cannot carry (a string over 255 bytes); nothing was sent
+        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             return [PublishNotConfirmed(f"publish failed: {exc!r}")] * len(envelopes)
         futures = batch.futures
         try:
@@ -126,8 +128,11 @@ def _verdict(
     exc = future.exception()
     if isinstance(exc, aiormq.exceptions.PublishError):
         return PublishNotConfirmed(
-            f"broker returned {envelope.routing_key!r} on {envelope.exchange!r}: unroutable"
+            f"broker returned {envelope.routing_key!r} on {envelope.exchange!r}: unroutable",
+            refused=True,
         )
+    if isinstance(exc, ValueError):  # hub.wire could not encode it
+        return PublishNotConfirmed(f"publish failed: {exc}", refused=True)
     if isinstance(exc, aiormq.exceptions.DeliveryError):
         return PublishNotConfirmed("broker did not ack: Nack")
     if exc is not None:

@@ -203,6 +203,7 @@ class BatchCommitter:
                 held = False
                 self._slots.release()
 
+        outcomes: list[Outcome] | None = None
         try:
             outcomes = await self._commit_and_publish(batch, release_slot)
         except Exception as exc:  # the whole batch failed before commit: retry them all
@@ -211,9 +212,13 @@ class BatchCommitter:
             outcomes = [Outcome("failed", error)] * len(batch)
         finally:
             release_slot()
-        for work, outcome in zip(batch, outcomes, strict=True):
-            if not work.future.done():
-                work.future.set_result(outcome)
+            if outcomes is None:  # interrupted (cancelled): no delivery may wait for ever
+                outcomes = [Outcome("failed", DatabaseUnavailable("batch interrupted"))] * len(
+                    batch
+                )
+            for work, outcome in zip(batch, outcomes, strict=True):
+                if not work.future.done():
+                    work.future.set_result(outcome)
 
     async def _commit_and_publish(
         self, batch: list[_Work], committed: Callable[[], None]

@@ -76,9 +76,18 @@ class DatabaseUnavailable(TransientError):
 
 
 class PublishNotConfirmed(TransientError):
-    """The broker nacked, returned or did not confirm a publish in time."""
+    """The broker nacked, returned or did not confirm a publish in time.
+
+    ``refused``: the message itself cannot go where it is addressed (the broker returned it
+    as unroutable, or AMQP cannot carry it); sending it again helps only once the topology
+    changes. Everything else (a nack, a timeout, a lost connection) may pass on a retry.
+    """
 
     error_type = "publish_not_confirmed"
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 def one_line(exc: BaseException, limit: int = 500) -> str:

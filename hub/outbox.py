@@ -122,9 +122,10 @@ class OutboxRelay:
     async def relay_once(self, limit: int = 500, grace_s: float | None = None) -> int:
         """Publish one batch of stale rows and delete them; returns how many were published.
 
-        A row the broker still refuses once it is ``park_after_s`` old (an exchange or binding
-        that is gone for good, a routing key nothing takes) moves to the parking lot, where
-        ``hub dlq`` shows and replays it, instead of being retried on every poll for ever.
+        A row the broker still refuses once it is ``park_after_s`` old (returned as unroutable:
+        a binding that is gone for good, a routing key nothing takes; or a message AMQP cannot
+        carry) moves to the parking lot, where ``hub dlq`` shows and replays it, instead of
+        being retried on every poll for ever. Timeouts and lost connections never park a row.
         """
         grace = self._grace_s if grace_s is None else grace_s
         async with self._pool.acquire() as conn, conn.transaction():
@@ -142,7 +143,7 @@ class OutboxRelay:
             results = await self._publisher.publish_each([_envelope(r) for r in rows])
             sent = [r["id"] for r, res in zip(rows, results, strict=True) if res is None]
             failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
-            overdue = [(r, res) for r, res in failed if r["overdue"]]
+            overdue = [(r, res) for r, res in failed if r["overdue"] and res.refused]
             for row, error in overdue:
                 await dlq_store.insert(conn, _parked(row, str(error)))
             gone = sent + [r["id"] for r, _ in overdue]

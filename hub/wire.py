@@ -123,13 +123,14 @@ class Batch:
 
     The futures are plain loop futures; one guard future per batch sits in aiormq's future
     store instead, so that closing the channel or connection (which rejects the store) fails
-    every message of the batch, at a fraction of the cost of registering each one there.
+    every message of the batch, at a fraction of the cost of registering each one there. A
+    message that could not be encoded has its future failed at once and no delivery tag.
     """
 
-    def __init__(self, channel: aiormq.Channel, messages: Sequence[Outgoing], first: int) -> None:
+    def __init__(self, channel: aiormq.Channel, messages: Sequence[Outgoing]) -> None:
         self._channel = channel
         self._messages = messages
-        self.first = first  # the delivery tag before this batch's
+        self.tags: list[int | None] = [None] * len(messages)
         loop = asyncio.get_running_loop()
         self.futures: list[asyncio.Future[object]] = [loop.create_future() for _ in messages]
         self._guard = channel.create_future()
@@ -154,49 +155,82 @@ class Batch:
         if not self._guard.done():
             self._guard.set_result(None)
         index = self._channel.message_id_delivery_tag
-        for tag, message in enumerate(self._messages, start=self.first + 1):
-            if index.get(message.message_id) == tag:
+        for tag, message in zip(self.tags, self._messages, strict=True):
+            if tag is not None and index.get(message.message_id) == tag:
                 del index[message.message_id]
         for future in self.futures:
             if future.done() and not future.cancelled():
                 future.exception()  # a nack or return nobody read must not be logged as lost
 
 
+def _encode_each(
+    messages: Sequence[Outgoing], channel: aiormq.Channel, batch: Batch
+) -> list[bytes | None]:
+    """Each message's frames; one AMQP cannot carry fails alone (its future says why)."""
+    now = int(time.time())
+    out: list[bytes | None] = []
+    for message, future in zip(messages, batch.futures, strict=True):
+        try:
+            out.append(encode(message, channel.number, channel.max_content_size, now))
+        except (ValueError, TypeError, OverflowError, struct.error) as exc:
+            future.set_exception(ValueError(f"cannot be encoded for AMQP: {exc}"))
+            out.append(None)
+    return out
+
+
 async def send(channel: aiormq.abc.AbstractChannel, messages: Sequence[Outgoing]) -> Batch:
     """Write all messages at once; the batch's futures settle with the broker's answers.
 
     The futures fail (as aiormq's own would) on a nack, a return (unroutable) or channel loss.
-    Call ``Batch.close`` once done with them.
+    Call ``Batch.close`` once done with them. Raises ``ChannelInvalidStateError`` when the
+    connection is lost before the frames are written.
     """
     ch = channel
     if not isinstance(ch, aiormq.Channel) or not ch.publisher_confirms:
         raise RuntimeError("batch publishing needs an aiormq channel with publisher confirms")
     async with ch.lock:
-        batch = Batch(ch, messages, ch.delivery_tag)
-        payload: list[bytes] = []
-        now = int(time.time())
+        batch = Batch(ch, messages)
+        encoded = _encode_each(messages, ch, batch)
+        first = ch.delivery_tag
+        written: asyncio.Future[object] | None = None
         try:
-            for message, future in zip(messages, batch.futures, strict=True):
+            payload = []
+            for i, (message, frames) in enumerate(zip(messages, encoded, strict=True)):
+                if frames is None:
+                    continue
                 ch.delivery_tag += 1
-                ch.confirmations[ch.delivery_tag] = future
+                batch.tags[i] = ch.delivery_tag
+                ch.confirmations[ch.delivery_tag] = batch.futures[i]
                 ch.message_id_delivery_tag[message.message_id] = ch.delivery_tag
-                payload.append(encode(message, ch.number, ch.max_content_size, now))
+                payload.append(frames)
+            if not payload:
+                batch.close()
+                return batch
             written = ch.create_future()
             await ch.write_queue.put(
                 ChannelFrame(payload=b"".join(payload), should_close=False, drain_future=written)
             )
         except BaseException:
             # Nothing reached the writer: give the delivery tags back while holding the lock.
-            first = batch.first
             for tag in range(first + 1, ch.delivery_tag + 1):
                 ch.confirmations.pop(tag, None)
             ch.delivery_tag = first
+            if written is not None:
+                written.cancel()
             for future in batch.futures:
                 future.cancel()
             batch.close()
             raise
         try:
             await written
+        except asyncio.CancelledError as exc:
+            batch.close()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this task is being cancelled
+            # aiormq rejects its futures with CancelledError when it gives up on a stuck
+            # connection; that is a lost connection here, not a cancellation of the caller.
+            raise aiormq.exceptions.ChannelInvalidStateError("connection lost") from exc
         except BaseException:
             batch.close()
             raise

@@ -101,3 +101,21 @@ async def test_a_batch_fails_fast_and_whole_when_the_broker_closes_the_channel(i
             await asyncio.sleep(0.2)
     finally:
         await publisher.stop()
+
+
+async def test_a_message_amqp_cannot_carry_fails_alone(isolated, bus) -> None:
+    names = Names(isolated.name_prefix)
+    publisher = Publisher(isolated.broker_url, 5.0)
+    await publisher.start()
+    try:
+        await topology.declare(publisher.channel, names, [SHOP], 10)
+        batch = [_envelope(names, f"m-{i}", SHOP, b"{}") for i in range(3)]
+        batch.insert(1, _envelope(names, "x" * 300, SHOP, b"{}"))  # message-id over 255 bytes
+        verdicts = await publisher.publish_each(batch)
+        bad = verdicts[1]
+        assert bad is not None and bad.refused and "255 bytes" in str(bad)
+        assert [v for i, v in enumerate(verdicts) if i != 1] == [None, None, None]
+        got = await bus.drain(names.channel_queue(SHOP), expect=3)
+        assert [m.message_id for m in got] == ["m-0", "m-1", "m-2"]
+    finally:
+        await publisher.stop()

@@ -90,3 +90,27 @@ async def test_a_tag_that_never_arrives_keeps_memory_bounded(monkeypatch) -> Non
     assert sorted(tag for tag, multiple in channel.frames) == list(range(2, 200))
     assert not any(multiple for _, multiple in channel.frames)  # tag 1 is never covered
     assert sum(len(lane.entries) for lane in acks._lanes.values()) <= 50
+
+
+async def test_a_new_channel_starts_its_own_frontier_and_closed_lanes_are_dropped() -> None:
+    """After a reconnect tags restart at 1 on a new channel: an ack there must never be a
+    multiple-ack reaching past what the new channel has settled (the old frontier was 50)."""
+    acks = AckCoalescer()
+    old = FakeChannel()
+    first = [FakeMessage(old, tag) for tag in range(1, 51)]
+    for m in first:
+        acks.received(m)  # type: ignore[arg-type]
+    await asyncio.gather(*(acks.ack(m) for m in first))  # type: ignore[arg-type]
+    old.is_closed = True
+    new = FakeChannel()
+    slow, done = FakeMessage(new, 1), FakeMessage(new, 2)
+    for m in (slow, done):
+        acks.received(m)  # type: ignore[arg-type]
+    await acks.flush()
+    assert len(acks._lanes) == 1  # the closed channel's lane is gone
+    task = asyncio.ensure_future(acks.ack(done))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert (2, True) not in new.frames  # would cover tag 1, still being handled
+    await acks.ack(slow)  # type: ignore[arg-type]
+    await asyncio.wait_for(task, 2)
+    assert new.frames[-1] in ((2, True), (2, False))
