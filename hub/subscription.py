@@ -85,7 +85,15 @@ class InboundSubscription:
         """Stop taking deliveries, wait (bounded) for those in flight, then disconnect."""
         if self._connection is None:
             return
-        if self._queue is not None and self._tag is not None and self.connected:
+        if not self.connected:
+            # Reconnecting: the deliveries in flight can no longer be acked on their channel
+            # (the broker redelivers them; the inbox absorbs what took effect), and waiting
+            # would let a reconnect start consuming again. Close at once.
+            log.info("stopping while disconnected; deliveries in flight will be redelivered")
+            await self._connection.close()
+            self._connection = None
+            return
+        if self._queue is not None and self._tag is not None:
             try:
                 await self._queue.cancel(self._tag)
             except Exception as exc:  # closing anyway; unacked deliveries return to the queue
