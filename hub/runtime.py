@@ -128,6 +128,13 @@ class Hub:
             self.metrics,
         )
         self._relay.start()
+        if s.outbox_grace_s <= s.publish_timeout_s:
+            log.warning(
+                "HUB_OUTBOX_GRACE_S (%ss) is not above HUB_PUBLISH_TIMEOUT_S (%ss): the relay may"
+                " re-send rows whose publish is still in flight",
+                s.outbox_grace_s,
+                s.publish_timeout_s,
+            )
         for make_service in self._service_factories:
             service = make_service(self)
             service.start()

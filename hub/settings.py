@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     retry_max_attempts: int = Field(default=5, ge=1)  # then the message is parked
     reconnect_interval_s: float = Field(default=1.0, gt=0)
     publish_timeout_s: float = Field(default=10.0, gt=0)
-    outbox_grace_s: float = Field(default=5.0, ge=0)
+    # Longer than the publish timeout: the relay must not re-send a row the hub that wrote it
+    # is still waiting on (a second copy in flight can be credited the other's broker return).
+    outbox_grace_s: float = Field(default=15.0, ge=0)
     outbox_poll_s: float = Field(default=1.0, gt=0)
     # An outbox row the broker still refuses after this long goes to the parking lot.
     outbox_park_after_s: float = Field(default=600.0, gt=0)
