@@ -309,49 +309,60 @@ class BatchCommitter:
         isolate: bool,
         failed: _Isolate | None = None,
     ) -> _Plan:
-        """Handle the batch; the message that failed the optimistic pass is not called again."""
+        """Handle the batch: each claimed id by the first of its copies that succeeds.
+
+        Later copies of an id are duplicates. When a copy fails (isolated pass), the next copy
+        of the same id takes its place; an id that no copy handled leaves the inbox again, so
+        a retried or replayed message is handled anew. The message that failed the optimistic
+        pass is not called again.
+        """
         plan = _Plan([None] * len(batch), [0] * len(batch))
-        released: list[str] = []
-        fresh: list[int] = []
-        for i, work in enumerate(batch):
-            msg_id = work.inbound.event.id
-            if msg_id not in claimed:
-                plan.outcomes[i] = Outcome("duplicate")
-                continue
-            claimed.discard(msg_id)  # a second copy in the same batch is a duplicate
-            if failed is not None and failed.index == i:
-                plan.outcomes[i] = Outcome("failed", failed.error)
-                released.append(msg_id)
-                continue
-            fresh.append(i)
         results: dict[int, Sequence[Envelope]] = {}
-        for run in _runs(batch, fresh, batched=not isolate):
-            handler = batch[run[0]].handler
-            if handler is None:
-                results.update((i, batch[i].envelopes) for i in run)
-            elif not isolate:
-                await self._optimistic(conn, handler, batch, run, now, results)
-            else:
-                i = run[0]
-                try:
-                    async with conn.transaction():
-                        results[i] = await handler.handle(batch[i].inbound, conn, now)
-                except asyncpg.PostgresConnectionError:
-                    raise
-                except (HubError, *_HANDLER_FAULTS) as exc:
-                    if not isinstance(exc, HubError):
-                        log.exception("handler for %s failed", batch[i].inbound.event.type)
-                    plan.outcomes[i] = Outcome("failed", _as_hub_error(exc))
-                    released.append(batch[i].inbound.event.id)
-        for i in fresh:
-            if i in results:
-                plan.counts[i] = len(results[i])
-                plan.to_publish.extend(results[i])
-        if released:  # failed messages must be handled anew when retried or replayed
+        if not isolate:
+            fresh: list[int] = []
+            for i, work in enumerate(batch):
+                if work.inbound.event.id in claimed:
+                    claimed.discard(work.inbound.event.id)
+                    fresh.append(i)
+                else:
+                    plan.outcomes[i] = Outcome("duplicate")
+            for run in _runs(batch, fresh):
+                handler = batch[run[0]].handler
+                if handler is None:
+                    results.update((i, batch[i].envelopes) for i in run)
+                else:
+                    await self._optimistic(conn, handler, batch, run, now, results)
+        else:
+            for i, work in enumerate(batch):
+                msg_id = work.inbound.event.id
+                if msg_id not in claimed:
+                    plan.outcomes[i] = Outcome("duplicate")
+                    continue
+                if failed is not None and failed.index == i:
+                    plan.outcomes[i] = Outcome("failed", failed.error)
+                    continue  # the claim waits for a later copy, if any
+                if work.handler is not None:
+                    try:
+                        async with conn.transaction():
+                            results[i] = await work.handler.handle(work.inbound, conn, now)
+                    except asyncpg.PostgresConnectionError:
+                        raise
+                    except (HubError, *_HANDLER_FAULTS) as exc:
+                        if not isinstance(exc, HubError):
+                            log.exception("handler for %s failed", work.inbound.event.type)
+                        plan.outcomes[i] = Outcome("failed", _as_hub_error(exc))
+                        continue
+                else:
+                    results[i] = work.envelopes
+                claimed.discard(msg_id)
+        for i in sorted(results):
+            plan.counts[i] = len(results[i])
+            plan.to_publish.extend(results[i])
+        if claimed:  # claimed by this batch, handled by none of its copies
             await conn.execute(
                 "DELETE FROM inbox WHERE consumer = $1 AND message_id = ANY($2::text[])",
                 self._consumer,
-                released,
+                list(claimed),
             )
         return plan
 
@@ -386,14 +397,12 @@ class BatchCommitter:
             raise _Isolate(None, _as_hub_error(exc)) from exc
 
 
-def _runs(batch: list[_Work], indexes: list[int], batched: bool) -> list[list[int]]:
+def _runs(batch: list[_Work], indexes: list[int]) -> list[list[int]]:
     """Messages grouped by handler (in arrival order), so a batch-capable handler is called once.
 
     Messages in one batch arrived concurrently, so their relative order across types carries
     no meaning; within a type the arrival order is kept.
     """
-    if not batched:
-        return [[i] for i in indexes]
     groups: dict[int, list[int]] = {}
     for i in indexes:
         groups.setdefault(id(batch[i].handler), []).append(i)

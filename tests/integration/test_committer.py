@@ -137,3 +137,27 @@ async def test_duplicates_within_and_across_batches_have_one_effect(pool: asyncp
     assert later.kind == "duplicate"
     assert await pool.fetchval("SELECT count(*) FROM seen") == 1
     assert len(publisher.sent) == 1
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "handle_many"])
+async def test_when_the_first_copy_of_an_id_fails_the_next_copy_takes_its_place(
+    pool: asyncpg.Pool, batched
+) -> None:
+    """Two messages with one id in a batch, the first refused: the second is handled (not
+    dropped as a duplicate of something that had no effect), and the id stays claimed."""
+    publisher = RecordingPublisher()
+    committer = BatchCommitter(pool, publisher, Metrics(), "test", batch_max=50)
+    handler = Ledger(batched)
+    committer.start()
+    try:
+        outcomes = await asyncio.gather(
+            committer.submit(inbound("BAD-first", "shared-id"), handler),
+            committer.submit(inbound("OK-second", "shared-id"), handler),
+            committer.submit(inbound("OK-third", "shared-id"), handler),
+        )
+    finally:
+        await committer.stop()
+    assert [o.kind for o in outcomes] == ["failed", "done", "duplicate"]
+    assert [r["sku"] for r in await pool.fetch("SELECT sku FROM seen")] == ["OK-second"]
+    assert len(publisher.sent) == 1
+    assert await pool.fetchval("SELECT count(*) FROM inbox WHERE message_id = 'shared-id'") == 1
