@@ -49,7 +49,7 @@ class Outgoing(Protocol):
     def headers(self) -> Mapping[str, Any]: ...  # noqa: D102 - field
 
 
-_FRAME_METHOD, _FRAME_HEADER, _FRAME_BODY, _FRAME_END = 1, 2, 3, b"\xce"
+_FRAME_HEADER, _FRAME_BODY, _FRAME_END = 2, 3, b"\xce"  # method frames come from pamqp
 _BASIC_CLASS = 60
 # Basic property flags (AMQP 0-9-1, 4.2.6.1): the ones the hub sets.
 _CONTENT_TYPE, _HEADERS, _DELIVERY_MODE = 0x8000, 0x2000, 0x1000
