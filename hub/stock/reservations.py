@@ -46,22 +46,16 @@ class ReservationRequest:
     lines: Sequence[tuple[str, int]]
     allow_partial: bool = False
 
-    def as_json(self) -> dict[str, object]:
-        """The shape ``stock_reserve_many`` reads."""
-        wanted: Counter[str] = Counter()
+    def wanted(self) -> dict[str, int]:
+        """Units per SKU, in SKU order (lines of the same SKU add up); refuses empty or <= 0."""
+        units: Counter[str] = Counter()
         for sku, qty in self.lines:
             if qty <= 0:
                 raise ValueError(f"line {sku}: quantity must be positive, got {qty}")
-            wanted[sku] += qty
-        if not wanted:
+            units[sku] += qty
+        if not units:
             raise ValueError("a reservation needs at least one line")
-        return {
-            "id": self.reservation_id,
-            "channel": self.channel,
-            "ref": self.order_ref,
-            "wanted": dict(sorted(wanted.items())),
-            "partial": self.allow_partial,
-        }
+        return dict(sorted(units.items()))
 
 
 async def reserve(
@@ -82,22 +76,113 @@ async def reserve(
 async def reserve_many(
     conn: Connection, requests: Sequence[ReservationRequest]
 ) -> list[ReservationResult]:
-    """Many reservations in one round trip, granted in the order given."""
+    """Many reservations in two round trips, granted in the order given.
+
+    The database locks the SKUs and says what is free (``stock_reserve_prepare``); the
+    decisions are made here, first come first served, and written in one statement.
+    """
     if not requests:
         return []
+    wanted = [r.wanted() for r in requests]
     raw = await conn.fetchval(
-        "SELECT stock_reserve_many($1::jsonb)",
-        orjson.dumps([r.as_json() for r in requests]).decode(),
+        "SELECT stock_reserve_prepare($1::text[], $2::text[])",
+        sorted({r.reservation_id for r in requests}),
+        sorted({sku for units in wanted for sku in units}),
     )
-    return [
-        ReservationResult(
-            doc["state"] != "refused",
-            {sku: (pair[0], pair[1]) for sku, pair in doc["shortages"].items()},
-            tuple((sku, qty) for sku, qty in doc["granted"]),
-            tuple(doc["held"]),
-        )
-        for doc in orjson.loads(raw)
-    ]
+    state = orjson.loads(raw)
+    known = {rid: _answer(doc) for rid, doc in state["known"].items()}
+    kits: dict[str, dict[str, int]] = state["kits"]
+    free: dict[str, int] = state["free"]
+    results: list[ReservationResult] = []
+    rows: list[dict[str, object]] = []
+    lines: tuple[list[str], list[str], list[int]] = ([], [], [])
+    for request, units in zip(requests, wanted, strict=True):
+        answer = known.get(request.reservation_id)
+        if answer is None:
+            answer, holds = _decide(units, kits, free, request.allow_partial)
+            known[request.reservation_id] = answer
+            rows.append(_row(request, units, answer))
+            for sku, qty in holds.items():
+                lines[0].append(request.reservation_id)
+                lines[1].append(sku)
+                lines[2].append(qty)
+        results.append(answer)
+    if rows:
+        await conn.execute(_WRITE, orjson.dumps(rows).decode(), *lines)
+    return results
+
+
+# The new reservations with their answers, and the units the granted ones hold.
+_WRITE = """
+WITH answered AS (
+    INSERT INTO stock_reservations (reservation_id, channel, order_ref, state, lines,
+                                    granted_lines, shortages)
+    SELECT id, channel, ref, state, lines, granted, shortages
+    FROM jsonb_to_recordset($1::jsonb) AS t(id text, channel text, ref text, state text,
+                                            lines jsonb, granted jsonb, shortages jsonb)
+)
+INSERT INTO stock_reservation_lines (reservation_id, sku, quantity)
+SELECT * FROM unnest($2::text[], $3::text[], $4::int[])
+"""
+
+
+def _decide(
+    units: dict[str, int],
+    kits: dict[str, dict[str, int]],
+    free: dict[str, int],
+    allow_partial: bool,
+) -> tuple[ReservationResult, dict[str, int]]:
+    """All lines or none (or what there is, when partial is allowed); a kit takes components.
+
+    Takes the units it holds out of ``free``, so the next reservation sees what is left.
+    """
+    left = dict(free)
+    holds: Counter[str] = Counter()
+    granted: list[tuple[str, int]] = []
+    shortages: dict[str, tuple[int, int]] = {}
+    for sku, qty in units.items():
+        parts = kits.get(sku) or {sku: 1}
+        can = min(left.get(part, 0) // per for part, per in parts.items())
+        take = min(can, qty)
+        if take < qty:
+            shortages[sku] = (qty, can)
+        if take > 0:
+            granted.append((sku, take))
+            for part, per in parts.items():
+                left[part] = left.get(part, 0) - take * per
+                holds[part] += take * per
+    if granted and (allow_partial or not shortages):
+        free.update((part, left[part]) for part in holds)
+        return ReservationResult(True, shortages, tuple(granted), tuple(sorted(holds))), holds
+    return ReservationResult(False, shortages), {}
+
+
+def _answer(doc: dict[str, object]) -> ReservationResult:
+    """The answer given the first time, from its stored row."""
+    shortages = doc["shortages"]
+    granted = doc["granted"]
+    held = doc["held"]
+    assert isinstance(shortages, dict) and isinstance(granted, list) and isinstance(held, list)
+    return ReservationResult(
+        doc["state"] != "refused",
+        {sku: (pair[0], pair[1]) for sku, pair in shortages.items()},
+        tuple((sku, qty) for sku, qty in granted),
+        tuple(held),
+    )
+
+
+def _row(
+    request: ReservationRequest, units: dict[str, int], answer: ReservationResult
+) -> dict[str, object]:
+    return {
+        "id": request.reservation_id,
+        "channel": request.channel,
+        "ref": request.order_ref,
+        "state": "granted" if answer.granted else "refused",
+        "lines": [[sku, qty] for sku, qty in units.items()],
+        "granted": [list(line) for line in answer.lines],
+        "shortages": {sku: list(pair) for sku, pair in answer.shortages.items()},
+    }
 
 
 async def release(conn: Connection, reservation_id: str) -> bool:

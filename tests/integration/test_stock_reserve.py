@@ -83,3 +83,28 @@ async def test_release_gives_the_units_back_once(pool) -> None:
         assert await reservations.release(conn, "r3") is True
         assert await reservations.release(conn, "r3") is False
     assert await held(pool) == {}
+
+
+async def test_a_batch_is_served_in_order_and_a_refusal_holds_nothing(pool) -> None:
+    """Within one batch each reservation sees what the earlier ones left; a copy of an id
+    gets the first copy's answer, and only what was granted is held."""
+    ask = reservations.ReservationRequest
+    batch = [
+        ask("b1", "c", "o1", [("A", 4)]),  # A: 6 -> 2 left
+        ask("b2", "c", "o2", [("KIT", 1)]),  # needs A 2 + B 1: fits exactly
+        ask("b3", "c", "o3", [("A", 1), ("B", 1)]),  # A is gone: refused, B stays free
+        ask("b1", "c", "o1", [("A", 4)]),  # a copy: the first answer, nothing more held
+        ask("b4", "c", "o4", [("B", 9)], allow_partial=True),  # takes the 4 B that are left
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        results = await reservations.reserve_many(conn, batch)
+    assert [r.granted for r in results] == [True, True, False, True, True]
+    assert results[2].shortages == {"A": (1, 0)} and results[2].held == ()
+    assert results[3] == results[0]
+    assert results[1].held == ("A", "B") and dict(results[1].lines) == {"KIT": 1}
+    assert dict(results[4].lines) == {"B": 4} and results[4].shortages == {"B": (9, 4)}
+    assert await held(pool) == {"A": 6, "B": 5}
+    async with pool.acquire() as conn:  # asked again later, every id answers as it did
+        again = await reservations.reserve_many(conn, batch)
+    assert again == results
+    assert await held(pool) == {"A": 6, "B": 5}
