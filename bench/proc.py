@@ -52,6 +52,26 @@ class RssSampler(threading.Thread):
         return best
 
 
+class BoxLoad:
+    """How busy the whole machine was between two readings, and how much the host stole.
+
+    On a shared VM, stolen time is CPU the guest wanted and did not get: it shows up as
+    queueing in every latency figure, the hub's and the relay's alike.
+    """
+
+    def __init__(self) -> None:
+        self._start = psutil.cpu_times()
+
+    def read(self) -> tuple[float, float]:
+        """(busy %, stolen %) of all cores since this object was made."""
+        end = psutil.cpu_times()
+        delta = {f: getattr(end, f) - getattr(self._start, f) for f in end._fields}
+        total = sum(delta.values()) or 1.0
+        idle = delta.get("idle", 0.0) + delta.get("iowait", 0.0)
+        steal = delta.get("steal", 0.0)
+        return 100 * (total - idle - steal) / total, 100 * steal / total
+
+
 class Child:
     """A process under test; its output goes to a log file shown when it fails."""
 

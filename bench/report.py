@@ -52,12 +52,12 @@ def _fmt(x: float, digits: int = 0) -> str:
 def table(results: list[Result], relay: dict[int, float]) -> list[str]:
     rows = [
         "| scenario | fan-out | msgs | in msg/s | out msg/s | ratio to relay (out) "
-        "| p50 ms | p99 ms | p99.9 ms | RSS start / end / peak MB | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| p50 ms | p99 ms | p99.9 ms | RSS start / end / peak MB | box busy / stolen % | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r.skipped:
-            rows.append(f"| {r.name} | {r.fanout} | - | - | - | - | - | - | - | - | {r.note} |")
+            rows.append(f"| {r.name} | {r.fanout} | - | - | - | - | - | - | - | - | - | {r.note} |")
             continue
         ratio = "-"
         if not r.latency_ms and r.fanout in relay and relay[r.fanout] and "relay" not in r.name:
@@ -68,7 +68,7 @@ def table(results: list[Result], relay: dict[int, float]) -> list[str]:
             f"| {ratio} | {_fmt(lat.get('p50', 0), 1)} | {_fmt(lat.get('p99', 0), 1)} "
             f"| {_fmt(lat.get('p99.9', 0), 1)} "
             f"| {_fmt(r.rss_start_mb)} / {_fmt(r.rss_end_mb)} / {_fmt(r.rss_peak_mb)} "
-            f"| {r.note} |"
+            f"| {r.box_busy_pct:.0f} / {r.box_stolen_pct:.0f} | {r.note} |"
         )
     return rows
 
@@ -158,7 +158,10 @@ def write(
         "excluded). Latency: open loop, sent on a fixed schedule at 50% of the measured maximum,",
         "measured from the scheduled send time to receipt on the channel queue (first second",
         "excluded as warm-up). Rows named `sweep:` repeat the relay and the stock path at fixed",
-        "rates. RSS of the process under test (psutil, every 100 ms).",
+        "rates. RSS of the process under test (psutil, every 100 ms). Box busy / stolen: the",
+        "share of all cores' time the machine was busy during the row, and the share the",
+        "hypervisor gave to other guests (steal): on a shared VM, the second is queueing no",
+        "code here can remove.",
         "",
         *table(results, relay),
         "",

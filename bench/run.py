@@ -24,7 +24,7 @@ import asyncpg
 
 from bench import messages, report
 from bench.env import BROKER_URL, DATABASE_BASE, Env, drop_leftover_databases, preload, purge
-from bench.proc import start_hub
+from bench.proc import BoxLoad, start_hub
 from bench.scenarios import (
     Result,
     _wait_consuming,
@@ -199,7 +199,12 @@ async def full(args) -> list[Result]:
     m1, m5 = args.messages, max(1, args.messages * 2 // 5)
     results: list[Result] = []
 
+    box = BoxLoad()
+
     def log(r: Result) -> None:
+        nonlocal box
+        r.box_busy_pct, r.box_stolen_pct = box.read()
+        box = BoxLoad()
         results.append(r)
         print(json.dumps(r.public(), default=str), flush=True)
 
