@@ -248,12 +248,12 @@ async def full(args) -> list[Result]:
                 )
             )
         for rate in args.sweep:  # the same two paths at fixed rates, for where p99 holds
-            for r in (
-                await relay_latency(conn, run, rate, args.latency_seconds, args.relay_prefetch),
-                await latency(conn, run, "stock", rate, args.latency_seconds, settings),
-            ):
-                r.name = f"{SWEEP}{r.name}"
-                log(r)
+            r = await relay_latency(conn, run, rate, args.latency_seconds, args.relay_prefetch)
+            r.name = f"{SWEEP}{r.name}"
+            log(r)  # each row logged as soon as it is measured: the box load is per row
+            r = await latency(conn, run, "stock", rate, args.latency_seconds, settings)
+            r.name = f"{SWEEP}{r.name}"
+            log(r)
     finally:
         await conn.close()
     effective = Settings().model_dump(include={"prefetch", "batch_max", "db_pool_max"})
