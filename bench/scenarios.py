@@ -304,7 +304,7 @@ async def open_loop_latency(
     await consume_ch.set_qos(prefetch_count=1000)
     consumer = await consume_ch.get_underlay_channel()
 
-    def on_message(msg: aiormq.abc.DeliveredMessage) -> None:
+    async def on_delivery(msg: aiormq.abc.DeliveredMessage) -> None:
         now = time.perf_counter()
         props = msg.header.properties
         key = props.correlation_id if props.correlation_id in sent_at else props.message_id
@@ -315,9 +315,6 @@ async def open_loop_latency(
             got[key] = now
             if len(got) >= total:
                 done.set()
-
-    async def on_delivery(msg: aiormq.abc.DeliveredMessage) -> None:
-        on_message(msg)
 
     consuming = await consumer.basic_consume(out_queue, on_delivery, no_ack=True)
     pub_ch = await conn.channel(publisher_confirms=False)

@@ -136,23 +136,22 @@ def _decide(
 
     Takes the units it holds out of ``free``, so the next reservation sees what is left.
     """
-    left = dict(free)
-    holds: Counter[str] = Counter()
+    holds: Counter[str] = Counter()  # what is left of a part is its free units minus these
     granted: list[tuple[str, int]] = []
     shortages: dict[str, tuple[int, int]] = {}
     for sku, qty in units.items():
         parts = kits.get(sku) or {sku: 1}
-        can = min(left.get(part, 0) // per for part, per in parts.items())
+        can = min((free.get(part, 0) - holds[part]) // per for part, per in parts.items())
         take = min(can, qty)
         if take < qty:
             shortages[sku] = (qty, can)
         if take > 0:
             granted.append((sku, take))
             for part, per in parts.items():
-                left[part] = left.get(part, 0) - take * per
                 holds[part] += take * per
     if granted and (allow_partial or not shortages):
-        free.update((part, left[part]) for part in holds)
+        for part, held in holds.items():
+            free[part] = free.get(part, 0) - held
         return ReservationResult(True, shortages, tuple(granted), tuple(sorted(holds))), holds
     return ReservationResult(False, shortages), {}
 
@@ -174,6 +173,7 @@ def _answer(doc: dict[str, object]) -> ReservationResult:
 def _row(
     request: ReservationRequest, units: dict[str, int], answer: ReservationResult
 ) -> dict[str, object]:
+    """The reservation's row, with its answer, as ``_WRITE`` reads it."""
     return {
         "id": request.reservation_id,
         "channel": request.channel,
