@@ -186,9 +186,11 @@ class BatchCommitter:
     async def _gather(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            # Formed once a slot is free: what arrived while the last batch committed goes
+            # out together, instead of waiting a whole cycle behind an early, small batch.
+            await self._slots.acquire()
             while len(batch) < self._batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._slots.acquire()
             task = asyncio.create_task(self._process(batch))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)

@@ -161,3 +161,53 @@ async def test_when_the_first_copy_of_an_id_fails_the_next_copy_takes_its_place(
     assert [r["sku"] for r in await pool.fetch("SELECT sku FROM seen")] == ["OK-second"]
     assert len(publisher.sent) == 1
     assert await pool.fetchval("SELECT count(*) FROM inbox WHERE message_id = 'shared-id'") == 1
+
+
+class Gate(Ledger):
+    """Holds the first batch's transaction open until released; records each batch's size."""
+
+    def __init__(self) -> None:
+        super().__init__(batched=True)
+        self.sizes: list[int] = []
+        self.opened = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _handle_many(
+        self, inbounds: Sequence[Inbound], conn: Connection | None, now: datetime
+    ) -> list[Sequence[Envelope]]:
+        self.sizes.append(len(inbounds))
+        if len(self.sizes) == 1:
+            self.opened.set()
+            await self.release.wait()
+        return await super()._handle_many(inbounds, conn, now)
+
+    async def handle(
+        self, inbound: Inbound, conn: Connection | None, now: datetime
+    ) -> Sequence[Envelope]:
+        if not self.sizes:  # a batch of one goes through handle, not handle_many
+            self.sizes.append(1)
+            self.opened.set()
+            await self.release.wait()
+        return await super().handle(inbound, conn, now)
+
+
+async def test_what_arrives_while_a_batch_commits_forms_one_next_batch(pool) -> None:
+    """A batch is formed when a transaction slot is free, not before: messages that trickle
+    in one at a time while the previous batch commits all go out in the next one (a batch
+    formed early would hold only the first of them and leave the rest a cycle behind)."""
+    committer = BatchCommitter(pool, RecordingPublisher(), Metrics(), "test", batch_max=50)
+    handler = Gate()
+    committer.start()
+    try:
+        first = asyncio.ensure_future(committer.submit(inbound("OK-0"), handler))
+        await asyncio.wait_for(handler.opened.wait(), 5)
+        later = []
+        for n in range(1, 9):
+            later.append(asyncio.ensure_future(committer.submit(inbound(f"OK-{n}"), handler)))
+            await asyncio.sleep(0.01)  # one at a time, while the first batch is still open
+        handler.release.set()
+        outcomes = await asyncio.gather(first, *later)
+    finally:
+        await committer.stop()
+    assert [o.kind for o in outcomes] == ["done"] * 9
+    assert handler.sizes == [1, 8]
