@@ -1,0 +1,140 @@
+"""Levels applied a batch at a time give what applying them one by one, in order, would give."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from hub import db
+from hub.stock import ledger, reservations
+from schemas.inventory import IncomingReceipt, StockLevel
+
+pytestmark = pytest.mark.integration
+
+SKUS = ("A", "B", "C")
+LOCATIONS = ("main", "back")
+ORDERS = ("E1", "E2", "E3")
+TODAY = date(2026, 11, 27)
+
+
+@dataclass
+class Model:
+    """The rules, one level at a time: what the set-based function must agree with."""
+
+    rows: dict[tuple[str, str], StockLevel] = field(default_factory=dict)
+    handed: set[tuple[str, str]] = field(default_factory=set)  # (sku, ERP order number)
+
+    def apply(self, level: StockLevel) -> bool:
+        key = (level.sku, level.location)
+        stored = self.rows.get(key)
+        if stored is not None and level.version <= stored.version:
+            return False
+        self.rows[key] = level
+        self.handed.update((level.sku, number) for number in level.included_order_ids)
+        return True
+
+    def receipts(self) -> set[tuple[str, str, date, int]]:
+        due: dict[tuple[str, str, date], int] = {}
+        for (sku, location), level in self.rows.items():
+            for receipt in level.incoming:
+                k = (sku, location, receipt.expected_date)
+                due[k] = due.get(k, 0) + receipt.quantity
+        return {(*k, q) for k, q in due.items()}
+
+
+def random_level(rng: random.Random) -> StockLevel:
+    return StockLevel(
+        sku=rng.choice(SKUS),
+        location=rng.choice(LOCATIONS),
+        on_hand=rng.randint(0, 50),
+        committed=rng.randint(0, 5),
+        version=rng.randint(1, 12),
+        included_order_ids=tuple(rng.sample(ORDERS, rng.randint(0, 2))),
+        incoming=tuple(
+            IncomingReceipt(
+                expected_date=TODAY + timedelta(days=rng.randint(1, 3)),
+                quantity=rng.randint(1, 9),
+            )
+            for _ in range(rng.randint(0, 3))  # two on one date add up
+        ),
+    )
+
+
+@pytest.fixture
+async def pool(isolated):
+    pool = await db.prepare(isolated.database_url, 2)
+    yield pool
+    await pool.close()
+
+
+async def active_lines(pool) -> set[tuple[str, str]]:
+    rows = await pool.fetch(
+        "SELECT l.sku, r.erp_order_number FROM stock_reservation_lines l"
+        " JOIN stock_reservations r USING (reservation_id) WHERE l.active"
+    )
+    return {(r["sku"], r["erp_order_number"]) for r in rows}
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_a_batch_agrees_with_applying_its_levels_one_by_one(pool, seed: int) -> None:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        # Units on hand to hold, then one confirmed reservation per ERP order on every SKU.
+        await ledger.apply_levels(
+            conn, [StockLevel(sku=s, location="main", on_hand=100, version=0) for s in SKUS], now
+        )
+        for number in ORDERS:
+            rid = f"r-{number}"
+            lines = [(s, 1) for s in SKUS]
+            await reservations.reserve(
+                conn, reservation_id=rid, channel="c", order_ref=number, lines=lines
+            )
+            assert await reservations.confirm(conn, rid, number)
+    model = Model()
+    for s in SKUS:
+        model.apply(StockLevel(sku=s, location="main", on_hand=100, version=0))
+    every_line = {(s, n) for s in SKUS for n in ORDERS}
+    assert await active_lines(pool) == every_line
+
+    for _ in range(20):
+        batch = [random_level(rng) for _ in range(rng.randint(1, 8))]
+        async with pool.acquire() as conn, conn.transaction():
+            applied = await ledger.apply_levels(conn, batch, now)
+        assert applied == [model.apply(level) for level in batch]
+
+        rows = await pool.fetch(
+            "SELECT sku, location, on_hand, committed, version, included_order_ids"
+            " FROM stock_ledger"
+        )
+        assert {
+            (r["sku"], r["location"]): (
+                r["on_hand"],
+                r["committed"],
+                r["version"],
+                tuple(r["included_order_ids"]),
+            )
+            for r in rows
+        } == {
+            key: (lv.on_hand, lv.committed, lv.version, lv.included_order_ids)
+            for key, lv in model.rows.items()
+        }
+        receipts = await pool.fetch(
+            "SELECT sku, location, expected_date, quantity FROM stock_incoming"
+        )
+        assert {tuple(r) for r in receipts} == model.receipts()
+        assert await active_lines(pool) == every_line - model.handed
+
+
+async def test_an_empty_batch_and_an_all_stale_batch_change_nothing(pool) -> None:
+    now = datetime.now(UTC)
+    level = StockLevel(sku="A", location="main", on_hand=7, version=5)
+    async with pool.acquire() as conn:
+        assert await ledger.apply_levels(conn, [], now) == []
+        assert await ledger.apply_levels(conn, [level], now) == [True]
+        stale = [level.model_copy(update={"on_hand": 1, "version": v}) for v in (5, 3)]
+        assert await ledger.apply_levels(conn, stale, now) == [False, False]
+    assert await pool.fetchval("SELECT on_hand FROM stock_ledger WHERE sku = 'A'") == 7
