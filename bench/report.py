@@ -13,7 +13,7 @@ from typing import Any
 from bench.scenarios import Result
 
 HERE = Path(__file__).parent
-SWEEP = "sweep: "  # name prefix of the fixed-rate latency runs
+SWEEP = "sweep: "  # name prefix of the lower-load latency runs
 FINDINGS = HERE / "findings.md"
 
 
@@ -107,7 +107,7 @@ def plot(results: list[Result], path: Path) -> None:
     middle.set_yscale("log")
     middle.set_xlabel("offered rate, msg/s")
     middle.set_ylabel("latency, ms (log)")
-    middle.set_title("latency against a fixed rate")
+    middle.set_title("latency against the offered rate")
     middle.legend(fontsize=7)
     series: dict[str, list[tuple[int, float]]] = {}
     for r in results:
@@ -157,9 +157,10 @@ def write(
         "the rate is measured between 10% and 90% of the outputs arriving (start-up and tail",
         "excluded). Latency: open loop, sent on a fixed schedule at 50% of the measured maximum,",
         "measured from the scheduled send time to receipt on the channel queue (first second",
-        "excluded as warm-up). Rows named `sweep:` repeat the relay and the stock path at fixed",
-        "rates. RSS of the process under test (psutil, every 100 ms). Box busy / stolen: the",
-        "share of all cores' time the machine was busy during the row, and the share the",
+        "excluded as warm-up). Rows named `sweep:` repeat the relay and the stock path at the",
+        "same rates, lower loads (10%, 25% and 35% of the hub's stock maximum). RSS of the",
+        "process under test (psutil, every 100 ms). Box busy / stolen: the share of all cores'",
+        "time the machine was busy during the row, and the share the",
         "hypervisor gave to other guests (steal): on a shared VM, the second is queueing no",
         "code here can remove.",
         "",

@@ -21,6 +21,7 @@ from typing import Any
 
 import aio_pika
 import asyncpg
+import orjson
 
 from bench import messages, report
 from bench.env import BROKER_URL, DATABASE_BASE, Env, drop_leftover_databases, preload, purge
@@ -152,22 +153,15 @@ async def latency(conn, run, kind, rate, duration, settings) -> Result:
             name = "latency product.upserted -> channel queue"
 
             def make(i):
-                key = f"{run}-lp-{i}"
-                return (
-                    "erp.product.upserted",
-                    messages.product(run + "-lp", i),
-                    f"{run}-lp-p-{i}" if False else key,
-                )
+                return "erp.product.upserted", messages.product(run + "-lp", i)
         else:
             name = "latency stock.level -> stock.availability"
 
             def make(i):
-                return "erp.stock.level", messages.stock_level(run + "-ls", i, skus=100_000), None
+                return "erp.stock.level", messages.stock_level(run + "-ls", i, skus=100_000)
 
         def keyed(i):
-            rk, body, _ = make(i)
-            import orjson
-
+            rk, body = make(i)
             return rk, body, orjson.loads(body)["id"]
 
         async def go(child):
@@ -247,7 +241,9 @@ async def full(args) -> list[Result]:
                     "stock service (issue 3) not present",
                 )
             )
-        for rate in args.sweep:  # the same two paths at fixed rates, for where p99 holds
+        top = stock1.in_per_s if stock1 is not None and stock1.in_per_s else route_max
+        for fraction in args.sweep:  # the same two paths at lower loads, for where p99 holds
+            rate = round(fraction * top)
             r = await relay_latency(conn, run, rate, args.latency_seconds, args.relay_prefetch)
             r.name = f"{SWEEP}{r.name}"
             log(r)  # each row logged as soon as it is measured: the box load is per row
@@ -307,8 +303,8 @@ def main() -> None:
         "--sweep",
         type=float,
         nargs="*",
-        default=[250, 500, 1000],
-        help="fixed rates (msg/s) for the relay and stock latency sweep",
+        default=[0.1, 0.25, 0.35],
+        help="loads, as fractions of the hub's measured stock maximum, for the latency sweep",
     )
     p.add_argument(
         "--hub-set",
