@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -274,6 +275,18 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": p(0.5), "p99": p(0.99), "p99.9": p(0.999), "max": s[-1]}
 
 
+def _match(
+    arrivals: list[tuple[str | None, str | None, str | None, float]], sent_at: dict[str, float]
+) -> dict[str, float]:
+    """First arrival per sent message: by correlation id, else message id, else body id."""
+    got: dict[str, float] = {}
+    for corr, mid, from_body, at in arrivals:
+        key = corr if corr in sent_at else mid if mid in sent_at else from_body
+        if key in sent_at and key not in got:
+            got[key] = at
+    return got
+
+
 async def open_loop_latency(
     conn: aio_pika.abc.AbstractConnection,
     env: Env,
@@ -289,60 +302,68 @@ async def open_loop_latency(
     """(4) send on a fixed schedule (no coordinated omission); latency from the scheduled time.
 
     The load generator shares the box with what it measures, so it spends as little as it
-    can: every body is built before the clock starts, sends and receives go through aiormq
-    without aio-pika's message objects, and a delivery is matched by its AMQP properties
-    (the hub's correlation id, the relay's message id) instead of by parsing its body.
+    can: every body is built before the clock starts, sends go through aiormq without
+    aio-pika's message objects, and arrivals are read and timed by a process of its own
+    (``bench.receiver``), matched by their AMQP properties (the hub's correlation id, the
+    relay's message id) instead of by parsing their bodies.
     """
     total = int(rate * duration)
     result = Result(name, 1, total, total, rate=rate)
     plan = [make(i) for i in range(total)]
     sent_at: dict[str, float] = {}
     late: list[float] = []  # how far behind its schedule each send went out
-    got: dict[str, float] = {}
-    done = asyncio.Event()
-
-    consume_ch = await conn.channel()
-    await consume_ch.set_qos(prefetch_count=1000)
-    consumer = await consume_ch.get_underlay_channel()
-
-    async def on_delivery(msg: aiormq.abc.DeliveredMessage) -> None:
-        now = time.perf_counter()
-        props = msg.header.properties
-        key = props.correlation_id if props.correlation_id in sent_at else props.message_id
-        if key not in sent_at:
-            body = orjson.loads(msg.body)
-            key = body.get("correlationid") or body.get("causationid") or body.get("id")
-        if key in sent_at and key not in got:
-            got[key] = now
-            if len(got) >= total:
-                done.set()
-
-    consuming = await consumer.basic_consume(out_queue, on_delivery, no_ack=True)
-    pub_ch = await conn.channel(publisher_confirms=False)
-    publisher = await pub_ch.get_underlay_channel()
-    target = env.names.inbound_exchange if exchange_name is None else exchange_name
-    start = time.perf_counter() + 0.2
-    i = 0
-    while i < total:
-        now = time.perf_counter()
-        while i < total and start + i / rate <= now:
-            routing_key, body, key = plan[i]
-            sent_at[key] = start + i / rate
-            late.append(now - sent_at[key])
-            await publisher.basic_publish(
-                body,
-                exchange=target,
-                routing_key=routing_key,
-                properties=aiormq.spec.Basic.Properties(delivery_mode=2, message_id=key),
-            )
-            i += 1
-        if i < total:
-            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(done.wait(), timeout=15)
-    await consumer.basic_cancel(consuming.consumer_tag)
-    await pub_ch.close()
-    await consume_ch.close()
+    arrivals = Path(tempfile.mkstemp(prefix="bench-arrivals-", suffix=".json")[1])
+    receiver = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.receiver",
+        "--url",
+        BROKER_URL,
+        "--queue",
+        out_queue,
+        "--expect",
+        str(total),
+        "--out",
+        str(arrivals),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert receiver.stdout is not None
+        ready = await asyncio.wait_for(receiver.stdout.readline(), timeout=30)
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"bench.receiver did not start: {ready!r}")
+        pub_ch = await conn.channel(publisher_confirms=False)
+        publisher = await pub_ch.get_underlay_channel()
+        target = env.names.inbound_exchange if exchange_name is None else exchange_name
+        start = time.monotonic() + 0.2
+        i = 0
+        while i < total:
+            now = time.monotonic()
+            while i < total and start + i / rate <= now:
+                routing_key, body, key = plan[i]
+                sent_at[key] = start + i / rate
+                late.append(now - sent_at[key])
+                await publisher.basic_publish(
+                    body,
+                    exchange=target,
+                    routing_key=routing_key,
+                    properties=aiormq.spec.Basic.Properties(delivery_mode=2, message_id=key),
+                )
+                i += 1
+            if i < total:
+                await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        await pub_ch.close()
+        try:
+            await asyncio.wait_for(receiver.wait(), timeout=15)
+        except TimeoutError:
+            receiver.terminate()  # it writes what arrived so far
+            await receiver.wait()
+        got = _match(orjson.loads(await asyncio.to_thread(arrivals.read_bytes)), sent_at)
+    finally:
+        if receiver.returncode is None:
+            receiver.kill()
+            await receiver.wait()
+        await asyncio.to_thread(arrivals.unlink, missing_ok=True)
     cut = start + warmup
     lat = [(got[k] - t) * 1000 for k, t in sent_at.items() if k in got and t >= cut]
     result.latencies = lat
