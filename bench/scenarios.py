@@ -16,10 +16,13 @@ import aio_pika
 import aiormq
 import aiormq.abc
 import orjson
+from aiormq.abc import ChannelFrame
 
 from bench import messages
 from bench.env import BROKER_URL, Counter, Env, preload, purge, queue_count
 from bench.proc import Child, py_spy, start_hub, start_relay
+from hub import wire
+from hub.bus import Envelope
 
 MB = 1024 * 1024
 
@@ -275,6 +278,16 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": p(0.5), "p99": p(0.99), "p99.9": p(0.999), "max": s[-1]}
 
 
+async def _write(channel: aiormq.Channel, payload: bytes) -> None:
+    """Frames straight to aiormq's writer (as ``hub.wire`` does): no per-message publish call."""
+    written = channel.create_future()
+    async with channel.lock:
+        await channel.write_queue.put(
+            ChannelFrame(payload=payload, should_close=False, drain_future=written)
+        )
+    await written
+
+
 def _match(
     arrivals: list[tuple[str | None, str | None, str | None, float]], sent_at: dict[str, float]
 ) -> dict[str, float]:
@@ -302,10 +315,10 @@ async def open_loop_latency(
     """(4) send on a fixed schedule (no coordinated omission); latency from the scheduled time.
 
     The load generator shares the box with what it measures, so it spends as little as it
-    can: every body is built before the clock starts, sends go through aiormq without
-    aio-pika's message objects, and arrivals are read and timed by a process of its own
-    (``bench.receiver``), matched by their AMQP properties (the hub's correlation id, the
-    relay's message id) instead of by parsing their bodies.
+    can: every message's frames are encoded before the clock starts and whatever is due goes
+    out as one write (``hub.wire``'s encoder, no per-message publish call); arrivals are read
+    and timed by a process of its own (``bench.receiver``), matched by their AMQP properties
+    (the hub's correlation id, the relay's message id) instead of by parsing their bodies.
     """
     total = int(rate * duration)
     result = Result(name, 1, total, total, rate=rate)
@@ -334,22 +347,31 @@ async def open_loop_latency(
             raise RuntimeError(f"bench.receiver did not start: {ready!r}")
         pub_ch = await conn.channel(publisher_confirms=False)
         publisher = await pub_ch.get_underlay_channel()
+        assert isinstance(publisher, aiormq.Channel)
         target = env.names.inbound_exchange if exchange_name is None else exchange_name
+        stamp = int(time.time())
+        frames = [  # each message's AMQP frames, encoded before the clock starts
+            wire.encode(
+                Envelope(key, target, routing_key, "bench.load", "bench", body),
+                publisher.number,
+                publisher.max_content_size,
+                stamp,
+            )
+            for routing_key, body, key in plan
+        ]
         start = time.monotonic() + 0.2
         i = 0
         while i < total:
             now = time.monotonic()
-            while i < total and start + i / rate <= now:
-                routing_key, body, key = plan[i]
-                sent_at[key] = start + i / rate
+            due = i
+            while due < total and start + due / rate <= now:
+                key = plan[due][2]
+                sent_at[key] = start + due / rate
                 late.append(now - sent_at[key])
-                await publisher.basic_publish(
-                    body,
-                    exchange=target,
-                    routing_key=routing_key,
-                    properties=aiormq.spec.Basic.Properties(delivery_mode=2, message_id=key),
-                )
-                i += 1
+                due += 1
+            if due > i:  # everything due goes out as one write
+                await _write(publisher, b"".join(frames[i:due]))
+                i = due
             if i < total:
                 await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
         await pub_ch.close()
