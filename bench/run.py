@@ -296,8 +296,10 @@ async def smoke(count: int = 200, fanout: int = 3) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--smoke", action="store_true", help="quick correctness check, no timing")
-    p.add_argument("--messages", type=int, default=20000, help="messages for fan-out 1 runs")
-    p.add_argument("--orders", type=int, default=5000)
+    p.add_argument(
+        "--messages", type=int, default=40000, help="messages for fan-out 1 runs (the maximum)"
+    )
+    p.add_argument("--orders", type=int, default=10000)
     p.add_argument("--timeout", type=float, default=90.0, help="per scenario")
     p.add_argument("--latency-seconds", type=float, default=10.0)
     p.add_argument(
