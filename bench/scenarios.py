@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -278,6 +279,34 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": p(0.5), "p99": p(0.99), "p99.9": p(0.999), "max": s[-1]}
 
 
+async def _start_receiver(queue: str, expect: int, out: Path) -> asyncio.subprocess.Process:
+    """``bench.receiver`` consuming ``queue``, returned once it says it is consuming."""
+    receiver = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.receiver",
+        "--url",
+        BROKER_URL,
+        "--queue",
+        queue,
+        "--expect",
+        str(expect),
+        "--out",
+        str(out),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert receiver.stdout is not None
+    try:
+        ready = await asyncio.wait_for(receiver.stdout.readline(), timeout=30)
+    except TimeoutError:
+        ready = b""
+    if ready.strip() != b"ready":
+        receiver.kill()
+        await receiver.wait()
+        raise RuntimeError(f"bench.receiver did not start: {ready!r}")
+    return receiver
+
+
 async def _write(channel: aiormq.Channel, payload: bytes) -> None:
     """Frames straight to aiormq's writer (as ``hub.wire`` does): no per-message publish call."""
     written = channel.create_future()
@@ -325,26 +354,12 @@ async def open_loop_latency(
     plan = [make(i) for i in range(total)]
     sent_at: dict[str, float] = {}
     late: list[float] = []  # how far behind its schedule each send went out
-    arrivals = Path(tempfile.mkstemp(prefix="bench-arrivals-", suffix=".json")[1])
-    receiver = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.receiver",
-        "--url",
-        BROKER_URL,
-        "--queue",
-        out_queue,
-        "--expect",
-        str(total),
-        "--out",
-        str(arrivals),
-        stdout=asyncio.subprocess.PIPE,
-    )
+    fd, name = tempfile.mkstemp(prefix="bench-arrivals-", suffix=".json")
+    os.close(fd)
+    arrivals = Path(name)
+    receiver = None
     try:
-        assert receiver.stdout is not None
-        ready = await asyncio.wait_for(receiver.stdout.readline(), timeout=30)
-        if ready.strip() != b"ready":
-            raise RuntimeError(f"bench.receiver did not start: {ready!r}")
+        receiver = await _start_receiver(out_queue, total, arrivals)
         pub_ch = await conn.channel(publisher_confirms=False)
         publisher = await pub_ch.get_underlay_channel()
         assert isinstance(publisher, aiormq.Channel)
@@ -379,10 +394,13 @@ async def open_loop_latency(
             await asyncio.wait_for(receiver.wait(), timeout=15)
         except TimeoutError:
             receiver.terminate()  # it writes what arrived so far
-            await receiver.wait()
-        got = _match(orjson.loads(await asyncio.to_thread(arrivals.read_bytes)), sent_at)
+            await asyncio.wait_for(receiver.wait(), timeout=10)
+        raw = await asyncio.to_thread(arrivals.read_bytes)
+        if receiver.returncode != 0 or not raw:
+            raise RuntimeError(f"bench.receiver failed (exit {receiver.returncode})")
+        got = _match(orjson.loads(raw), sent_at)
     finally:
-        if receiver.returncode is None:
+        if receiver is not None and receiver.returncode is None:
             receiver.kill()
             await receiver.wait()
         await asyncio.to_thread(arrivals.unlink, missing_ok=True)

@@ -115,13 +115,16 @@ def _plain_decimal(value: Decimal) -> Decimal:
 Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
 """A stock keeping unit as the ERP names it: 1-64 characters, letters, digits and ``._/-``."""
 
-Quantity = Annotated[int, Field(ge=0, strict=True)]
+MAX_QUANTITY = 2_147_483_647  # the hub stores counts as PostgreSQL integers
+MAX_VERSION = 9_223_372_036_854_775_807  # and versions as bigints
+
+Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY, strict=True)]
 """A count of units that may be zero (stock on hand); a JSON integer, never a string or bool."""
 
-PositiveQuantity = Annotated[int, Field(ge=1, strict=True)]
+PositiveQuantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
 """A count of units that must be at least one (an order line, a reservation line)."""
 
-Version = Annotated[int, Field(ge=0, strict=True)]
+Version = Annotated[int, Field(ge=0, le=MAX_VERSION, strict=True)]
 """A monotonic version number, so a consumer can drop stale or out-of-order updates."""
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200)]

@@ -88,7 +88,8 @@ DROP FUNCTION stock_apply_level(text, text, integer, integer, bigint, text[], da
 -- say "empty", the cached plan hashes a sequential scan of the whole table, and every batch
 -- gets slower as the table grows (bench: 0.3 -> 3.4 ms per snapshot over 28,000 new SKUs,
 -- long before autovacuum's next ANALYZE). Planned without scans and hash or merge joins,
--- the cost stays per key whatever the statistics say.
+-- the cost stays per key whatever the statistics say. (A later CREATE OR REPLACE of these
+-- functions drops these settings: it must set them again.)
 ALTER FUNCTION stock_snapshot(text[], boolean)
     SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
 ALTER FUNCTION stock_apply_levels(jsonb, timestamptz)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 SKUS = ("A", "B", "C")
 LOCATIONS = ("main", "back")
-ORDERS = ("E1", "E2", "E3")
+ORDERS = tuple(f"E{n}" for n in range(1, 9))
 TODAY = date(2026, 11, 27)
 
 
@@ -46,14 +46,16 @@ class Model:
         return {(*k, q) for k, q in due.items()}
 
 
-def random_level(rng: random.Random) -> StockLevel:
+def random_level(rng: random.Random, round_no: int) -> StockLevel:
     return StockLevel(
         sku=rng.choice(SKUS),
         location=rng.choice(LOCATIONS),
         on_hand=rng.randint(0, 50),
         committed=rng.randint(0, 5),
-        version=rng.randint(1, 12),
-        included_order_ids=tuple(rng.sample(ORDERS, rng.randint(0, 2))),
+        # Rising with the round, with overlap: most levels apply, some (also within a batch)
+        # arrive after a newer one and are stale.
+        version=max(0, 3 * round_no + rng.randint(-4, 4)),
+        included_order_ids=tuple(rng.sample(ORDERS, rng.randint(0, 1))),
         incoming=tuple(
             IncomingReceipt(
                 expected_date=TODAY + timedelta(days=rng.randint(1, 3)),
@@ -72,11 +74,13 @@ async def pool(isolated):
 
 
 async def active_lines(pool) -> set[tuple[str, str]]:
+    """Lines still holding units; a line handed over must say when."""
     rows = await pool.fetch(
-        "SELECT l.sku, r.erp_order_number FROM stock_reservation_lines l"
-        " JOIN stock_reservations r USING (reservation_id) WHERE l.active"
+        "SELECT l.sku, r.erp_order_number, l.active, l.handed_over_at"
+        " FROM stock_reservation_lines l JOIN stock_reservations r USING (reservation_id)"
     )
-    return {(r["sku"], r["erp_order_number"]) for r in rows}
+    assert all((r["handed_over_at"] is None) == r["active"] for r in rows)
+    return {(r["sku"], r["erp_order_number"]) for r in rows if r["active"]}
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -101,11 +105,14 @@ async def test_a_batch_agrees_with_applying_its_levels_one_by_one(pool, seed: in
     every_line = {(s, n) for s in SKUS for n in ORDERS}
     assert await active_lines(pool) == every_line
 
-    for _ in range(20):
-        batch = [random_level(rng) for _ in range(rng.randint(1, 8))]
+    applied_count = stale_count = 0
+    for round_no in range(20):
+        batch = [random_level(rng, round_no) for _ in range(rng.randint(1, 8))]
         async with pool.acquire() as conn, conn.transaction():
             applied = await ledger.apply_levels(conn, batch, now)
         assert applied == [model.apply(level) for level in batch]
+        applied_count += applied.count(True)
+        stale_count += applied.count(False)
 
         rows = await pool.fetch(
             "SELECT sku, location, on_hand, committed, version, included_order_ids"
@@ -128,6 +135,7 @@ async def test_a_batch_agrees_with_applying_its_levels_one_by_one(pool, seed: in
         )
         assert {tuple(r) for r in receipts} == model.receipts()
         assert await active_lines(pool) == every_line - model.handed
+    assert applied_count and stale_count  # both paths were taken
 
 
 async def test_an_empty_batch_and_an_all_stale_batch_change_nothing(pool) -> None:

@@ -16,6 +16,8 @@ from schemas import CANONICAL_TYPES, Address, Message, Money, export_json_schema
 from schemas.common import (
     COUNTRY_CODES,
     CURRENCY_CODES,
+    MAX_QUANTITY,
+    MAX_VERSION,
     ChannelName,
     PositiveQuantity,
     Price,
@@ -24,6 +26,7 @@ from schemas.common import (
     VatRate,
     minor_units,
 )
+from schemas.inventory import StockLevel
 from schemas.registry import MESSAGE_CLASSES, build_registry
 
 
@@ -351,3 +354,24 @@ def test_export_is_deterministic(tmp_path: Path) -> None:
     first = {p.name: p.read_bytes() for p in export_json_schemas(tmp_path / "a")}
     second = {p.name: p.read_bytes() for p in export_json_schemas(tmp_path / "b")}
     assert first == second
+
+
+def test_counts_and_versions_must_fit_the_columns_that_store_them() -> None:
+    """A count the ledger cannot store is refused at intake (parked), not in a batch's SQL,
+    where it would fail or pass depending on which messages share its batch."""
+    ok = StockLevel(sku="A", location="main", on_hand=MAX_QUANTITY, version=MAX_VERSION)
+    assert ok.on_hand == MAX_QUANTITY
+    for field, value in (("on_hand", MAX_QUANTITY + 1), ("version", MAX_VERSION + 1)):
+        data = {"sku": "A", "location": "main", "on_hand": 1, "version": 1, field: value}
+        with pytest.raises(ValidationError, match="less than or equal"):
+            StockLevel.model_validate(data)
+    with pytest.raises(ValidationError, match="less than or equal"):
+        StockLevel.model_validate(
+            {
+                "sku": "A",
+                "location": "main",
+                "on_hand": 1,
+                "version": 1,
+                "incoming": [{"quantity": MAX_QUANTITY + 1, "expected_date": "2026-12-01"}],
+            }
+        )
