@@ -19,6 +19,7 @@ DECLARE
     applied boolean[];
     last_applied bigint[];  -- per (sku, location): the position of its last applied level
     any_applied bigint[];
+    winners jsonb;  -- the levels at those positions: what each (sku, location) ends as
 BEGIN
     PERFORM hub_lock_keys(ARRAY(SELECT x ->> 'sku' FROM jsonb_array_elements(p_levels) AS x));
     WITH lv AS (
@@ -44,13 +45,14 @@ BEGIN
     IF cardinality(last_applied) = 0 THEN
         RETURN coalesce(applied, '{}');
     END IF;
+    winners := (SELECT jsonb_agg(p_levels -> (pos - 1)::integer) FROM unnest(last_applied) AS pos);
 
     INSERT INTO stock_ledger AS l
         (sku, location, on_hand, committed, version, included_order_ids, updated_at)
     SELECT w.doc ->> 'sku', w.doc ->> 'location', (w.doc ->> 'on_hand')::integer,
            (w.doc ->> 'committed')::integer, (w.doc ->> 'version')::bigint,
            ARRAY(SELECT jsonb_array_elements_text(w.doc -> 'included')), p_now
-    FROM (SELECT p_levels -> (pos - 1)::integer AS doc FROM unnest(last_applied) AS pos) AS w
+    FROM jsonb_array_elements(winners) AS w(doc)
     ON CONFLICT (sku, location) DO UPDATE SET
         on_hand = EXCLUDED.on_hand, committed = EXCLUDED.committed,
         version = EXCLUDED.version, included_order_ids = EXCLUDED.included_order_ids,
@@ -58,12 +60,12 @@ BEGIN
     WHERE l.version < EXCLUDED.version;
 
     DELETE FROM stock_incoming AS i
-    USING (SELECT p_levels -> (pos - 1)::integer AS doc FROM unnest(last_applied) AS pos) AS w
+    USING jsonb_array_elements(winners) AS w(doc)
     WHERE i.sku = w.doc ->> 'sku' AND i.location = w.doc ->> 'location';
 
     INSERT INTO stock_incoming (sku, location, expected_date, quantity)
     SELECT w.doc ->> 'sku', w.doc ->> 'location', r.due::date, sum(r.quantity::integer)
-    FROM (SELECT p_levels -> (pos - 1)::integer AS doc FROM unnest(last_applied) AS pos) AS w,
+    FROM jsonb_array_elements(winners) AS w(doc),
          ROWS FROM (jsonb_array_elements_text(w.doc -> 'dates'),
                     jsonb_array_elements_text(w.doc -> 'quantities')) AS r(due, quantity)
     GROUP BY 1, 2, 3;
