@@ -85,9 +85,14 @@ async def compute(
     *,
     with_kits: bool = True,
     lock: bool = True,
+    snapshot: ledger.Snapshot | None = None,
 ) -> tuple[dict[tuple[str, str], Figure], ledger.Snapshot]:
-    """Figures per (channel, SKU) from the live ledger; kits containing the SKUs included."""
-    snap = await ledger.snapshot(conn, skus, lock=lock)
+    """Figures per (channel, SKU) from the live ledger; kits containing the SKUs included.
+
+    ``snapshot``, when the caller already read it (locked) in this transaction, saves reading
+    it again.
+    """
+    snap = snapshot if snapshot is not None else await ledger.snapshot(conn, skus, lock=lock)
     wanted = set(skus) | (set(snap.kits) if with_kits else set())
     out: dict[tuple[str, str], Figure] = {}
     for sku in sorted(wanted):
@@ -121,6 +126,7 @@ async def changes_by_sku(
     force: bool = False,
     only_channel: str | None = None,
     oversold: Counter | None = None,
+    snapshot: ledger.Snapshot | None = None,
 ) -> list[tuple[str, Envelope]]:
     """``stock.availability`` for every channel whose figure of these SKUs (or kits) changed.
 
@@ -129,7 +135,8 @@ async def changes_by_sku(
     ``cause`` is one event, or one per SKU for a batch (a kit takes the first one's).
     Each message comes with the SKU it is about. With ``oversold``, every SKU of ``skus``
     whose open reservations now exceed its stock on hand (the ERP sold units the hub had
-    promised) is counted there.
+    promised) is counted there. ``snapshot``: the locked snapshot of ``skus`` if the caller
+    already has it.
     """
     if not skus:
         return []
@@ -139,7 +146,7 @@ async def changes_by_sku(
         found = ctx.channels_for(sku)
         return found if only_channel is None else [c for c in found if c == only_channel]
 
-    figures, snap = await compute(conn, ctx, skus, channels_of, now.date())
+    figures, snap = await compute(conn, ctx, skus, channels_of, now.date(), snapshot=snapshot)
     if oversold is not None:
         for sku in skus:
             stock = snap.stocks.get(sku)

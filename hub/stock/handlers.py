@@ -75,7 +75,7 @@ class StockLevelHandler:
     async def handle_many(
         self, inbounds: Sequence[Inbound], conn: Connection | None, now: datetime
     ) -> list[Sequence[Envelope]]:
-        """A batch in three round trips: apply all, one snapshot, one record of what was sent.
+        """A batch in two round trips: apply all and read the snapshot, record what was sent.
 
         The messages a SKU's new figure causes are attributed to the last level that changed
         that SKU; the other levels of the batch report no messages of their own.
@@ -91,7 +91,7 @@ class StockLevelHandler:
             levels.append(level)
         db = _need(conn)
         async with _contention():
-            applied = await ledger.apply_levels(db, levels, now)
+            applied, snap = await ledger.apply_levels_and_snapshot(db, levels, now)
             last: dict[str, int] = {}  # SKU -> position of the last level applied for it
             for position, (level, ok) in enumerate(zip(levels, applied, strict=True)):
                 if ok:
@@ -101,7 +101,12 @@ class StockLevelHandler:
             causes = {sku: inbounds[position].event for sku, position in last.items()}
             found = (
                 await changes_by_sku(
-                    db, self._ctx, list(causes), causes, oversold=self._metrics.oversell
+                    db,
+                    self._ctx,
+                    list(causes),
+                    causes,
+                    oversold=self._metrics.oversell,
+                    snapshot=snap,
                 )
                 if causes
                 else []

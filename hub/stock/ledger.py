@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import orjson
 
@@ -39,25 +40,48 @@ async def lock_skus(conn: Connection, skus: Collection[str]) -> None:
         await conn.execute("SELECT stock_lock($1::text[])", list(skus))
 
 
+def _level_docs(levels: Sequence[StockLevel]) -> str:
+    return orjson.dumps(
+        [
+            {
+                "sku": lv.sku,
+                "location": lv.location,
+                "on_hand": lv.on_hand,
+                "committed": lv.committed,
+                "version": lv.version,
+                "included": list(lv.included_order_ids),
+                "dates": [r.expected_date for r in lv.incoming],
+                "quantities": [r.quantity for r in lv.incoming],
+            }
+            for lv in levels
+        ]
+    ).decode()
+
+
 async def apply_levels(conn: Connection, levels: Sequence[StockLevel], now: datetime) -> list[bool]:
     """Apply many levels in one round trip (all SKUs locked first, in order); False = stale."""
-    doc = [
-        {
-            "sku": lv.sku,
-            "location": lv.location,
-            "on_hand": lv.on_hand,
-            "committed": lv.committed,
-            "version": lv.version,
-            "included": list(lv.included_order_ids),
-            "dates": [r.expected_date for r in lv.incoming],
-            "quantities": [r.quantity for r in lv.incoming],
-        }
-        for lv in levels
-    ]
     applied: list[bool] = await conn.fetchval(
-        "SELECT stock_apply_levels($1::jsonb, $2)", orjson.dumps(doc).decode(), now
+        "SELECT stock_apply_levels($1::jsonb, $2)", _level_docs(levels), now
     )
     return applied
+
+
+async def apply_levels_and_snapshot(
+    conn: Connection, levels: Sequence[StockLevel], now: datetime
+) -> tuple[list[bool], Snapshot | None]:
+    """``apply_levels`` then a locked ``snapshot`` of the SKUs that changed, in one round trip.
+
+    The snapshot is None when no level applied.
+    """
+    raw = await conn.fetchval(
+        "SELECT stock_apply_levels_snapshot($1::jsonb, $2, true)", _level_docs(levels), now
+    )
+    doc = orjson.loads(raw)
+    applied: list[bool] = doc["applied"]
+    if doc["snapshot"] is None:
+        return applied, None
+    changed = {lv.sku for lv, ok in zip(levels, applied, strict=True) if ok}
+    return applied, _parse_snapshot(doc["snapshot"], changed)
 
 
 async def store_products(conn: Connection, products: Sequence[ProductUpserted]) -> set[str]:
@@ -102,7 +126,10 @@ async def snapshot(conn: Connection, skus: Collection[str], *, lock: bool = True
     committed state that no other transaction can change before this one commits.
     """
     raw = await conn.fetchval("SELECT stock_snapshot($1::text[], $2)", list(skus), lock)
-    doc = orjson.loads(raw)
+    return _parse_snapshot(orjson.loads(raw), skus)
+
+
+def _parse_snapshot(doc: dict[str, Any], skus: Collection[str]) -> Snapshot:
     net: dict[str, dict[str, int]] = defaultdict(dict)
     for sku, location, qty in doc["ledger"]:
         net[sku][location] = qty

@@ -109,7 +109,12 @@ async def test_a_batch_agrees_with_applying_its_levels_one_by_one(pool, seed: in
     for round_no in range(20):
         batch = [random_level(rng, round_no) for _ in range(rng.randint(1, 8))]
         async with pool.acquire() as conn, conn.transaction():
-            applied = await ledger.apply_levels(conn, batch, now)
+            if round_no % 2:  # the stock handler's call: the same, and the snapshot with it
+                applied, snap = await ledger.apply_levels_and_snapshot(conn, batch, now)
+                changed = {lv.sku for lv, ok in zip(batch, applied, strict=True) if ok}
+                assert snap == (await ledger.snapshot(conn, changed) if changed else None)
+            else:
+                applied = await ledger.apply_levels(conn, batch, now)
         assert applied == [model.apply(level) for level in batch]
         applied_count += applied.count(True)
         stale_count += applied.count(False)
@@ -146,6 +151,8 @@ async def test_an_empty_batch_and_an_all_stale_batch_change_nothing(pool) -> Non
         assert await ledger.apply_levels(conn, [level], now) == [True]
         stale = [level.model_copy(update={"on_hand": 1, "version": v}) for v in (5, 3)]
         assert await ledger.apply_levels(conn, stale, now) == [False, False]
+        assert await ledger.apply_levels_and_snapshot(conn, stale, now) == ([False, False], None)
+        assert await ledger.apply_levels_and_snapshot(conn, [], now) == ([], None)
     assert await pool.fetchval("SELECT on_hand FROM stock_ledger WHERE sku = 'A'") == 7
 
 
