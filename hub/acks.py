@@ -7,33 +7,31 @@ settled, in tag order: deliveries can reach the handler out of order, and a mult
 never cover one still being handled. Messages nacked on their own are passed over. A delivery
 that takes long (a slow retry publish) must not hold back those behind it, or the prefetch
 window would fill: settled deliveries waiting longer than ``stall_s`` are acked one by one.
+
+Settling is a plain call (no task or future per message: the hub settles a whole batch at
+once); ``drained`` waits until every delivery received has been settled and its frame sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiormq
-from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import AbstractChannel, DeliveredMessage
 
 MAX_TRACKED = 10_000  # entries per channel before already-acked ones are forgotten
 
 
 @dataclass
 class _Entry:
-    message: AbstractIncomingMessage
     settled_at: float | None = None
     ack: bool = False
     acked_alone: bool = False
-    sent: asyncio.Future[None] | None = None
-
-    def release(self) -> None:
-        """Let the handler waiting on this ack return."""
-        if self.sent is not None and not self.sent.done():
-            self.sent.set_result(None)
+    done: bool = False  # settled and, if acked, its frame sent
 
 
 @dataclass
@@ -44,12 +42,12 @@ class _Lane:
     later channel while the lane exists; the lane goes once its channel is closed.
     """
 
-    channel: aiormq.abc.AbstractChannel
+    channel: AbstractChannel
     frontier: int = 0  # every tag up to here is settled and its ack (if any) sent
     entries: dict[int, _Entry] = field(default_factory=dict)
 
 
-def _channel_of(message: AbstractIncomingMessage) -> aiormq.abc.AbstractChannel | None:
+def _channel_of(message: DeliveredMessage) -> AbstractChannel | None:
     """The AMQP channel a delivery came on; None once that channel is gone."""
     try:
         channel = message.channel
@@ -66,48 +64,68 @@ class AckCoalescer:
         self._stall_s = stall_s
         self._scheduled = False
         self._flushing: set[asyncio.Task[None]] = set()
+        self._open = 0  # deliveries received and not yet done
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.frames = 0  # ack frames sent, for tests and metrics
 
-    def received(self, message: AbstractIncomingMessage) -> None:
-        """Register a delivery as soon as the handler sees it."""
+    def received(self, message: DeliveredMessage) -> None:
+        """Register a delivery as soon as the hub sees it."""
         channel = _channel_of(message)
         if channel is None or message.delivery_tag is None:
             return
         lane = self._lanes.get(id(channel))
         if lane is None or lane.channel is not channel:
             lane = self._lanes[id(channel)] = _Lane(channel)
-        lane.entries[message.delivery_tag] = _Entry(message)
+        lane.entries[message.delivery_tag] = _Entry()
+        self._open += 1
+        self._idle.clear()
 
-    async def ack(self, message: AbstractIncomingMessage) -> None:
-        """Settle with an ack and wait until the frame carrying it has been sent.
+    def settle(self, message: DeliveredMessage, ack: bool = True) -> None:
+        """Settle with an ack (sent coalesced, soon), or as nacked on its own (``ack=False``).
 
-        Waiting keeps shutdown honest (a handler returns only once its ack is on the wire);
-        a message the coalescer does not know (no tag) is acked on its own.
+        A delivery the coalescer does not know (no tag, or its channel is gone) is acked on
+        its own if its channel is still open; a closed channel's deliveries come back anyway.
         """
-        entry = self._settle(message, ack=True)
-        if entry is None:
-            if _channel_of(message) is not None:  # a closed channel's deliveries come back
-                with contextlib.suppress(ConnectionError, aiormq.exceptions.AMQPError):
-                    await message.ack()
-            return
-        entry.sent = asyncio.get_running_loop().create_future()
-        await entry.sent
-
-    def settled_elsewhere(self, message: AbstractIncomingMessage) -> None:
-        """The message was nacked on its own: the frontier passes over it."""
-        self._settle(message, ack=False)
-
-    def _settle(self, message: AbstractIncomingMessage, ack: bool) -> _Entry | None:
         channel = _channel_of(message)
         lane = self._lanes.get(id(channel)) if channel is not None else None
         if lane is not None and lane.channel is not channel:
             lane = None
-        entry = lane.entries.get(message.delivery_tag or -1) if lane else None
+        tag = message.delivery_tag
+        entry = lane.entries.get(tag) if lane is not None and tag is not None else None
         if entry is None:
-            return None
+            if ack and channel is not None and tag is not None:
+                self._spawn(self._ack_alone(channel, tag))
+            elif channel is None and self._lanes:
+                self._schedule(0)  # its channel closed: the flush drops that channel's lane
+            return
         entry.settled_at, entry.ack = time.monotonic(), ack
+        if not ack:
+            self._finish(entry)  # no frame of its own: the frontier passes over it
         self._schedule(0)
-        return entry
+
+    async def drained(self) -> None:
+        """Wait until every delivery received is settled and its ack frame sent."""
+        await self._idle.wait()
+
+    async def _ack_alone(self, channel: AbstractChannel, tag: int) -> None:
+        try:
+            self.frames += 1
+            await channel.basic_ack(tag)
+        except (ConnectionError, RuntimeError, aiormq.exceptions.AMQPError):
+            pass  # the channel went away: the broker redelivers, the inbox absorbs it
+
+    def _finish(self, entry: _Entry) -> None:
+        if not entry.done:
+            entry.done = True
+            self._open -= 1
+            if not self._open:
+                self._idle.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
 
     def _schedule(self, delay: float) -> None:
         if not self._scheduled:
@@ -116,9 +134,7 @@ class AckCoalescer:
 
     def _start_flush(self) -> None:
         self._scheduled = False
-        task = asyncio.ensure_future(self.flush())
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
+        self._spawn(self.flush())
 
     async def flush(self) -> None:
         """Send the frames for everything settled so far."""
@@ -127,37 +143,39 @@ class AckCoalescer:
             if lane.channel.is_closed:
                 del self._lanes[key]  # its unacked deliveries come back on a new channel
                 for gone in lane.entries.values():
-                    gone.release()
+                    self._finish(gone)
                 continue
-            run: list[_Entry] = []
+            run: list[tuple[int, _Entry]] = []
             while (head := lane.entries.get(lane.frontier + 1)) and head.settled_at:
-                run.append(lane.entries.pop(lane.frontier + 1))
+                run.append((lane.frontier + 1, lane.entries.pop(lane.frontier + 1)))
                 lane.frontier += 1
-            last = next((e for e in reversed(run) if e.ack and not e.acked_alone), None)
+            last = next((t for t, e in reversed(run) if e.ack and not e.acked_alone), None)
             stuck = [
-                e
-                for e in lane.entries.values()
+                (t, e)
+                for t, e in lane.entries.items()
                 if e.settled_at
                 and e.ack
                 and not e.acked_alone
                 and now - e.settled_at > self._stall_s
             ]
-            for entry in stuck:
+            for _, entry in stuck:
                 entry.acked_alone = True  # the frontier will pass it later without a frame
             try:
                 if last is not None:
                     self.frames += 1
-                    await last.message.ack(multiple=True)
-                for entry in stuck:
+                    await lane.channel.basic_ack(last, multiple=True)
+                for tag, _ in stuck:
                     self.frames += 1
-                    await entry.message.ack()
+                    await lane.channel.basic_ack(tag)
             except (ConnectionError, RuntimeError, aiormq.exceptions.AMQPError):
                 # The channel went away: the broker redelivers what was not acked, and the
                 # inbox absorbs what had already taken effect.
                 self._lanes.pop(key, None)
+                for gone in lane.entries.values():
+                    self._finish(gone)
             finally:
-                for entry in (*run, *stuck):
-                    entry.release()
+                for _, entry in (*run, *stuck):
+                    self._finish(entry)
             if len(lane.entries) > MAX_TRACKED:
                 # A tag that never reached the handler holds the frontier for good: forget
                 # what is already acked, so memory stays bounded (acks go one by one from here).

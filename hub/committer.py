@@ -101,12 +101,16 @@ class _Plan:
     to_publish: list[Envelope] = field(default_factory=list)
 
 
+Settle = Callable[[Outcome], None]
+
+
 @dataclass
 class _Work:
     inbound: Inbound
     handler: Handler | None
     envelopes: Sequence[Envelope]
-    future: asyncio.Future[Outcome] = field(repr=False)
+    settle: Settle = field(repr=False)
+    settled: bool = False
 
 
 class BatchCommitter:
@@ -168,19 +172,38 @@ class BatchCommitter:
             if self._sent and not self._inflight:
                 await self._flush_sent()
 
+    def enqueue(
+        self,
+        inbound: Inbound,
+        handler: Handler | None,
+        envelopes: Sequence[Envelope],
+        settle: Settle,
+    ) -> None:
+        """Queue a message for the next batch; ``settle`` is called once with its outcome.
+
+        With a ``handler`` the message changes state inside the batch transaction; without
+        one its effect is only ``envelopes``, the messages it causes.
+        """
+        self._queue.put_nowait(_Work(inbound, handler, envelopes, settle))
+
     async def submit_pure(self, inbound: Inbound, envelopes: Sequence[Envelope]) -> Outcome:
-        """Commit a message whose effect is only the messages it causes."""
+        """``enqueue`` without a handler, awaiting the outcome."""
         return await self._submit(inbound, None, envelopes)
 
     async def submit(self, inbound: Inbound, handler: Handler) -> Outcome:
-        """Commit a message whose handler changes state inside the batch transaction."""
+        """``enqueue`` with a handler, awaiting the outcome."""
         return await self._submit(inbound, handler, ())
 
     async def _submit(
         self, inbound: Inbound, handler: Handler | None, envelopes: Sequence[Envelope]
     ) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Work(inbound, handler, envelopes, future))
+
+        def settle(outcome: Outcome) -> None:
+            if not future.done():
+                future.set_result(outcome)
+
+        self.enqueue(inbound, handler, envelopes, settle)
         return await future
 
     async def _gather(self) -> None:
@@ -219,8 +242,12 @@ class BatchCommitter:
                     batch
                 )
             for work, outcome in zip(batch, outcomes, strict=True):
-                if not work.future.done():
-                    work.future.set_result(outcome)
+                if not work.settled:
+                    work.settled = True
+                    try:
+                        work.settle(outcome)
+                    except Exception:  # one caller's fault must not leave the rest unsettled
+                        log.exception("settling %s failed", work.inbound.event.id)
 
     async def _commit_and_publish(
         self, batch: list[_Work], committed: Callable[[], None]

@@ -1,11 +1,14 @@
-"""The hub.in subscription: aio-pika's robust consumer, without a framework pipeline per message.
+"""The hub.in subscription: raw deliveries off aio-pika's robust channel, no wrapper per message.
 
 hub.in carries every message the hub handles, so its per-message cost bounds the hub. FastStream's
 pipeline (context scopes, middleware stack, logging middleware, message wrapper) around each
-delivery cost 30-40% of the routing throughput (bench/findings.md); the hub already settles,
-parks and retries each message itself (``hub.consumer``), so it takes deliveries from aio-pika,
-which FastStream runs on, directly. Reconnecting and re-consuming after broker loss is aio-pika's
-robust connection; re-declaring the topology on a fresh node is the ``on_reconnect`` callback.
+delivery cost 30-40% of the routing throughput, and aio-pika's own message object and task per
+delivery a further tenth of the hub's CPU (bench/findings.md); the hub settles, parks and retries
+each message itself (``hub.consumer``), so it consumes on the robust channel's underlying aiormq
+channel and takes aiormq's deliveries as they are. Reconnecting, reopening the channel, its QoS
+and re-declaring the queue are aio-pika's robust connection and channel; consuming again on the
+reopened channel is ``_consume`` (a reopen callback); re-declaring the topology on a fresh node
+is the ``on_reconnect`` callback.
 """
 
 from __future__ import annotations
@@ -13,20 +16,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aio_pika
-from aio_pika.abc import (
-    AbstractIncomingMessage,
-    AbstractQueue,
-    AbstractRobustConnection,
-)
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
 from yarl import URL
 
 log = logging.getLogger(__name__)
 
-Deliver = Callable[[AbstractIncomingMessage], Awaitable[None]]
 Reconnected = Callable[[AbstractRobustConnection], Awaitable[None]]
+
+
+class Deliver(Protocol):
+    """Takes each delivery as it arrives and settles it later; ``drained`` when all are."""
+
+    def __call__(self, message: DeliveredMessage, /) -> None: ...  # noqa: D102
+    async def drained(self) -> None: ...  # noqa: D102
 
 
 class InboundSubscription:
@@ -54,11 +62,10 @@ class InboundSubscription:
         self._on_reconnect = on_reconnect
         self._graceful_timeout_s = graceful_timeout_s
         self._connection: AbstractRobustConnection | None = None
-        self._queue: AbstractQueue | None = None
+        self._channel: AbstractChannel | None = None
+        self._underlay: aiormq.abc.AbstractChannel | None = None
         self._tag: str | None = None
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._stopping = False
 
     async def start(self) -> None:
         """Connect, set the prefetch and start consuming."""
@@ -66,14 +73,47 @@ class InboundSubscription:
             self._url, client_properties={"connection_name": self._name}
         )
         self._connection.reconnect_callbacks.add(self._reconnected)
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=self._prefetch)
+        self._channel = await self._connection.channel()
+        await self._channel.set_qos(prefetch_count=self._prefetch)
         # Declared (not just looked up) with its arguments: after a reconnect aio-pika declares
-        # it again and resumes consuming, which must also work on a fresh node.
-        self._queue = await channel.declare_queue(
+        # it again before the channel's reopen callbacks run, which must also work on a fresh
+        # node.
+        await self._channel.declare_queue(
             self._queue_name, durable=True, arguments=self._queue_arguments
         )
-        self._tag = await self._queue.consume(self._on_message)
+        self._channel.reopen_callbacks.add(self._reopened)
+        await self._consume()
+
+    async def _consume(self) -> None:
+        """Consume hub.in on the channel's current aiormq channel (a new one after a reopen)."""
+        if self._channel is None or self._stopping:
+            return
+        underlay = await self._channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._cancelled)
+        ok = await underlay.basic_consume(self._queue_name, self._on_delivery, no_ack=False)
+        self._underlay, self._tag = underlay, ok.consumer_tag
+
+    async def _on_delivery(self, message: DeliveredMessage) -> None:
+        self._deliver(message)  # settles later, by itself: nothing to await here
+
+    async def _reopened(self, *_: Any) -> None:
+        try:
+            await self._consume()
+        except Exception as exc:  # the channel closes again and the next reopen retries
+            log.warning("could not consume %s again after a reopen: %s", self._queue_name, exc)
+
+    async def _cancelled(self, frame: Basic.Cancel) -> None:
+        """The broker cancelled the consumer (its queue went): declare it and consume again."""
+        if frame.consumer_tag != self._tag or self._stopping or self._channel is None:
+            return
+        log.warning("the broker cancelled the consumer on %s; consuming again", self._queue_name)
+        try:
+            await self._channel.declare_queue(
+                self._queue_name, durable=True, arguments=self._queue_arguments
+            )
+            await self._consume()
+        except Exception as exc:  # a failed declare closes the channel: the reopen consumes
+            log.warning("could not consume %s again: %s", self._queue_name, exc)
 
     @property
     def connected(self) -> bool:
@@ -85,6 +125,7 @@ class InboundSubscription:
         """Stop taking deliveries, wait (bounded) for those in flight, then disconnect."""
         if self._connection is None:
             return
+        self._stopping = True  # a reopen from here on must not consume again
         if not self.connected:
             # Reconnecting: the deliveries in flight can no longer be acked on their channel
             # (the broker redelivers them; the inbox absorbs what took effect), and waiting
@@ -93,31 +134,21 @@ class InboundSubscription:
             await self._connection.close()
             self._connection = None
             return
-        if self._queue is not None and self._tag is not None:
+        underlay = self._underlay
+        if underlay is not None and self._tag is not None and not underlay.is_closed:
             try:
-                await self._queue.cancel(self._tag)
+                await underlay.basic_cancel(self._tag)
             except Exception as exc:  # closing anyway; unacked deliveries return to the queue
                 log.warning("could not cancel the consumer on %s: %s", self._queue_name, exc)
         try:
-            await asyncio.wait_for(self._idle.wait(), self._graceful_timeout_s)
+            await asyncio.wait_for(self._deliver.drained(), self._graceful_timeout_s)
         except TimeoutError:
             log.warning(
-                "%d deliveries still in flight after %.0fs; the broker redelivers them",
-                self._in_flight,
+                "deliveries still in flight after %.0fs; the broker redelivers them",
                 self._graceful_timeout_s,
             )
         await self._connection.close()
         self._connection = None
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            await self._deliver(message)
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
 
     async def _reconnected(self, connection: Any) -> None:
         if self._on_reconnect is not None:

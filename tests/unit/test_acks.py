@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hub.acks import AckCoalescer
@@ -10,19 +11,33 @@ from hub.acks import AckCoalescer
 
 @dataclass
 class FakeChannel:
+    """The slice of aiormq's channel the coalescer uses: the ack frames land here."""
+
     is_closed: bool = False
     frames: list[tuple[int, bool]] = field(default_factory=list)
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.frames.append((delivery_tag, multiple))
 
 
 @dataclass
 class FakeMessage:
-    """The slice of aio-pika's IncomingMessage the coalescer uses; frames land on the channel."""
+    """The slice of aiormq's DeliveredMessage the coalescer uses."""
 
     channel: FakeChannel
     delivery_tag: int
 
-    async def ack(self, multiple: bool = False) -> None:
-        self.channel.frames.append((self.delivery_tag, multiple))
+
+def settle(acks: AckCoalescer, *messages: FakeMessage, ack: bool = True) -> None:
+    for m in messages:
+        acks.settle(m, ack=ack)  # type: ignore[arg-type]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Wait for what the coalescer does in its own time (it flushes on the loop)."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the coalescer has no event to wait on
+            await asyncio.sleep(0.005)
 
 
 async def test_a_settled_run_is_acked_with_one_frame() -> None:
@@ -31,9 +46,9 @@ async def test_a_settled_run_is_acked_with_one_frame() -> None:
     messages = [FakeMessage(channel, tag) for tag in range(1, 101)]
     for m in messages:
         acks.received(m)  # type: ignore[arg-type]
-    await asyncio.gather(*(acks.ack(m) for m in reversed(messages)))  # type: ignore[arg-type]
-    assert channel.frames[-1] == (100, True)
-    assert len(channel.frames) < 10
+    settle(acks, *reversed(messages))
+    await asyncio.wait_for(acks.drained(), 2)
+    assert channel.frames == [(100, True)]
 
 
 async def test_an_unsettled_delivery_is_never_covered_and_does_not_stall_the_rest() -> None:
@@ -42,13 +57,15 @@ async def test_an_unsettled_delivery_is_never_covered_and_does_not_stall_the_res
     slow, *rest = [FakeMessage(channel, tag) for tag in range(1, 6)]
     for m in (slow, *rest):
         acks.received(m)  # type: ignore[arg-type]
-    await asyncio.wait_for(
-        asyncio.gather(*(acks.ack(m) for m in rest)),  # type: ignore[arg-type]
-        timeout=2,
-    )
+    settle(acks, *rest)
+    await until(lambda: len(channel.frames) == 4)
     # Tags 2..5 went out one by one after the stall, never as a multiple-ack (it would cover 1).
     assert sorted(channel.frames) == [(2, False), (3, False), (4, False), (5, False)]
-    await acks.ack(slow)  # type: ignore[arg-type]
+    drained = asyncio.ensure_future(acks.drained())
+    await asyncio.sleep(0.02)
+    assert not drained.done()  # tag 1 is still being handled
+    settle(acks, slow)
+    await asyncio.wait_for(drained, 2)
     assert channel.frames[-1] == (1, True)
 
 
@@ -58,8 +75,9 @@ async def test_nacked_delivery_is_skipped_over() -> None:
     first, nacked, last = (FakeMessage(channel, t) for t in (1, 2, 3))
     for m in (first, nacked, last):
         acks.received(m)  # type: ignore[arg-type]
-    acks.settled_elsewhere(nacked)  # type: ignore[arg-type]
-    await asyncio.gather(acks.ack(first), acks.ack(last))  # type: ignore[arg-type]
+    settle(acks, nacked, ack=False)
+    settle(acks, first, last)
+    await asyncio.wait_for(acks.drained(), 2)
     assert channel.frames == [(3, True)]
 
 
@@ -68,12 +86,22 @@ async def test_deliveries_reaching_the_handler_out_of_order_are_never_covered_ea
     acks = AckCoalescer(stall_s=0.05)
     first, second = FakeMessage(channel, 1), FakeMessage(channel, 2)
     acks.received(second)  # type: ignore[arg-type]  # tag 2 reaches the handler first
-    await acks.ack(second)  # type: ignore[arg-type]
+    settle(acks, second)
+    await asyncio.wait_for(acks.drained(), 2)
     # Tag 1 is not even registered yet: 2 may only be acked on its own, never as multiple.
     assert channel.frames == [(2, False)]
     acks.received(first)  # type: ignore[arg-type]
-    await acks.ack(first)  # type: ignore[arg-type]
+    settle(acks, first)
+    await asyncio.wait_for(acks.drained(), 2)
     assert channel.frames == [(2, False), (1, True)]
+
+
+async def test_a_delivery_it_never_saw_is_acked_on_its_own() -> None:
+    channel = FakeChannel()
+    acks = AckCoalescer()
+    settle(acks, FakeMessage(channel, 7))
+    await until(lambda: bool(channel.frames))
+    assert channel.frames == [(7, False)]
 
 
 async def test_a_tag_that_never_arrives_keeps_memory_bounded(monkeypatch) -> None:
@@ -85,7 +113,8 @@ async def test_a_tag_that_never_arrives_keeps_memory_bounded(monkeypatch) -> Non
     messages = [FakeMessage(channel, tag) for tag in range(2, 200)]  # tag 1 never arrives
     for m in messages:
         acks.received(m)  # type: ignore[arg-type]
-    await asyncio.gather(*(acks.ack(m) for m in messages))  # type: ignore[arg-type]
+    settle(acks, *messages)
+    await asyncio.wait_for(acks.drained(), 2)
     await acks.flush()
     assert sorted(tag for tag, multiple in channel.frames) == list(range(2, 200))
     assert not any(multiple for _, multiple in channel.frames)  # tag 1 is never covered
@@ -100,7 +129,8 @@ async def test_a_new_channel_starts_its_own_frontier_and_closed_lanes_are_droppe
     first = [FakeMessage(old, tag) for tag in range(1, 51)]
     for m in first:
         acks.received(m)  # type: ignore[arg-type]
-    await asyncio.gather(*(acks.ack(m) for m in first))  # type: ignore[arg-type]
+    settle(acks, *first)
+    await asyncio.wait_for(acks.drained(), 2)
     old.is_closed = True
     new = FakeChannel()
     slow, done = FakeMessage(new, 1), FakeMessage(new, 2)
@@ -108,9 +138,22 @@ async def test_a_new_channel_starts_its_own_frontier_and_closed_lanes_are_droppe
         acks.received(m)  # type: ignore[arg-type]
     await acks.flush()
     assert len(acks._lanes) == 1  # the closed channel's lane is gone
-    task = asyncio.ensure_future(acks.ack(done))  # type: ignore[arg-type]
+    settle(acks, done)
     await asyncio.sleep(0.05)
     assert (2, True) not in new.frames  # would cover tag 1, still being handled
-    await acks.ack(slow)  # type: ignore[arg-type]
-    await asyncio.wait_for(task, 2)
+    settle(acks, slow)
+    await asyncio.wait_for(acks.drained(), 2)
     assert new.frames[-1] in ((2, True), (2, False))
+
+
+async def test_a_closed_channel_does_not_keep_drained_waiting() -> None:
+    """Deliveries of a channel that closed come back from the broker: nothing to wait for."""
+    channel = FakeChannel()
+    acks = AckCoalescer()
+    pending = [FakeMessage(channel, tag) for tag in (1, 2)]
+    for m in pending:
+        acks.received(m)  # type: ignore[arg-type]
+    channel.is_closed = True
+    settle(acks, pending[0])  # its outcome comes after the channel closed
+    await asyncio.wait_for(acks.drained(), 2)
+    assert channel.frames == []
