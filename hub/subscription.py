@@ -66,6 +66,7 @@ class InboundSubscription:
         self._underlay: aiormq.abc.AbstractChannel | None = None
         self._tag: str | None = None
         self._stopping = False
+        self._recovering: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Connect, set the prefetch and start consuming."""
@@ -102,15 +103,25 @@ class InboundSubscription:
         except Exception as exc:  # the channel closes again and the next reopen retries
             log.warning("could not consume %s again after a reopen: %s", self._queue_name, exc)
 
-    async def _cancelled(self, frame: Basic.Cancel) -> None:
-        """The broker cancelled the consumer (its queue went): declare it and consume again."""
+    def _cancelled(self, frame: Basic.Cancel) -> None:
+        """The broker cancelled the consumer (its queue was deleted): consume again, in a task
+        of its own (aiormq runs this callback in the channel's reader, which the declares
+        need to read their answers)."""
         if frame.consumer_tag != self._tag or self._stopping or self._channel is None:
             return
         log.warning("the broker cancelled the consumer on %s; consuming again", self._queue_name)
+        self._recovering = asyncio.ensure_future(self._consume_again())
+
+    async def _consume_again(self) -> None:
+        """Declare the queue and its bindings again (the topology callback), then consume."""
+        if self._channel is None:
+            return
         try:
             await self._channel.declare_queue(
                 self._queue_name, durable=True, arguments=self._queue_arguments
             )
+            if self._on_reconnect is not None and self._connection is not None:
+                await self._on_reconnect(self._connection)
             await self._consume()
         except Exception as exc:  # a failed declare closes the channel: the reopen consumes
             log.warning("could not consume %s again: %s", self._queue_name, exc)

@@ -118,6 +118,36 @@ async def test_hub_reconnects_after_its_broker_connections_drop(start_hub, bus) 
     assert answer is not None and answer.correlation_id == "after"
 
 
+async def test_hub_consumes_again_after_its_queue_is_deleted_under_it(start_hub, bus) -> None:
+    """An operator deletes hub.in: the broker cancels the consumer; the hub declares the queue
+    and its bindings again and goes on consuming (before, messages sent now went nowhere)."""
+    hub = await start_hub()
+    channel = next(iter(hub.table.destinations("erp", "product.upserted")))
+    run = uuid.uuid4().hex[:6]
+    await bus.publish("erp.product.upserted", product_event(0, run))
+    assert len(await bus.drain(bus.names.channel_queue(channel), expect=1)) == 1
+    assert bus.channel is not None
+    await bus.channel.queue_delete(bus.names.inbound_queue)
+    for _ in range(100):  # the hub declares it again
+        await asyncio.sleep(0.05)
+        with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
+            probe = await bus.connection.channel()
+            try:
+                queue = await probe.declare_queue(bus.names.inbound_queue, passive=True)
+                if queue.declaration_result.consumer_count == 1:
+                    break
+            finally:
+                if not probe.is_closed:
+                    await probe.close()
+    else:
+        pytest.fail("hub.in was not declared and consumed again")
+    for i in range(1, 6):
+        await bus.publish("erp.product.upserted", product_event(i, run))
+    got = await bus.drain(bus.names.channel_queue(channel), expect=5, timeout=20)
+    assert len({m.message_id for m in got}) == 5
+    assert (await hub.readiness())["broker"] is True
+
+
 async def test_sigterm_finishes_in_flight_work_and_exits_cleanly(isolated, tmp_path) -> None:
     proc = HubProcess(
         hub_env(isolated.database_url, isolated.broker_url, isolated.name_prefix, CHAOS_CONFIG),
