@@ -19,7 +19,7 @@ import aiormq.abc
 import orjson
 from aiormq.abc import ChannelFrame
 
-from bench import messages
+from bench import messages, wal
 from bench.env import BROKER_URL, Counter, Env, preload, purge, queue_count
 from bench.proc import Child, py_spy, start_hub, start_relay
 from hub import wire
@@ -374,6 +374,7 @@ async def open_loop_latency(
             )
             for routing_key, body, key in plan
         ]
+        not_rolled = await asyncio.to_thread(wal.roll_over)  # the window starts with it empty
         start = time.monotonic() + 0.2
         i = 0
         while i < total:
@@ -422,4 +423,6 @@ async def open_loop_latency(
     missing = total - len(got)
     if missing:
         result.note += f"; {missing} of {total} never arrived within 15 s"
+    if not_rolled:
+        result.note += f"; {not_rolled}"
     return result

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,3 +27,32 @@ async def test_bench_smoke_every_message_arrives() -> None:
     assert relay_out == relay_expected
     assert hub_out == hub_expected
     assert latency_out == latency_sent > 0
+
+
+@pytest.mark.timeout(90)
+async def test_the_broker_wal_rolls_over_before_a_latency_window() -> None:
+    """The benchmark starts each latency run with an empty quorum WAL (``bench.wal``): the
+    broker's own files say the WAL changed and the one written before is flushed and gone."""
+    from bench.wal import roll_over
+
+    def wal_files() -> list[str]:
+        out = subprocess.run(
+            [
+                "rabbitmqctl",
+                "-q",
+                "eval",
+                "{ok, Fs} = file:list_dir(maps:get(wal_data_dir,"
+                " ra_system:fetch(quorum_queues))),"
+                ' lists:sort([F || F <- Fs, filename:extension(F) == ".wal"]).',
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return re.findall(r'"(\d+\.wal)"', out.stdout)
+
+    before = await asyncio.to_thread(wal_files)
+    assert before
+    assert await asyncio.to_thread(roll_over) is None
+    after = await asyncio.to_thread(wal_files)
+    assert after and not set(after) & set(before)
