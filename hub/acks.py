@@ -62,7 +62,7 @@ class AckCoalescer:
     def __init__(self, stall_s: float = 0.2) -> None:
         self._lanes: dict[int, _Lane] = {}
         self._stall_s = stall_s
-        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None  # the next flush, if one is due
         self._flushing: set[asyncio.Task[None]] = set()
         self._open = 0  # deliveries received and not yet done
         self._idle = asyncio.Event()
@@ -128,12 +128,21 @@ class AckCoalescer:
         task.add_done_callback(self._flushing.discard)
 
     def _schedule(self, delay: float) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_later(delay, self._start_flush)
+        """Flush after ``delay``, or sooner if a flush is already due sooner.
+
+        A flush already due later (the stall timer, waiting on a slow delivery) must not hold
+        back one asked for now: once the slow delivery settles, the run behind it goes at once.
+        """
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        if self._timer is not None:
+            if self._timer.when() <= due:
+                return
+            self._timer.cancel()
+        self._timer = loop.call_at(due, self._start_flush)
 
     def _start_flush(self) -> None:
-        self._scheduled = False
+        self._timer = None
         self._spawn(self.flush())
 
     async def flush(self) -> None:

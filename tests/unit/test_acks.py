@@ -157,3 +157,20 @@ async def test_a_closed_channel_does_not_keep_drained_waiting() -> None:
     settle(acks, pending[0])  # its outcome comes after the channel closed
     await asyncio.wait_for(acks.drained(), 2)
     assert channel.frames == []
+
+
+async def test_a_run_freed_by_its_slow_head_goes_at_once_not_at_the_stall_timer() -> None:
+    """Batches that finish out of order: the later one waits behind the earlier (a stall timer
+    is set); once the earlier settles, both go in one frame straight away. Waiting for the
+    timer held acks back long enough to fill the prefetch window."""
+    channel = FakeChannel()
+    acks = AckCoalescer(stall_s=5.0)
+    first, second = FakeMessage(channel, 1), FakeMessage(channel, 2)
+    for m in (first, second):
+        acks.received(m)  # type: ignore[arg-type]
+    settle(acks, second)
+    await asyncio.sleep(0.05)  # its flush ran and set the 5 s stall timer
+    assert channel.frames == []
+    settle(acks, first)
+    await asyncio.wait_for(acks.drained(), 1)
+    assert channel.frames == [(2, True)]
