@@ -63,6 +63,7 @@ class AckCoalescer:
         self._lanes: dict[int, _Lane] = {}
         self._stall_s = stall_s
         self._timer: asyncio.TimerHandle | None = None  # the next flush, if one is due
+        self._flush_lock = asyncio.Lock()
         self._flushing: set[asyncio.Task[None]] = set()
         self._open = 0  # deliveries received and not yet done
         self._idle = asyncio.Event()
@@ -146,7 +147,16 @@ class AckCoalescer:
         self._spawn(self.flush())
 
     async def flush(self) -> None:
-        """Send the frames for everything settled so far."""
+        """Send the frames for everything settled so far, one flush at a time.
+
+        Two at once could interleave: one acking stuck tags alone while the other's
+        multiple-ack already covered them, and the broker closes a channel on an ack for an
+        unknown tag.
+        """
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         now = time.monotonic()
         for key, lane in list(self._lanes.items()):
             if lane.channel.is_closed:

@@ -9,6 +9,7 @@ task: parking or retrying publishes and waits for the broker's confirm before th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -67,12 +68,16 @@ class InboundConsumer:
             self._settle(raw, "invalid", started, Outcome("failed", TransientError(one_line(exc))))
             return
         kind = inbound.event.type
-        labelled(self._metrics.received, inbound.event.source, kind).inc()
-        handler = self._handlers.get(kind)
         try:
+            labelled(self._metrics.received, inbound.event.source, kind).inc()
+            handler = self._handlers.get(kind)
             envelopes = () if handler is not None else self._router.envelopes(inbound)
         except HubError as exc:
             self._settle(raw, kind, started, Outcome("failed", exc))
+            return
+        except Exception as exc:  # never left unsettled: it would hold the ack frontier
+            log.exception("routing %s failed unexpectedly", inbound.event.id)
+            self._settle(raw, kind, started, Outcome("failed", TransientError(one_line(exc))))
             return
         self._committer.enqueue(
             inbound,
@@ -114,8 +119,12 @@ class InboundConsumer:
             log.error("could not park or retry %s (%s); requeueing", raw.message_id, exc)
             try:
                 await raw.nack(requeue=True)  # before it counts as settled: no ack may cover it
-            except Exception as nack_error:  # the channel is gone: the broker requeues it
+            except Exception as nack_error:
+                # Unless the channel closes, a later multiple-ack would cover (and lose) it:
+                # closing it hands back every unacked delivery; the inbox absorbs repeats.
                 log.warning("could not requeue %s: %s", raw.message_id, nack_error)
+                with contextlib.suppress(Exception):
+                    await delivery.channel.close()
             self._acks.settle(delivery, ack=False)
             return
         self._acks.settle(delivery)

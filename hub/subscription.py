@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 from yarl import URL
@@ -62,11 +62,12 @@ class InboundSubscription:
         self._on_reconnect = on_reconnect
         self._graceful_timeout_s = graceful_timeout_s
         self._connection: AbstractRobustConnection | None = None
-        self._channel: AbstractChannel | None = None
+        self._channel: AbstractRobustChannel | None = None
         self._underlay: aiormq.abc.AbstractChannel | None = None
         self._tag: str | None = None
         self._stopping = False
         self._recovering: asyncio.Future[None] | None = None
+        self._consume_lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Connect, set the prefetch and start consuming."""
@@ -86,13 +87,22 @@ class InboundSubscription:
         await self._consume()
 
     async def _consume(self) -> None:
-        """Consume hub.in on the channel's current aiormq channel (a new one after a reopen)."""
-        if self._channel is None or self._stopping:
-            return
-        underlay = await self._channel.get_underlay_channel()
-        underlay.on_consumer_cancel_callbacks.add(self._cancelled)
-        ok = await underlay.basic_consume(self._queue_name, self._on_delivery, no_ack=False)
-        self._underlay, self._tag = underlay, ok.consumer_tag
+        """Consume hub.in on the channel's current aiormq channel (a new one after a reopen).
+
+        Serialised, and once per aiormq channel: a reopen and a broker cancel racing must not
+        leave two consumers; a stop that came while it waited cancels what it started.
+        """
+        async with self._consume_lock:
+            if self._channel is None or self._stopping:
+                return
+            underlay = await self._channel.get_underlay_channel()
+            if self._underlay is underlay and self._tag in getattr(underlay, "consumers", {}):
+                return  # already consuming on this channel
+            underlay.on_consumer_cancel_callbacks.add(self._cancelled)
+            ok = await underlay.basic_consume(self._queue_name, self._on_delivery, no_ack=False)
+            self._underlay, self._tag = underlay, ok.consumer_tag
+            if self._stopping:
+                await underlay.basic_cancel(ok.consumer_tag)
 
     async def _on_delivery(self, message: DeliveredMessage) -> None:
         self._deliver(message)  # settles later, by itself: nothing to await here
@@ -117,8 +127,8 @@ class InboundSubscription:
         if self._channel is None:
             return
         try:
-            await self._channel.declare_queue(
-                self._queue_name, durable=True, arguments=self._queue_arguments
+            await self._channel.declare_queue(  # not robust: start() registered it already
+                self._queue_name, durable=True, arguments=self._queue_arguments, robust=False
             )
             if self._on_reconnect is not None and self._connection is not None:
                 await self._on_reconnect(self._connection)

@@ -174,3 +174,35 @@ async def test_a_run_freed_by_its_slow_head_goes_at_once_not_at_the_stall_timer(
     settle(acks, first)
     await asyncio.wait_for(acks.drained(), 1)
     assert channel.frames == [(2, True)]
+
+
+@dataclass
+class SlowChannel(FakeChannel):
+    """Each ack frame takes a while to go out, as on a busy socket."""
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        await asyncio.sleep(0.02)
+        self.frames.append((delivery_tag, multiple))
+
+
+async def test_no_ack_goes_out_for_a_tag_a_multiple_ack_already_covered() -> None:
+    """A flush still sending stuck tags one by one, and a settle that frees the run: a second
+    flush must not send a multiple-ack over tags the first is about to ack alone (the broker
+    closes the channel on an unknown tag)."""
+    channel = SlowChannel()
+    acks = AckCoalescer(stall_s=0.01)
+    messages = [FakeMessage(channel, tag) for tag in range(1, 7)]
+    for m in messages:
+        acks.received(m)  # type: ignore[arg-type]
+    settle(acks, *messages[1:4])  # 2, 3, 4 wait behind 1
+    await until(lambda: bool(channel.frames))  # the stall flush is sending them one by one
+    settle(acks, messages[4], messages[0])  # 5, then the head
+    settle(acks, messages[5])
+    await asyncio.wait_for(acks.drained(), 2)
+    await asyncio.sleep(0.1)  # any flush still sending has sent by now
+    covered = 0
+    for tag, multiple in channel.frames:
+        assert tag > covered, channel.frames
+        if multiple:
+            covered = tag
+    assert covered == 6, channel.frames

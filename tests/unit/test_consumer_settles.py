@@ -1,0 +1,93 @@
+"""Every delivery the consumer takes is settled, even when routing fails unexpectedly."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
+from pamqp.header import ContentHeader
+
+from hub.bus import Envelope, Publisher
+from hub.consumer import InboundConsumer
+from hub.errors import TransientError
+from hub.faults import FaultHandler
+from hub.metrics import Metrics
+from hub.topology import Names
+
+
+@dataclass
+class FakeChannel:
+    """The slice of aiormq's channel the consumer's acks use: frames land here."""
+
+    is_closed: bool = False
+    frames: list[tuple[int, bool]] = field(default_factory=list)
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.frames.append((delivery_tag, multiple))
+
+
+class RecordingPublisher(Publisher):
+    """The real Publisher's port, recording instead of sending."""
+
+    def __init__(self) -> None:
+        super().__init__("amqp://unused", 1.0)
+        self.sent: list[Envelope] = []
+
+    async def publish(self, envelope: Envelope) -> None:
+        self.sent.append(envelope)
+
+
+@dataclass
+class Valid:
+    """Stands in for the validator: every body is a valid product."""
+
+    inbound: Any
+
+    def validate(self, body: bytes, routing_key: str, reply_to: str | None = None) -> Any:
+        return self.inbound
+
+
+class BrokenRouter:
+    def envelopes(self, inbound: Any) -> list[Envelope]:
+        raise TypeError("a bug in routing")
+
+
+class Event:
+    id = "e-1"
+    source = "erp"
+    type = "product.upserted"
+
+
+class Inbound:
+    event = Event()
+
+
+async def test_an_unexpected_routing_error_is_retried_and_the_delivery_acked() -> None:
+    channel = FakeChannel()
+    publisher = RecordingPublisher()
+    metrics = Metrics()
+    consumer = InboundConsumer(
+        Valid(Inbound()),  # type: ignore[arg-type]
+        BrokenRouter(),  # type: ignore[arg-type]
+        {},
+        None,  # type: ignore[arg-type]  # never reached
+        FaultHandler(publisher, Names("t."), metrics),
+        metrics,
+        "t.hub.in",
+    )
+    delivery = DeliveredMessage(
+        delivery=Basic.Deliver(
+            consumer_tag="c", delivery_tag=1, routing_key="erp.product.upserted"
+        ),
+        header=ContentHeader(properties=Basic.Properties(message_id="m-1")),
+        body=b"{}",
+        channel=channel,  # type: ignore[arg-type]
+    )
+    consumer(delivery)
+    await asyncio.wait_for(consumer.drained(), 2)
+    assert [e.headers["x-hub-error-type"] for e in publisher.sent] == [TransientError.error_type]
+    assert publisher.sent[0].exchange == Names("t.").retry_queue(1)
+    assert channel.frames == [(1, True)]
