@@ -110,7 +110,6 @@ class _Work:
     handler: Handler | None
     envelopes: Sequence[Envelope]
     settle: Settle = field(repr=False)
-    settled: bool = False
 
 
 class BatchCommitter:
@@ -186,21 +185,14 @@ class BatchCommitter:
         """
         self._queue.put_nowait(_Work(inbound, handler, envelopes, settle))
 
-    async def submit_pure(self, inbound: Inbound, envelopes: Sequence[Envelope]) -> Outcome:
-        """``enqueue`` without a handler, awaiting the outcome."""
-        return await self._submit(inbound, None, envelopes)
-
-    async def submit(self, inbound: Inbound, handler: Handler) -> Outcome:
-        """``enqueue`` with a handler, awaiting the outcome."""
-        return await self._submit(inbound, handler, ())
-
-    async def _submit(
-        self, inbound: Inbound, handler: Handler | None, envelopes: Sequence[Envelope]
+    async def submit(
+        self, inbound: Inbound, handler: Handler | None, envelopes: Sequence[Envelope] = ()
     ) -> Outcome:
+        """``enqueue``, awaiting the outcome (for callers that handle one message at a time)."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
 
         def settle(outcome: Outcome) -> None:
-            if not future.done():
+            if not future.done():  # the caller may have stopped waiting
                 future.set_result(outcome)
 
         self.enqueue(inbound, handler, envelopes, settle)
@@ -242,12 +234,10 @@ class BatchCommitter:
                     batch
                 )
             for work, outcome in zip(batch, outcomes, strict=True):
-                if not work.settled:
-                    work.settled = True
-                    try:
-                        work.settle(outcome)
-                    except Exception:  # one caller's fault must not leave the rest unsettled
-                        log.exception("settling %s failed", work.inbound.event.id)
+                try:
+                    work.settle(outcome)
+                except Exception:  # one caller's fault must not leave the rest unsettled
+                    log.exception("settling %s failed", work.inbound.event.id)
 
     async def _commit_and_publish(
         self, batch: list[_Work], committed: Callable[[], None]

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from amqp_fakes import FakeChannel
 
 from hub.acks import AckCoalescer
-
-
-@dataclass
-class FakeChannel:
-    """The slice of aiormq's channel the coalescer uses: the ack frames land here."""
-
-    is_closed: bool = False
-    frames: list[tuple[int, bool]] = field(default_factory=list)
-
-    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
-        self.frames.append((delivery_tag, multiple))
 
 
 @dataclass

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiormq.abc import DeliveredMessage
+from amqp_fakes import FakeChannel
 from pamqp.commands import Basic
 from pamqp.header import ContentHeader
 
@@ -16,17 +17,6 @@ from hub.errors import TransientError
 from hub.faults import FaultHandler
 from hub.metrics import Metrics
 from hub.topology import Names
-
-
-@dataclass
-class FakeChannel:
-    """The slice of aiormq's channel the consumer's acks use: frames land here."""
-
-    is_closed: bool = False
-    frames: list[tuple[int, bool]] = field(default_factory=list)
-
-    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
-        self.frames.append((delivery_tag, multiple))
 
 
 class RecordingPublisher(Publisher):
