@@ -29,18 +29,22 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
-from pamqp import commands, frame, header
+from pamqp import commands, frame
 from yarl import URL
 
+from bench import amqp_raw
 from bench.env import BROKER_URL
 
 Arrival = tuple[str | None, str | None, str | None, float]
 
-_FRAME_HEAD = struct.Struct(">BHI")
-_METHOD, _HEADER, _BODY = 1, 2, 3
+_FRAME_HEAD, _METHOD, _HEADER, _BODY = (
+    amqp_raw.FRAME_HEAD,
+    amqp_raw.METHOD,
+    amqp_raw.HEADER,
+    amqp_raw.BODY,
+)
 _ENDS = {  # method frames after which nothing more arrives
     struct.pack(">HH", 10, 50),  # Connection.Close
     struct.pack(">HH", 20, 40),  # Channel.Close
@@ -107,7 +111,7 @@ class RawConsumer(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        transport.write(frame.marshal(header.ProtocolHeader(), 0))
+        transport.write(amqp_raw.protocol_header())
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.consuming.done():
@@ -130,39 +134,24 @@ class RawConsumer(asyncio.Protocol):
             at += size + 8
         del self._buffer[:at]
 
-    def _send(self, channel: int, *frames: Any) -> None:
-        assert self._transport is not None
-        self._transport.write(b"".join(frame.marshal(f, channel) for f in frames))
-
     def _handshake(self, raw: bytes) -> None:
         _, _, value = frame.unmarshal(raw)
-        if isinstance(value, commands.Connection.Start):
-            user, password = self._url.user or "guest", self._url.password or "guest"
-            self._send(
-                0,
-                commands.Connection.StartOk(
-                    client_properties={"connection_name": "bench receiver"},
-                    mechanism="PLAIN",
-                    response=f"\0{user}\0{password}",
-                    locale="en_US",
-                ),
-            )
-        elif isinstance(value, commands.Connection.Tune):
-            self._send(
-                0,
-                commands.Connection.TuneOk(value.channel_max, value.frame_max, 0),
-                commands.Connection.Open(virtual_host=self._url.path[1:] or "/"),
-            )
-        elif isinstance(value, commands.Connection.OpenOk):
-            self._send(1, commands.Channel.Open())
-        elif isinstance(value, commands.Channel.OpenOk):
-            self._send(1, commands.Basic.Consume(queue=self._queue, no_ack=True))
-        elif isinstance(value, commands.Basic.ConsumeOk):
+        if isinstance(value, commands.Basic.ConsumeOk):
             self._ready = True
             self.consuming.set_result(None)
-        elif isinstance(value, commands.Connection.Close | commands.Channel.Close):
-            self.consuming.set_exception(RuntimeError(f"broker refused: {value.reply_text}"))
+            return
+        try:
+            reply = amqp_raw.handshake_reply(value, self._url, "bench receiver")
+        except RuntimeError as exc:
+            self.consuming.set_exception(exc)
             self.done.set()
+            return
+        assert self._transport is not None
+        if reply is None:  # the channel is open
+            reply = amqp_raw.marshal(
+                amqp_raw.CHANNEL, commands.Basic.Consume(queue=self._queue, no_ack=True)
+            )
+        self._transport.write(reply)
 
     def _on_frame(self, kind: int, payload: bytes, now: float) -> None:
         if kind == _HEADER:
@@ -192,12 +181,7 @@ class RawConsumer(asyncio.Protocol):
     def close(self) -> None:
         """Close the channel's connection politely, without waiting for the broker's answer."""
         if self._transport is not None and not self._transport.is_closing():
-            self._send(
-                0,
-                commands.Connection.Close(
-                    reply_code=200, reply_text="done", class_id=0, method_id=0
-                ),
-            )
+            self._transport.write(amqp_raw.close_frame())
             self._transport.close()
 
 

@@ -14,16 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-import aiormq
-import aiormq.abc
 import orjson
-from aiormq.abc import ChannelFrame
 
 from bench import messages, wal
 from bench.env import BROKER_URL, Counter, Env, preload, purge, queue_count
 from bench.proc import Child, py_spy, start_hub, start_relay
-from hub import wire
-from hub.bus import Envelope
 
 MB = 1024 * 1024
 
@@ -307,14 +302,39 @@ async def _start_receiver(queue: str, expect: int, out: Path) -> asyncio.subproc
     return receiver
 
 
-async def _write(channel: aiormq.Channel, payload: bytes) -> None:
-    """Frames straight to aiormq's writer (as ``hub.wire`` does): no per-message publish call."""
-    written = channel.create_future()
-    async with channel.lock:
-        await channel.write_queue.put(
-            ChannelFrame(payload=payload, should_close=False, drain_future=written)
-        )
-    await written
+async def _start_sender(plan: Path, rate: float, out: Path) -> asyncio.subprocess.Process:
+    """``bench.sender`` connected with every message encoded, waiting for its start time."""
+    sender = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.sender",
+        "--url",
+        BROKER_URL,
+        "--plan",
+        str(plan),
+        "--rate",
+        repr(rate),
+        "--out",
+        str(out),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert sender.stdout is not None
+    try:
+        ready = await asyncio.wait_for(sender.stdout.readline(), timeout=60)
+    except TimeoutError:
+        ready = b""
+    if ready.strip() != b"ready":
+        sender.kill()
+        await sender.wait()
+        raise RuntimeError(f"bench.sender did not start: {ready!r}")
+    return sender
+
+
+def _temp(kind: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f"bench-{kind}-", suffix=".json")
+    os.close(fd)
+    return Path(name)
 
 
 def _match(
@@ -344,53 +364,36 @@ async def open_loop_latency(
     """(4) send on a fixed schedule (no coordinated omission); latency from the scheduled time.
 
     The load generator shares the box with what it measures, so it spends as little as it
-    can: every message's frames are encoded before the clock starts and whatever is due goes
-    out as one write (``hub.wire``'s encoder, no per-message publish call); arrivals are read
-    and timed by a process of its own (``bench.receiver``), matched by their AMQP properties
-    (the hub's correlation id, the relay's message id) instead of by parsing their bodies.
+    can, in two processes of its own that speak raw AMQP: ``bench.sender`` encodes every
+    message's frames before the clock starts and writes whatever is due as one write from a
+    plain blocking loop; ``bench.receiver`` reads and times arrivals, matched by their AMQP
+    properties (the hub's correlation id, the relay's message id) instead of by their bodies.
     """
     total = int(rate * duration)
     result = Result(name, 1, total, total, rate=rate)
+    target = env.names.inbound_exchange if exchange_name is None else exchange_name
     plan = [make(i) for i in range(total)]
-    sent_at: dict[str, float] = {}
-    late: list[float] = []  # how far behind its schedule each send went out
-    fd, name = tempfile.mkstemp(prefix="bench-arrivals-", suffix=".json")
-    os.close(fd)
-    arrivals = Path(name)
-    receiver = None
+    files = [_temp(kind) for kind in ("plan", "sent", "arrivals")]
+    plan_file, sent_file, arrivals = files
+    receiver = sender = None
     try:
+        await asyncio.to_thread(
+            plan_file.write_bytes,
+            orjson.dumps([[target, rk, body.decode(), key] for rk, body, key in plan]),
+        )
         receiver = await _start_receiver(out_queue, total, arrivals)
-        pub_ch = await conn.channel(publisher_confirms=False)
-        publisher = await pub_ch.get_underlay_channel()
-        assert isinstance(publisher, aiormq.Channel)
-        target = env.names.inbound_exchange if exchange_name is None else exchange_name
-        stamp = int(time.time())
-        frames = [  # each message's AMQP frames, encoded before the clock starts
-            wire.encode(
-                Envelope(key, target, routing_key, "bench.load", "bench", body),
-                publisher.number,
-                publisher.max_content_size,
-                stamp,
-            )
-            for routing_key, body, key in plan
-        ]
+        sender = await _start_sender(plan_file, rate, sent_file)
         not_rolled = await asyncio.to_thread(wal.roll_over)  # the window starts with it empty
         start = time.monotonic() + 0.2
-        i = 0
-        while i < total:
-            now = time.monotonic()
-            due = i
-            while due < total and start + due / rate <= now:
-                key = plan[due][2]
-                sent_at[key] = start + due / rate
-                late.append(now - sent_at[key])
-                due += 1
-            if due > i:  # everything due goes out as one write
-                await _write(publisher, b"".join(frames[i:due]))
-                i = due
-            if i < total:
-                await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-        await pub_ch.close()
+        assert sender.stdin is not None
+        sender.stdin.write(f"go {start!r}\n".encode())
+        await sender.stdin.drain()
+        await asyncio.wait_for(sender.wait(), timeout=duration + 60)
+        sent = orjson.loads(await asyncio.to_thread(sent_file.read_bytes))
+        if sender.returncode != 0:
+            raise RuntimeError(f"bench.sender failed (exit {sender.returncode})")
+        sent_at = {key: start + i / rate for i, (_, _, key) in enumerate(plan)}
+        late: list[float] = sent["late"]
         try:
             await asyncio.wait_for(receiver.wait(), timeout=15)
         except TimeoutError:
@@ -401,10 +404,12 @@ async def open_loop_latency(
             raise RuntimeError(f"bench.receiver failed (exit {receiver.returncode})")
         got = _match(orjson.loads(raw), sent_at)
     finally:
-        if receiver is not None and receiver.returncode is None:
-            receiver.kill()
-            await receiver.wait()
-        await asyncio.to_thread(arrivals.unlink, missing_ok=True)
+        for process in (receiver, sender):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+        for path in files:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
     cut = start + warmup
     lat = [(got[k] - t) * 1000 for k, t in sent_at.items() if k in got and t >= cut]
     result.latencies = lat
@@ -423,6 +428,8 @@ async def open_loop_latency(
     missing = total - len(got)
     if missing:
         result.note += f"; {missing} of {total} never arrived within 15 s"
+    if sent["returned"]:
+        result.note += f"; {sent['returned']} came back unroutable"
     if not_rolled:
         result.note += f"; {not_rolled}"
     return result
