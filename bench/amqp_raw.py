@@ -59,6 +59,13 @@ def handshake_reply(value: Any, url: URL, name: str) -> bytes | None:
     return b""  # nothing to answer (a frame the handshake does not need)
 
 
+def channel_close_frame() -> bytes:
+    """A polite Channel.Close of the one channel."""
+    return marshal(
+        CHANNEL, commands.Channel.Close(reply_code=200, reply_text="done", class_id=0, method_id=0)
+    )
+
+
 def close_frame() -> bytes:
     """A polite Connection.Close."""
     return marshal(

@@ -12,8 +12,7 @@ late each one left is written out.
 ``[exchange, routing_key, body, key]``. It prints ``ready`` once connected with every frame
 encoded, then reads ``go <start>`` (a ``time.monotonic()`` value: one clock for every process
 on the machine) from stdin and sends message ``i`` at ``start + i / rate``. At the end it
-closes the connection and waits for the broker's CloseOk, which comes only after the broker
-has taken every frame before it. It writes ``{"late": [seconds per message], "returned": n}``
+closes its channel, then the connection, each waiting for the broker's CloseOk. It writes ``{"late": [seconds per message], "returned": n}``
 (messages the broker could not route) to ``--out``.
 """
 
@@ -117,20 +116,29 @@ def send(
 
 
 def close(sock: socket.socket, frames: Frames) -> int:
-    """Close politely; returns how many messages came back unroutable before the CloseOk."""
-    sock.sendall(amqp_raw.close_frame())
+    """Close the channel, then the connection; returns how many messages came back unroutable.
+
+    The channel first: its CloseOk comes once the channel has handled every publish before it
+    (seen here: closing only the connection right after the last write lost 3 of 24,420).
+    """
     returned = 0
-    while True:
-        kind, raw = frames.next()
-        if kind != amqp_raw.METHOD:
-            continue
-        _, _, value = frame.unmarshal(raw)
-        if isinstance(value, commands.Basic.Return):
-            returned += 1
-        elif isinstance(value, commands.Connection.CloseOk):
-            return returned
-        elif isinstance(value, commands.Connection.Close | commands.Channel.Close):
-            raise RuntimeError(f"broker closed the sender: {value.reply_text}")
+    for request, done in (
+        (amqp_raw.channel_close_frame(), commands.Channel.CloseOk),
+        (amqp_raw.close_frame(), commands.Connection.CloseOk),
+    ):
+        sock.sendall(request)
+        while True:
+            kind, raw = frames.next()
+            if kind != amqp_raw.METHOD:
+                continue
+            _, _, value = frame.unmarshal(raw)
+            if isinstance(value, commands.Basic.Return):
+                returned += 1
+            elif isinstance(value, done):
+                break
+            elif isinstance(value, commands.Connection.Close | commands.Channel.Close):
+                raise RuntimeError(f"broker closed the sender: {value.reply_text}")
+    return returned
 
 
 def main() -> None:
