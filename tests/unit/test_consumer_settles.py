@@ -13,7 +13,7 @@ from pamqp.header import ContentHeader
 
 from hub.bus import Envelope, Publisher
 from hub.consumer import InboundConsumer
-from hub.errors import TransientError
+from hub.errors import SchemaViolation, TransientError
 from hub.faults import FaultHandler
 from hub.metrics import Metrics
 from hub.topology import Names
@@ -81,3 +81,57 @@ async def test_an_unexpected_routing_error_is_retried_and_the_delivery_acked() -
     assert [e.headers["x-hub-error-type"] for e in publisher.sent] == [TransientError.error_type]
     assert publisher.sent[0].exchange == Names("t.").retry_queue(1)
     assert channel.frames == [(1, True)]
+
+
+class UnconfirmedPublisher(RecordingPublisher):
+    """The broker never confirms what the hub publishes (parking and retrying included)."""
+
+    async def publish(self, envelope: Envelope) -> None:
+        raise TransientError("no confirm from the broker")
+
+
+class Invalid:
+    """Every body fails its schema: the message is to be parked."""
+
+    def validate(self, body: bytes, routing_key: str, reply_to: str | None = None) -> Any:
+        raise SchemaViolation("not a product")
+
+
+def _unparkable(channel: FakeChannel) -> tuple[InboundConsumer, DeliveredMessage]:
+    metrics = Metrics()
+    consumer = InboundConsumer(
+        Invalid(),  # type: ignore[arg-type]
+        BrokenRouter(),  # type: ignore[arg-type]  # never reached
+        {},
+        None,  # type: ignore[arg-type]  # never reached
+        FaultHandler(UnconfirmedPublisher(), Names("t."), metrics),
+        metrics,
+        "t.hub.in",
+    )
+    delivery = DeliveredMessage(
+        delivery=Basic.Deliver(consumer_tag="c", delivery_tag=7, routing_key="erp.product.x"),
+        header=ContentHeader(properties=Basic.Properties(message_id="m-7")),
+        body=b"{}",
+        channel=channel,  # type: ignore[arg-type]
+    )
+    return consumer, delivery
+
+
+async def test_a_message_that_cannot_be_parked_goes_back_to_the_broker_unacked() -> None:
+    channel = FakeChannel()
+    consumer, delivery = _unparkable(channel)
+    consumer(delivery)
+    await asyncio.wait_for(consumer.drained(), 2)
+    assert channel.nacks == [(7, True)]  # requeued: the broker delivers it again later
+    assert channel.frames == []  # and never acked, alone or by a later multiple ack
+    assert not channel.is_closed
+
+
+async def test_when_the_requeue_fails_too_the_channel_is_closed_so_no_ack_can_cover_it() -> None:
+    channel = FakeChannel(nack_fails=True)
+    consumer, delivery = _unparkable(channel)
+    consumer(delivery)
+    await asyncio.wait_for(consumer.drained(), 2)
+    assert channel.nacks == []
+    assert channel.frames == []
+    assert channel.is_closed  # closing hands every unacked delivery back to the broker
