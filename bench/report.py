@@ -127,20 +127,27 @@ def plot(results: list[Result], path: Path) -> None:
     plt.close(fig)
 
 
+def stamp() -> str:
+    """The time a benchmark ran, as RESULTS.md shows it."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def write(
     results: list[Result],
     extra_versions: dict[str, str],
     conditions: str,
     settings: dict[str, Any],
     out_dir: Path = HERE,
+    run_at: str | None = None,
 ) -> Path:
+    """``run_at``: when the benchmark ran (a re-render keeps it); now, by default."""
     relay = {
         r.fanout: r.out_per_s
         for r in results
         if r.name.startswith("raw relay") and not r.skipped and not r.latency_ms
     }
     plot(results, out_dir / "results.png")
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    now = run_at or stamp()
     lines = [
         "# Benchmark results",
         "",
@@ -162,11 +169,13 @@ def write(
         "process under test (psutil, every 100 ms). Box busy / stolen: the share of all cores'",
         "time the machine was busy during the row, and the share the",
         "hypervisor gave to other guests (steal): on a shared VM, the second is queueing no",
-        "code here can remove. The note of a latency row says how far behind its schedule the",
-        "load generator got its sends out (p99, max): it shares the box with what it measures,",
-        "and a late send still counts from its scheduled time. Before each latency row the",
-        "broker's quorum-queue WAL is rolled over and flushed (`bench/wal.py`, as a database",
-        "benchmark checkpoints first): a rollover stalls the broker for about half a second,",
+        "code here can remove. The load generator is two processes of its own speaking raw",
+        "AMQP (`bench/sender.py`, `bench/receiver.py`): it shares the box with what it",
+        "measures. The note of a latency row says how far behind its schedule it got its sends",
+        "out (p99, max); a late send still counts from its scheduled time. Before each latency",
+        "row the broker's quorum-queue WAL is rolled over and flushed (`bench/wal.py`, as a",
+        "database benchmark checkpoints first): a rollover stalls the broker for about half a",
+        "second,",
         "for the relay as for the hub, and whether a 10 s window holds one is chance; what a",
         "rollover costs is in the findings. A row says so if the roll-over could not be done.",
         "",

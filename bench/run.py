@@ -194,6 +194,7 @@ async def full(args) -> list[Result]:
     results: list[Result] = []
 
     box = BoxLoad()
+    run_at = report.stamp()
 
     def log(r: Result) -> None:
         nonlocal box
@@ -262,9 +263,10 @@ async def full(args) -> list[Result]:
         "versions": extra,
         "conditions": args.conditions,
         "settings": effective,
+        "run_at": run_at,
     }
     (Path(report.HERE) / "results.json").write_text(json.dumps(saved, default=str))
-    path = report.write(results, extra, args.conditions, effective)
+    path = report.write(results, extra, args.conditions, effective, run_at=run_at)
     print(f"wrote {path}")
     return results
 
@@ -273,7 +275,15 @@ def rerender() -> None:
     """Write RESULTS.md again from results.json (after editing findings.md)."""
     saved = json.loads((Path(report.HERE) / "results.json").read_text())
     results = [Result(**r) for r in saved["results"]]
-    print(report.write(results, saved["versions"], saved["conditions"], saved["settings"]))
+    print(
+        report.write(
+            results,
+            saved["versions"],
+            saved["conditions"],
+            saved["settings"],
+            run_at=saved.get("run_at"),
+        )
+    )
 
 
 async def smoke(count: int = 200, fanout: int = 3) -> dict[str, Any]:

@@ -12,8 +12,9 @@ late each one left is written out.
 ``[exchange, routing_key, body, key]``. It prints ``ready`` once connected with every frame
 encoded, then reads ``go <start>`` (a ``time.monotonic()`` value: one clock for every process
 on the machine) from stdin and sends message ``i`` at ``start + i / rate``. At the end it
-closes its channel, then the connection, each waiting for the broker's CloseOk. It writes ``{"late": [seconds per message], "returned": n}``
-(messages the broker could not route) to ``--out``.
+closes its channel, then the connection, each waiting for the broker's CloseOk. It writes
+``{"late": [seconds per message], "returned": n}`` (messages the broker could not route) to
+``--out``.
 """
 
 from __future__ import annotations
