@@ -39,7 +39,11 @@ def build_app(
         Route("/readyz", readyz),
         *(extra_routes or []),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    # No redirect from a path with a trailing slash (or an encoded one, "0%2F") to the route
+    # without it: webhook senders do not follow a 307 with their POST, so it would be lost.
+    app.router.redirect_slashes = False
+    return app
 
 
 class HttpServer:
