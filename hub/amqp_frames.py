@@ -117,7 +117,7 @@ def unmarshal(data: bytes) -> tuple[int, int, Any]:
             payload = data[7:-1]
             decoded: Any = None
             try:
-                if kind == _BODY:
+                if kind == _BODY and size:  # an empty body frame is pamqp's to refuse
                     decoded = body.ContentBody(payload)
                 elif kind == _METHOD and size >= 4:
                     method = _CLASS_METHOD.unpack_from(payload)
@@ -145,7 +145,7 @@ class FrameReader(aiormq.connection.FrameReceiver):
         async with self.lock:
             try:
                 head = await self.reader.readexactly(7)
-                if head.startswith(b"AMQP"):
+                if not self.started and head.startswith(b"AMQP"):
                     raise ProtocolSyntaxError("Unexpected AMQP protocol header")
                 self.started = True
                 size = _HEAD.unpack(head)[2]

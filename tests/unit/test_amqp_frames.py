@@ -12,6 +12,7 @@ from aiormq.exceptions import AMQPConnectionError, InvalidFrameError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pamqp import body, commands, frame, header, heartbeat
+from pamqp.exceptions import UnmarshalingException
 
 from hub.amqp_frames import FrameReader, install, unmarshal
 
@@ -88,6 +89,14 @@ def test_other_frames_are_left_to_pamqp(value: Any) -> None:
     got = unmarshal(raw)
     assert type(got[2]) is type(value)
     assert fields(got[2]) == fields(frame.unmarshal(raw)[2])
+
+
+def test_an_empty_body_frame_is_refused_as_pamqp_refuses_it() -> None:
+    empty = b"\x03\x00\x01\x00\x00\x00\x00\xce"  # would end a message's body early
+    with pytest.raises(UnmarshalingException):
+        frame.unmarshal(empty)
+    with pytest.raises(UnmarshalingException):
+        unmarshal(empty)
 
 
 def test_a_header_with_a_second_flag_word_is_left_to_pamqp() -> None:
