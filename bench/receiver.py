@@ -35,16 +35,11 @@ from pamqp import commands, frame
 from yarl import URL
 
 from bench import amqp_raw
+from bench.amqp_raw import BODY, FRAME_HEAD, HEADER, METHOD
 from bench.env import BROKER_URL
 
 Arrival = tuple[str | None, str | None, str | None, float]
 
-_FRAME_HEAD, _METHOD, _HEADER, _BODY = (
-    amqp_raw.FRAME_HEAD,
-    amqp_raw.METHOD,
-    amqp_raw.HEADER,
-    amqp_raw.BODY,
-)
 _ENDS = {  # method frames after which nothing more arrives
     struct.pack(">HH", 10, 50),  # Connection.Close
     struct.pack(">HH", 20, 40),  # Channel.Close
@@ -123,7 +118,7 @@ class RawConsumer(asyncio.Protocol):
         self._buffer += data
         buf, at, end = self._buffer, 0, len(self._buffer)
         while end - at >= 8:
-            kind, _channel, size = _FRAME_HEAD.unpack_from(buf, at)
+            kind, _channel, size = FRAME_HEAD.unpack_from(buf, at)
             if end - at < size + 8:
                 break
             payload = bytes(buf[at + 7 : at + 7 + size])
@@ -154,19 +149,19 @@ class RawConsumer(asyncio.Protocol):
         self._transport.write(reply)
 
     def _on_frame(self, kind: int, payload: bytes, now: float) -> None:
-        if kind == _HEADER:
+        if kind == HEADER:
             correlation_id, message_id, size = read_ids(payload)
             if correlation_id or message_id or not size:
                 self._arrived(correlation_id, message_id, None, now)
             else:  # neither id: the body names it
                 self._pending = (correlation_id, message_id, size, bytearray())
-        elif kind == _BODY and self._pending is not None:
+        elif kind == BODY and self._pending is not None:
             self._pending[3].extend(payload)
             if len(self._pending[3]) >= self._pending[2]:
                 body = bytes(self._pending[3])
                 self._pending = None
                 self._arrived(None, None, body_key(body), now)
-        elif kind == _METHOD and payload[:4] in _ENDS:
+        elif kind == METHOD and payload[:4] in _ENDS:
             self.done.set()
 
     def _arrived(

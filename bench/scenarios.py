@@ -274,61 +274,42 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": p(0.5), "p99": p(0.99), "p99.9": p(0.999), "max": s[-1]}
 
 
-async def _start_receiver(queue: str, expect: int, out: Path) -> asyncio.subprocess.Process:
-    """``bench.receiver`` consuming ``queue``, returned once it says it is consuming."""
-    receiver = await asyncio.create_subprocess_exec(
+async def _start_helper(
+    module: str, args: list[str], ready_within: float, stdin: bool = False
+) -> asyncio.subprocess.Process:
+    """``python -m module --url BROKER_URL *args``, returned once it prints ``ready``."""
+    process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bench.receiver",
+        module,
         "--url",
         BROKER_URL,
-        "--queue",
-        queue,
-        "--expect",
-        str(expect),
-        "--out",
-        str(out),
+        *args,
+        stdin=asyncio.subprocess.PIPE if stdin else None,
         stdout=asyncio.subprocess.PIPE,
     )
-    assert receiver.stdout is not None
+    assert process.stdout is not None
     try:
-        ready = await asyncio.wait_for(receiver.stdout.readline(), timeout=30)
+        ready = await asyncio.wait_for(process.stdout.readline(), timeout=ready_within)
     except TimeoutError:
         ready = b""
     if ready.strip() != b"ready":
-        receiver.kill()
-        await receiver.wait()
-        raise RuntimeError(f"bench.receiver did not start: {ready!r}")
-    return receiver
+        process.kill()
+        await process.wait()
+        raise RuntimeError(f"{module} did not start: {ready!r}")
+    return process
+
+
+async def _start_receiver(queue: str, expect: int, out: Path) -> asyncio.subprocess.Process:
+    """``bench.receiver`` consuming ``queue``, returned once it says it is consuming."""
+    args = ["--queue", queue, "--expect", str(expect), "--out", str(out)]
+    return await _start_helper("bench.receiver", args, ready_within=30)
 
 
 async def _start_sender(plan: Path, rate: float, out: Path) -> asyncio.subprocess.Process:
     """``bench.sender`` connected with every message encoded, waiting for its start time."""
-    sender = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.sender",
-        "--url",
-        BROKER_URL,
-        "--plan",
-        str(plan),
-        "--rate",
-        repr(rate),
-        "--out",
-        str(out),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert sender.stdout is not None
-    try:
-        ready = await asyncio.wait_for(sender.stdout.readline(), timeout=60)
-    except TimeoutError:
-        ready = b""
-    if ready.strip() != b"ready":
-        sender.kill()
-        await sender.wait()
-        raise RuntimeError(f"bench.sender did not start: {ready!r}")
-    return sender
+    args = ["--plan", str(plan), "--rate", repr(rate), "--out", str(out)]
+    return await _start_helper("bench.sender", args, ready_within=60, stdin=True)
 
 
 def _temp(kind: str) -> Path:
