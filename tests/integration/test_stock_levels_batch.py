@@ -198,3 +198,33 @@ async def test_per_batch_reads_probe_keys_even_when_planned_on_an_empty_ledger(i
     inner = [p for p in plans if "stock_ledger" in p or "stock_published" in p]
     assert inner, "auto_explain showed no plans"
     assert not [p for p in inner if "Seq Scan on stock_" in p]
+
+
+async def test_per_batch_functions_keep_one_plan_per_statement(isolated) -> None:
+    """Planning every statement again on every call doubled a small batch's stock call
+    (bench/findings.md): the functions of the serial stage keep their generic plans, and
+    the test above holds those plans to index lookups."""
+    pool = await db.prepare(isolated.database_url, 1)  # migrated
+    try:
+        rows = await pool.fetch(
+            "SELECT proname, coalesce(proconfig, '{}') AS config FROM pg_proc"
+            " WHERE pronamespace = 'public'::regnamespace AND prolang ="
+            " (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')"
+        )
+    finally:
+        await pool.close()
+    per_batch = {
+        r["proname"]: r["config"] for r in rows if r["proname"].startswith(("stock_", "hub_"))
+    }
+    assert set(per_batch) >= {
+        "hub_lock_keys",
+        "stock_apply_levels",
+        "stock_apply_levels_snapshot",
+        "stock_snapshot",
+        "stock_reserve_prepare",
+    }
+    assert {
+        name
+        for name, config in per_batch.items()
+        if "plan_cache_mode=force_generic_plan" not in config
+    } == set()
