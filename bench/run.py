@@ -76,7 +76,6 @@ async def stock(conn, run, n, count, timeout, settings) -> Result:
     name = f"hub stock.level -> availability N={n}"
     await env.declare(conn)
     try:
-
         out = [env.queue(c) for c in env.sales]
 
         async def check(child):

@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ class Result:
     skipped: bool = False
     box_busy_pct: float = 0.0  # the whole machine, all cores, while the scenario ran
     box_stolen_pct: float = 0.0  # CPU time the hypervisor gave to other guests
+    per_queue_p99_ms: dict[str, float] = field(default_factory=dict)  # fan-out latency rows
+    sender_lag_ms: dict[str, float] = field(default_factory=dict)  # how late sends left
 
     def public(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -330,12 +332,27 @@ def _match(
     return got
 
 
+async def _arrivals(
+    receiver: asyncio.subprocess.Process, out: Path, sent_at: dict[str, float]
+) -> dict[str, float]:
+    """What one receiver saw, once it has stopped (given 15 s to see everything)."""
+    try:
+        await asyncio.wait_for(receiver.wait(), timeout=15)
+    except TimeoutError:
+        receiver.terminate()  # it writes what arrived so far
+        await asyncio.wait_for(receiver.wait(), timeout=10)
+    raw = await asyncio.to_thread(out.read_bytes)
+    if receiver.returncode != 0 or not raw:
+        raise RuntimeError(f"bench.receiver failed (exit {receiver.returncode})")
+    return _match(orjson.loads(raw), sent_at)
+
+
 async def open_loop_latency(
     conn: aio_pika.abc.AbstractConnection,
-    env: Env,
+    env: Env | None,
     name: str,
     make: Callable[[int], tuple[str, bytes, str]],
-    out_queue: str,
+    out_queue: str | Sequence[str],
     rate: float,
     duration: float,
     warmup: float = 1.0,
@@ -344,25 +361,39 @@ async def open_loop_latency(
 ) -> Result:
     """(4) send on a fixed schedule (no coordinated omission); latency from the scheduled time.
 
+    Each message is expected once on every queue of ``out_queue`` (a fan-out); the latencies
+    of all of them count, and ``per_queue_p99_ms`` tells the queues apart. ``exchange_name``
+    is where the messages go when there is no ``env`` (whose inbound exchange is the default).
+
     The load generator shares the box with what it measures, so it spends as little as it
     can, in two processes of its own that speak raw AMQP: ``bench.sender`` encodes every
     message's frames before the clock starts and writes whatever is due as one write from a
     plain blocking loop; ``bench.receiver`` reads and times arrivals, matched by their AMQP
     properties (the hub's correlation id, the relay's message id) instead of by their bodies.
     """
+    queues = [out_queue] if isinstance(out_queue, str) else list(out_queue)
     total = int(rate * duration)
-    result = Result(name, 1, total, total, rate=rate)
-    target = env.names.inbound_exchange if exchange_name is None else exchange_name
+    result = Result(name, len(queues), total, total * len(queues), rate=rate)
+    if exchange_name is not None:
+        target = exchange_name
+    elif env is not None:
+        target = env.names.inbound_exchange
+    else:
+        raise ValueError("open_loop_latency needs an env or an exchange_name")
     plan = [make(i) for i in range(total)]
-    files = [_temp(kind) for kind in ("plan", "sent", "arrivals")]
-    plan_file, sent_file, arrivals = files
-    receiver = sender = None
+    files = [_temp(kind) for kind in ("plan", "sent")]
+    plan_file, sent_file = files
+    arrivals = [_temp("arrivals") for _ in queues]
+    files += arrivals
+    receivers: list[asyncio.subprocess.Process] = []
+    sender = None
     try:
         await asyncio.to_thread(
             plan_file.write_bytes,
             orjson.dumps([[target, rk, body.decode(), key] for rk, body, key in plan]),
         )
-        receiver = await _start_receiver(out_queue, total, arrivals)
+        for queue, out in zip(queues, arrivals, strict=True):
+            receivers.append(await _start_receiver(queue, total, out))
         sender = await _start_sender(plan_file, rate, sent_file)
         not_rolled = await asyncio.to_thread(wal.roll_over)  # the window starts with it empty
         start = time.monotonic() + 0.2
@@ -375,27 +406,27 @@ async def open_loop_latency(
             raise RuntimeError(f"bench.sender failed (exit {sender.returncode})")
         sent_at = {key: start + i / rate for i, (_, _, key) in enumerate(plan)}
         late: list[float] = sent["late"]
-        try:
-            await asyncio.wait_for(receiver.wait(), timeout=15)
-        except TimeoutError:
-            receiver.terminate()  # it writes what arrived so far
-            await asyncio.wait_for(receiver.wait(), timeout=10)
-        raw = await asyncio.to_thread(arrivals.read_bytes)
-        if receiver.returncode != 0 or not raw:
-            raise RuntimeError(f"bench.receiver failed (exit {receiver.returncode})")
-        got = _match(orjson.loads(raw), sent_at)
+        got_by_queue = [
+            await _arrivals(receiver, out, sent_at)
+            for receiver, out in zip(receivers, arrivals, strict=True)
+        ]
     finally:
-        for process in (receiver, sender):
+        for process in (*receivers, sender):
             if process is not None and process.returncode is None:
                 process.kill()
                 await process.wait()
         for path in files:
             await asyncio.to_thread(path.unlink, missing_ok=True)
     cut = start + warmup
-    lat = [(got[k] - t) * 1000 for k, t in sent_at.items() if k in got and t >= cut]
+    lat: list[float] = []
+    for queue, got in zip(queues, got_by_queue, strict=True):
+        mine = [(got[k] - t) * 1000 for k, t in sent_at.items() if k in got and t >= cut]
+        if len(queues) > 1 and mine:
+            result.per_queue_p99_ms[queue] = percentiles(mine)["p99"]
+        lat += mine
     result.latencies = lat
     result.latency_ms = percentiles(lat)
-    result.delivered_out = len(got)
+    result.delivered_out = sum(len(got) for got in got_by_queue)
     result.seconds = duration
     result.in_per_s = result.out_per_s = rate
     if child is not None:
@@ -404,11 +435,12 @@ async def open_loop_latency(
     # Sends that left late still count from their schedule; how late they left shows how
     # much of the tail is the shared box and the broker holding back the load generator.
     lag = percentiles([x * 1000 for x in late[int(rate * warmup) :]])
+    result.sender_lag_ms = lag
     if lag:
         result.note = f"sender behind schedule: p99 {lag['p99']:.0f}, max {lag['max']:.0f} ms"
-    missing = total - len(got)
+    missing = result.expected_out - result.delivered_out
     if missing:
-        result.note += f"; {missing} of {total} never arrived within 15 s"
+        result.note += f"; {missing} of {result.expected_out} never arrived within 15 s"
     if sent["returned"]:
         result.note += f"; {sent['returned']} came back unroutable"
     if not_rolled:

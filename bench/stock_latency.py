@@ -3,10 +3,12 @@
 Starts ``hub run`` as a subprocess (own database and name prefix) with five sales channels,
 publishes ``stock.level`` at RATE per second on a fixed schedule (each send's latency counts
 from its *scheduled* time, so a stalled sender cannot hide queueing: no coordinated
-omission), and times each ``stock.availability`` arriving on the five channel queues.
-Writes bench/stock_latency.md and bench/stock_latency.json. Bounded: about 25 s per run.
+omission), and times each ``stock.availability`` arriving on the five channel queues. The
+load generator is ``bench.run``'s (``open_loop_latency``): a raw-AMQP sender process and a
+raw-AMQP receiver process per channel queue. Writes bench/stock_latency.md and
+bench/stock_latency.json. Bounded: about 30 s per run.
 
-    .venv/bin/python bench/stock_latency.py [--rate 500 [--rate 750]] [--seconds 20] [--repeat 3]
+    .venv/bin/python -m bench.stock_latency [--rate 500 [--rate 750]] [--seconds 20] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import contextlib
 import json
 import os
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ from typing import Any
 import aio_pika
 import orjson
 
+from bench.scenarios import open_loop_latency
 from hub import db, topology
 from hub.topology import Names
 
@@ -76,7 +78,31 @@ async def wait_for_consumer(connection: aio_pika.abc.AbstractConnection, queue: 
     raise TimeoutError("hub did not start consuming within 30 s")
 
 
+def _level(i: int, skus: int, version: int) -> tuple[str, bytes, str]:
+    """The i-th ERP stock change: a new on-hand figure for one of ``skus`` SKUs, in turn."""
+    n = i % skus
+    event_id = f"bench-{i}"
+    body = orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": "erp",
+            "type": "stock.level",
+            "time": datetime.now(UTC).isoformat(),
+            "subject": f"SKU-{n}",
+            "data": {
+                "sku": f"SKU-{n}",
+                "location": "main",
+                "on_hand": 100 + version,
+                "version": version,
+            },
+        }
+    )
+    return "erp.stock.level", body, event_id
+
+
 async def run(rate: int, seconds: float, skus: int) -> dict[str, object]:
+    """One open-loop run at ``rate`` stock changes a second against a fresh hub."""
     tag = uuid.uuid4().hex[:8]
     names = Names(f"bench{tag}.")
     database = f"{DB_BASE}/hub_bench_{tag}"
@@ -94,93 +120,44 @@ async def run(rate: int, seconds: float, skus: int) -> dict[str, object]:
     hub_bin = Path(sys.executable).with_name("hub")
     proc = await asyncio.create_subprocess_exec(str(hub_bin), "run", env=env)
     connection = await aio_pika.connect(BROKER)
-    loop = asyncio.get_running_loop()
-    scheduled: dict[str, float] = {}
-    latencies: dict[str, list[float]] = {c: [] for c in CHANNELS}
     warmup = 2.0
-    done = asyncio.Event()
-    target = [sys.maxsize]
-    count = [0]
     try:
         await wait_for_consumer(connection, names.inbound_queue)
-        consumer = await connection.channel()
-        await consumer.set_qos(prefetch_count=2000)
-        for name in CHANNELS:
-
-            def on_message(msg: aio_pika.abc.AbstractIncomingMessage, ch: str = name) -> None:
-                arrived = loop.time()
-                cause = orjson.loads(msg.body).get("causationid")
-                sent = scheduled.get(cause)
-                if sent is not None:
-                    latencies[ch].append(arrived - sent)
-                    count[0] += 1
-                    if count[0] >= target[0]:
-                        done.set()
-
-            queue = await consumer.get_queue(names.channel_queue(name), ensure=False)
-            await queue.consume(on_message, no_ack=True)  # type: ignore[arg-type]
-
-        sender = await connection.channel(publisher_confirms=False)
-        exchange = await sender.get_exchange(names.inbound_exchange, ensure=False)
-        total = int(rate * (warmup + seconds))
-        versions = [0] * skus
-        start = loop.time() + 0.5
-        max_lag = 0.0
-        for i in range(total):
-            due = start + i / rate
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            max_lag = max(max_lag, loop.time() - due)
-            n = i % skus
-            versions[n] += 1
-            event_id = f"bench-{i}"
-            if i >= rate * warmup:
-                scheduled[event_id] = due
-            body = orjson.dumps(
-                {
-                    "specversion": "1.0",
-                    "id": event_id,
-                    "source": "erp",
-                    "type": "stock.level",
-                    "time": datetime.now(UTC).isoformat(),
-                    "subject": f"SKU-{n}",
-                    "data": {
-                        "sku": f"SKU-{n}",
-                        "location": "main",
-                        "on_hand": 100 + versions[n],
-                        "version": versions[n],
-                    },
-                }
-            )
-            await exchange.publish(
-                aio_pika.Message(body, message_id=event_id, delivery_mode=2),
-                routing_key="erp.stock.level",
-            )
-        expected = len(scheduled) * len(CHANNELS)
-        target[0] = expected
-        if sum(map(len, latencies.values())) >= expected:
-            done.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), 15)
-        all_lat = [v for vals in latencies.values() for v in vals]
-        received = len(all_lat)
+        # The load generator is bench.run's: a raw-AMQP sender process and one raw-AMQP
+        # receiver per channel queue (in this process, aio-pika took most of a core at
+        # 500/s x 5 on a slow VM, and the sender fell 1-2 s behind).
+        result = await open_loop_latency(
+            connection,
+            None,
+            "stock.level -> stock.availability x 5",
+            lambda i: _level(i, skus, i // skus + 1),
+            [names.channel_queue(c) for c in CHANNELS],
+            rate,
+            warmup + seconds,
+            warmup=warmup,
+            exchange_name=names.inbound_exchange,
+        )
+        measured = int(rate * seconds)
+        expected = measured * len(CHANNELS)
+        lat = result.latency_ms
         return {
             "rate_per_s": rate,
             "measured_seconds": seconds,
             "channels": len(CHANNELS),
             "skus": skus,
-            "stock_levels_measured": len(scheduled),
+            "stock_levels_measured": measured,
             "availability_expected": expected,
-            "availability_received": received,
-            "p50_ms": round(statistics.median(all_lat) * 1000, 1) if all_lat else None,
-            "p90_ms": round(pct(all_lat, 90) * 1000, 1) if all_lat else None,
-            "p99_ms": round(pct(all_lat, 99) * 1000, 1) if all_lat else None,
-            "max_ms": round(max(all_lat) * 1000, 1) if all_lat else None,
+            "availability_received": len(result.latencies),
+            "p50_ms": round(lat["p50"], 1) if lat else None,
+            "p90_ms": round(pct(result.latencies, 90), 1) if lat else None,
+            "p99_ms": round(lat["p99"], 1) if lat else None,
+            "max_ms": round(lat["max"], 1) if lat else None,
             "per_channel_p99_ms": {
-                c: round(pct(v, 99) * 1000, 1) for c, v in latencies.items() if v
+                c: round(result.per_queue_p99_ms.get(names.channel_queue(c), 0.0), 1)
+                for c in CHANNELS
             },
-            "max_sender_lag_ms": round(max_lag * 1000, 1),
+            "max_sender_lag_ms": round(result.sender_lag_ms.get("max", 0.0), 1),
+            "note": result.note,
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     finally:
@@ -227,7 +204,8 @@ def write(results: list[dict[str, Any]]) -> None:
         f" {first['channels']} channels, {first['skus']} SKUs, hub in its own process,"
         " RabbitMQ and PostgreSQL on localhost (2-core VM, all on the same two cores)."
         " Latency counts from each change's scheduled send time to arrival on the channel"
-        " queue's consumer.",
+        " queue's consumer. The load generator is a raw-AMQP sender process and one raw-AMQP"
+        " receiver process per channel queue (`bench/sender.py`, `bench/receiver.py`).",
         "",
         "| run | "
         + " | ".join(f"{r['rate_per_s']}/s #{i + 1}" for i, r in enumerate(results))
