@@ -406,10 +406,9 @@ async def open_loop_latency(
             raise RuntimeError(f"bench.sender failed (exit {sender.returncode})")
         sent_at = {key: start + i / rate for i, (_, _, key) in enumerate(plan)}
         late: list[float] = sent["late"]
-        got_by_queue = [
-            await _arrivals(receiver, out, sent_at)
-            for receiver, out in zip(receivers, arrivals, strict=True)
-        ]
+        got_by_queue = await asyncio.gather(  # the same 15 s for every queue
+            *(_arrivals(r, out, sent_at) for r, out in zip(receivers, arrivals, strict=True))
+        )
     finally:
         for process in (*receivers, sender):
             if process is not None and process.returncode is None:
