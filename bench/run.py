@@ -24,7 +24,15 @@ import asyncpg
 import orjson
 
 from bench import messages, report
-from bench.env import BROKER_URL, DATABASE_BASE, Env, drop_leftover_databases, preload, purge
+from bench.env import (
+    BROKER_URL,
+    DATABASE_BASE,
+    Env,
+    drop_leftover_databases,
+    preload,
+    purge,
+    queue_count,
+)
 from bench.proc import BoxLoad, start_hub
 from bench.scenarios import (
     Result,
@@ -86,8 +94,8 @@ async def stock(conn, run, n, count, timeout, settings) -> Result:
                 messages.seed_stock(run + "probe", "PROBE-1", 50),
                 out[0],
             )
-            if found:  # the probe's availability went to every channel: none may be counted
-                await _wait_drained(conn, env, 0.5)
+            if found:  # the probe's availability goes to every channel: none may be counted
+                await _wait_holding(conn, out[1:], timeout=6.0)
                 await purge(conn, out)
             return found
 
@@ -97,6 +105,16 @@ async def stock(conn, run, n, count, timeout, settings) -> Result:
         return await hub_throughput(conn, name, env, items, out, n, timeout, settings)
     finally:
         await env.cleanup(conn)
+
+
+async def _wait_holding(conn, queues: list[str], timeout: float) -> None:
+    """Until each of ``queues`` holds a message, or ``timeout`` passed."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    waiting = list(queues)
+    while waiting and asyncio.get_running_loop().time() < deadline:
+        waiting = [q for q in waiting if (await queue_count(conn, q))[0] == 0]
+        if waiting:
+            await asyncio.sleep(0.05)
 
 
 async def _seed_orders(conn, env: Env, run: str) -> None:

@@ -46,7 +46,8 @@ class Result:
     box_busy_pct: float = 0.0  # the whole machine, all cores, while the scenario ran
     box_stolen_pct: float = 0.0  # CPU time the hypervisor gave to other guests
     per_queue_p99_ms: dict[str, float] = field(default_factory=dict)  # fan-out latency rows
-    sender_lag_ms: dict[str, float] = field(default_factory=dict)  # how late sends left
+    sender_lag_ms: dict[str, float] = field(default_factory=dict)  # after the warm-up
+    measured: int = 0  # latency rows: the messages sent after the warm-up, each timed
 
     def public(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -406,9 +407,14 @@ async def open_loop_latency(
             raise RuntimeError(f"bench.sender failed (exit {sender.returncode})")
         sent_at = {key: start + i / rate for i, (_, _, key) in enumerate(plan)}
         late: list[float] = sent["late"]
-        got_by_queue = await asyncio.gather(  # the same 15 s for every queue
-            *(_arrivals(r, out, sent_at) for r, out in zip(receivers, arrivals, strict=True))
+        outcomes = await asyncio.gather(  # the same 15 s for every queue; all finish first
+            *(_arrivals(r, out, sent_at) for r, out in zip(receivers, arrivals, strict=True)),
+            return_exceptions=True,
         )
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            raise failed[0]
+        got_by_queue = [o for o in outcomes if not isinstance(o, BaseException)]
     finally:
         for process in (*receivers, sender):
             if process is not None and process.returncode is None:
@@ -417,6 +423,7 @@ async def open_loop_latency(
         for path in files:
             await asyncio.to_thread(path.unlink, missing_ok=True)
     cut = start + warmup
+    result.measured = sum(1 for t in sent_at.values() if t >= cut)
     lat: list[float] = []
     for queue, got in zip(queues, got_by_queue, strict=True):
         mine = [(got[k] - t) * 1000 for k, t in sent_at.items() if k in got and t >= cut]
@@ -427,7 +434,8 @@ async def open_loop_latency(
     result.latency_ms = percentiles(lat)
     result.delivered_out = sum(len(got) for got in got_by_queue)
     result.seconds = duration
-    result.in_per_s = result.out_per_s = rate
+    result.in_per_s = rate
+    result.out_per_s = rate * len(queues)
     if child is not None:
         result.rss_peak_mb = child.rss.peak() / MB
         result.rss_end_mb = child.rss.samples[-1][1] / MB if child.rss.samples else 0

@@ -137,7 +137,7 @@ async def run(rate: int, seconds: float, skus: int) -> dict[str, object]:
             warmup=warmup,
             exchange_name=names.inbound_exchange,
         )
-        measured = int(rate * seconds)
+        measured = result.measured
         expected = measured * len(CHANNELS)
         lat = result.latency_ms
         return {
@@ -152,8 +152,12 @@ async def run(rate: int, seconds: float, skus: int) -> dict[str, object]:
             "p90_ms": round(pct(result.latencies, 90), 1) if lat else None,
             "p99_ms": round(lat["p99"], 1) if lat else None,
             "max_ms": round(lat["max"], 1) if lat else None,
-            "per_channel_p99_ms": {
-                c: round(result.per_queue_p99_ms.get(names.channel_queue(c), 0.0), 1)
+            "per_channel_p99_ms": {  # a channel that got nothing after the warm-up: None
+                c: (
+                    round(p99, 1)
+                    if (p99 := result.per_queue_p99_ms.get(names.channel_queue(c))) is not None
+                    else None
+                )
                 for c in CHANNELS
             },
             "max_sender_lag_ms": round(result.sender_lag_ms.get("max", 0.0), 1),
@@ -205,7 +209,8 @@ def write(results: list[dict[str, Any]]) -> None:
         " RabbitMQ and PostgreSQL on localhost (2-core VM, all on the same two cores)."
         " Latency counts from each change's scheduled send time to arrival on the channel"
         " queue's consumer. The load generator is a raw-AMQP sender process and one raw-AMQP"
-        " receiver process per channel queue (`bench/sender.py`, `bench/receiver.py`).",
+        " receiver process per channel queue (`bench/sender.py`, `bench/receiver.py`);"
+        " max_sender_lag_ms is how late its sends after the warm-up left.",
         "",
         "| run | "
         + " | ".join(f"{r['rate_per_s']}/s #{i + 1}" for i, r in enumerate(results))

@@ -218,6 +218,7 @@ async def test_per_batch_functions_keep_one_plan_per_statement(isolated) -> None
     }
     assert set(per_batch) >= {
         "hub_lock_keys",
+        "stock_lock",
         "stock_apply_levels",
         "stock_apply_levels_snapshot",
         "stock_snapshot",
