@@ -78,9 +78,10 @@ async def wait_for_consumer(connection: aio_pika.abc.AbstractConnection, queue: 
     raise TimeoutError("hub did not start consuming within 30 s")
 
 
-def _level(i: int, skus: int, version: int) -> tuple[str, bytes, str]:
+def _level(i: int, skus: int) -> tuple[str, bytes, str]:
     """The i-th ERP stock change: a new on-hand figure for one of ``skus`` SKUs, in turn."""
     n = i % skus
+    version = i // skus + 1  # each SKU's changes, counted
     event_id = f"bench-{i}"
     body = orjson.dumps(
         {
@@ -129,8 +130,8 @@ async def run(rate: int, seconds: float, skus: int) -> dict[str, object]:
         result = await open_loop_latency(
             connection,
             None,
-            "stock.level -> stock.availability x 5",
-            lambda i: _level(i, skus, i // skus + 1),
+            f"stock.level -> stock.availability x {len(CHANNELS)}",
+            lambda i: _level(i, skus),
             [names.channel_queue(c) for c in CHANNELS],
             rate,
             warmup + seconds,
