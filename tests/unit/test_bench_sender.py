@@ -15,7 +15,7 @@ from yarl import URL
 # bench/ is a tool at the repository root, not an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench import amqp_raw
-from bench.sender import send
+from bench.sender import Confirms, Frames, send
 
 
 def _drain(sock: socket.socket, into: bytearray) -> None:
@@ -30,7 +30,7 @@ def test_every_message_goes_out_in_order_on_its_schedule() -> None:
     reader.start()
     frames = [f"m{i:04d};".encode() for i in range(300)]
     start = time.monotonic() + 0.05
-    late = send(a, frames, start, rate=3000.0)
+    late = send(a, frames, start, 3000.0, Frames(a), Confirms())
     finished = time.monotonic()
     a.close()
     reader.join(timeout=5)
@@ -38,6 +38,41 @@ def test_every_message_goes_out_in_order_on_its_schedule() -> None:
     assert bytes(got) == b"".join(frames)
     assert len(late) == 300 and min(late) >= 0
     assert finished >= start + 299 / 3000.0  # none went out before its time
+
+
+def _method(value: object) -> tuple[int, bytes]:
+    return amqp_raw.METHOD, frame.marshal(value, amqp_raw.CHANNEL)
+
+
+def test_confirms_settle_single_and_multiple_acks_in_any_order() -> None:
+    confirms = Confirms()
+    confirms.take([_method(commands.Basic.Ack(delivery_tag=3))])
+    confirms.take([_method(commands.Basic.Ack(delivery_tag=1))])
+    assert confirms.frontier == 1 and not confirms.settled(3)
+    confirms.take([_method(commands.Basic.Ack(delivery_tag=2))])
+    assert confirms.frontier == 3 and confirms.settled(3)
+    confirms.take([_method(commands.Basic.Ack(delivery_tag=7, multiple=True))])
+    assert confirms.settled(7) and not confirms.settled(8)
+    assert confirms.nacked == 0 and confirms.returned == 0
+
+
+def test_confirms_count_what_the_broker_refused_or_returned() -> None:
+    confirms = Confirms()
+    returned = commands.Basic.Return(312, "NO_ROUTE", "x", "k")
+    confirms.take(
+        [
+            _method(commands.Basic.Ack(delivery_tag=1)),
+            _method(returned),
+            (amqp_raw.HEADER, b"header"),  # the returned message's content is skipped
+            _method(commands.Basic.Nack(delivery_tag=4, multiple=True)),
+        ]
+    )
+    assert confirms.settled(4)
+    assert confirms.nacked == 3  # tags 2, 3 and 4; tag 1 was acked before
+    assert confirms.returned == 1
+    closed = commands.Channel.Close(406, "PRECONDITION_FAILED", 60, 40)
+    with pytest.raises(RuntimeError, match="PRECONDITION_FAILED"):
+        confirms.take([_method(closed)])
 
 
 def test_the_handshake_answers_each_step_until_the_channel_is_open() -> None:
