@@ -188,9 +188,11 @@ def send(
         if due > i:
             sock.sendall(b"".join(frames[i:due]))
             i = due
-        if i < total:
-            answers.wait(max(start + i / rate - time.monotonic(), tick))
-            confirms.take(answers.ready())
+        if i < total:  # the broker's acks are read while waiting; they do not end the wait
+            wake = time.monotonic() + max(start + i / rate - time.monotonic(), tick)
+            while (left := wake - time.monotonic()) > 0:
+                answers.wait(left)
+                confirms.take(answers.ready())
     return late
 
 

@@ -30,8 +30,11 @@ def test_every_message_goes_out_in_order_on_its_schedule() -> None:
     reader.start()
     frames = [f"m{i:04d};".encode() for i in range(300)]
     start = time.monotonic() + 0.05
-    late = send(a, frames, start, 3000.0, Frames(a), Confirms())
+    b.sendall(frame.marshal(commands.Basic.Ack(delivery_tag=300, multiple=True), 1))
+    confirms = Confirms()
+    late = send(a, frames, start, 3000.0, Frames(a), confirms)
     finished = time.monotonic()
+    assert confirms.settled(300)  # the broker's answer was read while the sends waited
     a.close()
     reader.join(timeout=5)
     b.close()
