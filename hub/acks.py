@@ -62,7 +62,10 @@ class AckCoalescer:
     def __init__(self, stall_s: float = 0.2) -> None:
         self._lanes: dict[int, _Lane] = {}
         self._stall_s = stall_s
-        self._timer: asyncio.TimerHandle | None = None  # the next flush, if one is due
+        # The next flush, if one is due, and when (kept here: an event loop may hand back a
+        # plain Handle without ``when()`` for a time already passed, as uvloop does).
+        self._timer: asyncio.Handle | None = None
+        self._timer_due = 0.0
         self._flush_lock = asyncio.Lock()
         self._flushing: set[asyncio.Task[None]] = set()
         self._open = 0  # deliveries received and not yet done
@@ -137,10 +140,10 @@ class AckCoalescer:
         loop = asyncio.get_running_loop()
         due = loop.time() + delay
         if self._timer is not None:
-            if self._timer.when() <= due:
+            if self._timer_due <= due:
                 return
             self._timer.cancel()
-        self._timer = loop.call_at(due, self._start_flush)
+        self._timer, self._timer_due = loop.call_at(due, self._start_flush), due
 
     def _start_flush(self) -> None:
         self._timer = None

@@ -167,6 +167,29 @@ async def test_a_run_freed_by_its_slow_head_goes_at_once_not_at_the_stall_timer(
     assert channel.frames == [(2, True)]
 
 
+async def test_flushes_do_not_rely_on_the_loops_timer_handles(monkeypatch) -> None:
+    """uvloop answers ``call_at`` for a time already passed with a plain Handle, which has no
+    ``when()``: every settle raised there, and the hub logged a traceback per message."""
+    loop = asyncio.get_running_loop()
+    plain_call_at = loop.call_at
+
+    def call_at(when: float, callback, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if when <= loop.time():
+            return loop.call_soon(callback, *args, **kwargs)  # a Handle, as uvloop's
+        return plain_call_at(when, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", call_at)
+    channel = FakeChannel()
+    acks = AckCoalescer(stall_s=5.0)
+    first, second = FakeMessage(channel, 1), FakeMessage(channel, 2)
+    for m in (first, second):
+        acks.received(m)  # type: ignore[arg-type]
+    settle(acks, first)
+    settle(acks, second)  # a flush is already due: the coalescer compares its due time
+    await asyncio.wait_for(acks.drained(), 1)
+    assert channel.frames == [(2, True)] or channel.frames == [(1, True), (2, True)]
+
+
 @dataclass
 class SlowChannel(FakeChannel):
     """Each ack frame takes a while to go out, as on a busy socket."""
