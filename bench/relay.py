@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+from importlib.util import find_spec
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -52,7 +54,14 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--prefetch", type=int, default=256)
     args = parser.parse_args()
-    asyncio.run(relay(args.url, args.source, args.out.split(","), args.prefetch))
+    main = relay(args.url, args.source, args.out.split(","), args.prefetch)
+    # On the same event loop as the hub's (HUB_EVENT_LOOP), so the two compare like for like.
+    if os.environ.get("HUB_EVENT_LOOP", "uvloop") == "uvloop" and find_spec("uvloop"):
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -41,6 +42,19 @@ def _settings(config: Path | None = None) -> Settings:
     return base.model_copy(update={"config_path": config}) if config else base
 
 
+def _run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """Run ``main`` on uvloop when asked for and installed, else on asyncio's loop."""
+    if event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            logging.getLogger(__name__).info("uvloop is not installed; running on asyncio")
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
 def _logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -52,7 +66,7 @@ def run(config: ConfigOption = None) -> None:
 
     settings = _settings(config)
     _logging(settings.log_level)
-    asyncio.run(run_forever(settings))
+    _run_loop(run_forever(settings), settings.event_loop)
 
 
 @app.command()
@@ -66,7 +80,7 @@ def demo(
 
     settings = _settings(config)
     _logging("WARNING")
-    asyncio.run(run_demo(settings, seconds, rate))
+    _run_loop(run_demo(settings, seconds, rate), settings.event_loop)
 
 
 @config_app.command("check")
