@@ -12,12 +12,12 @@ import argparse
 import asyncio
 import os
 import signal
-from importlib.util import find_spec
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.env import BROKER_URL
+from hub import eventloop
 
 
 async def relay(url: str, source: str, outputs: list[str], prefetch: int) -> None:
@@ -54,14 +54,9 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--prefetch", type=int, default=256)
     args = parser.parse_args()
-    main = relay(args.url, args.source, args.out.split(","), args.prefetch)
+    work = relay(args.url, args.source, args.out.split(","), args.prefetch)
     # On the same event loop as the hub's (HUB_EVENT_LOOP), so the two compare like for like.
-    if os.environ.get("HUB_EVENT_LOOP", "uvloop") == "uvloop" and find_spec("uvloop"):
-        import uvloop
-
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
+    eventloop.run(work, os.environ.get("HUB_EVENT_LOOP", "uvloop"))
 
 
 if __name__ == "__main__":

@@ -450,7 +450,7 @@ async def open_loop_latency(
         result.note += f"; {missing} of {result.expected_out} never arrived within 15 s"
     if sent["returned"]:
         result.note += f"; {sent['returned']} came back unroutable"
-    if sent.get("nacked"):
+    if sent["nacked"]:
         result.note += f"; the broker refused {sent['nacked']}"
     if not_rolled:
         result.note += f"; {not_rolled}"

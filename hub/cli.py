@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from hub import eventloop
 from hub.dlq.cli import dlq_app
 from hub.orders.cli import orders_app
 from hub.settings import Settings
@@ -42,19 +42,6 @@ def _settings(config: Path | None = None) -> Settings:
     return base.model_copy(update={"config_path": config}) if config else base
 
 
-def _run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
-    """Run ``main`` on uvloop when asked for and installed, else on asyncio's loop."""
-    if event_loop == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            logging.getLogger(__name__).info("uvloop is not installed; running on asyncio")
-        else:
-            uvloop.run(main)
-            return
-    asyncio.run(main)
-
-
 def _logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -66,7 +53,7 @@ def run(config: ConfigOption = None) -> None:
 
     settings = _settings(config)
     _logging(settings.log_level)
-    _run_loop(run_forever(settings), settings.event_loop)
+    eventloop.run(run_forever(settings), settings.event_loop)
 
 
 @app.command()
@@ -80,7 +67,7 @@ def demo(
 
     settings = _settings(config)
     _logging("WARNING")
-    _run_loop(run_demo(settings, seconds, rate), settings.event_loop)
+    eventloop.run(run_demo(settings, seconds, rate), settings.event_loop)
 
 
 @config_app.command("check")

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hub.cli import _run_loop
+from hub import eventloop
 from hub.settings import Settings
 
 
@@ -16,7 +16,7 @@ def _loop_module_under(event_loop: str) -> str:
     async def main() -> None:
         seen.append(type(asyncio.get_running_loop()).__module__)
 
-    _run_loop(main(), event_loop)
+    eventloop.run(main(), event_loop)
     return seen[0]
 
 
