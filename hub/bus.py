@@ -33,6 +33,9 @@ class Envelope:
     # When the change this message reports happened (the cause's event time): the committer
     # measures stock propagation from it. Not stored in the outbox.
     caused_at: datetime | None = None
+    # Its row's id when the handler that made it already wrote it to the outbox (in the same
+    # round trip as its own last write), so the committer does not write it again.
+    outbox_id: int | None = None
 
 
 class Publisher:

@@ -12,7 +12,9 @@ Round trips are what limit a batch, so a batch makes as few as it can:
   failure is isolated (failures are rare: bad input is refused before it gets here);
 - the locks, the deletion of published outbox rows and the inbox claim are one statement;
 - outbox rows that were published are deleted in the next batch's transaction (or by a
-  short idle timer), not by a transaction of their own (which would cost a WAL flush).
+  short idle timer), not by a transaction of their own (which would cost a WAL flush);
+- a handler may write its messages to the outbox itself, in the round trip of its own last
+  write (they carry their ``outbox_id``): the batch then needs no outbox insert of its own.
 
 By default one batch commits at a time (``max_concurrent_batches``); where more are allowed,
 or several hubs share the database, handlers that lock per key (stock SKUs) name their keys
@@ -316,7 +318,7 @@ class BatchCommitter:
             plan = await self._pass(
                 conn, batch, claimed, now, isolate=failed is not None, failed=failed
             )
-            ids = await outbox.write(conn, plan.to_publish)
+            ids = await _write_outbox(conn, plan.to_publish)
         return plan, ids
 
     async def _pass(
@@ -414,6 +416,14 @@ class BatchCommitter:
             raise
         except (HubError, *_HANDLER_FAULTS) as exc:
             raise _Isolate(None, _as_hub_error(exc)) from exc
+
+
+async def _write_outbox(conn: Connection, envelopes: list[Envelope]) -> list[int]:
+    """The outbox ids of the batch's messages, writing those their handler did not write."""
+    if all(e.outbox_id is None for e in envelopes):
+        return await outbox.write(conn, envelopes)
+    written = [e.outbox_id for e in envelopes if e.outbox_id is not None]
+    return written + await outbox.write(conn, [e for e in envelopes if e.outbox_id is None])
 
 
 def _runs(batch: list[_Work], indexes: list[int]) -> list[list[int]]:

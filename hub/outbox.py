@@ -8,6 +8,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import orjson
@@ -20,21 +21,27 @@ from hub.metrics import Metrics, labelled
 
 log = logging.getLogger(__name__)
 
-_INSERT = """
-INSERT INTO outbox (message_id, exchange, routing_key, message_type, source,
-                    correlation_id, reply_to, headers, body)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::text[], $7::text[], $8::jsonb[], $9::bytea[])
-RETURNING id
-"""
+_COLUMNS = (
+    "message_id, exchange, routing_key, message_type, source, correlation_id, reply_to,"
+    " headers, body"
+)
+_ARRAY_TYPES = ("text", "text", "text", "text", "text", "text", "text", "jsonb", "bytea")
 
 
-async def write(conn: Connection, envelopes: Sequence[Envelope]) -> list[int]:
-    """Insert the messages in the caller's transaction; returns their outbox ids."""
-    if not envelopes:
-        return []
-    rows = await conn.fetch(
-        _INSERT,
+def _insert(first: int) -> str:
+    """The insert, its parameters numbered from ``first`` (after those of a statement along)."""
+    arrays = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(_ARRAY_TYPES))
+    return f"INSERT INTO outbox ({_COLUMNS}) SELECT * FROM unnest({arrays}) RETURNING id"
+
+
+_INSERT = _insert(1)
+
+# A data-changing statement (parameters numbered from $1) and its arguments.
+Along = tuple[str, Sequence[Any]]
+
+
+def _columns(envelopes: Sequence[Envelope]) -> list[list[Any]]:
+    return [
         [e.message_id for e in envelopes],
         [e.exchange for e in envelopes],
         [e.routing_key for e in envelopes],
@@ -44,7 +51,30 @@ async def write(conn: Connection, envelopes: Sequence[Envelope]) -> list[int]:
         [e.reply_to for e in envelopes],
         [orjson.dumps(dict(e.headers)).decode() if e.headers else None for e in envelopes],
         [e.body for e in envelopes],
-    )
+    ]
+
+
+async def write(
+    conn: Connection, envelopes: Sequence[Envelope], along: Along | None = None
+) -> list[int]:
+    """Insert the messages in the caller's transaction; returns their outbox ids, in order.
+
+    ``along``: a write the caller makes in the same transaction anyway (an INSERT, UPDATE or
+    DELETE without RETURNING) goes in the same round trip, as a CTE: on a busy box each
+    round trip of a batch transaction costs 1.5-2 ms of every message's latency.
+    """
+    if along is None:
+        if not envelopes:
+            return []
+        rows = await conn.fetch(_INSERT, *_columns(envelopes))
+    else:
+        sql, args = along
+        if not envelopes:
+            await conn.execute(sql, *args)
+            return []
+        rows = await conn.fetch(
+            f"WITH along AS ({sql}) {_insert(len(args) + 1)}", *args, *_columns(envelopes)
+        )
     return [r["id"] for r in rows]
 
 

@@ -8,6 +8,7 @@ it would see (quantity and next date) differs from the last one it was sent, whi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
+from hub import outbox
 from hub.bus import Envelope
 from hub.db import Connection
 from hub.outgoing import caused_event, to_channel
@@ -127,6 +129,7 @@ async def changes_by_sku(
     only_channel: str | None = None,
     oversold: Counter | None = None,
     snapshot: ledger.Snapshot | None = None,
+    into_outbox: bool = False,
 ) -> list[tuple[str, Envelope]]:
     """``stock.availability`` for every channel whose figure of these SKUs (or kits) changed.
 
@@ -136,7 +139,8 @@ async def changes_by_sku(
     Each message comes with the SKU it is about. With ``oversold``, every SKU of ``skus``
     whose open reservations now exceed its stock on hand (the ERP sold units the hub had
     promised) is counted there. ``snapshot``: the locked snapshot of ``skus`` if the caller
-    already has it.
+    already has it. With ``into_outbox`` the messages are also written to the outbox, in the
+    round trip that records them (they come back with their ``outbox_id``): the hot path.
     """
     if not skus:
         return []
@@ -161,35 +165,45 @@ async def changes_by_sku(
             changed.append((channel, sku, fig, prev[2] + 1))
     if not changed:
         return []
-    await _record(conn, changed, now)
 
     def cause_of(sku: str) -> CloudEvent:
         if isinstance(cause, CloudEvent):
             return cause
         return cause.get(sku) or next(iter(cause.values()))
 
-    return [
+    found = [
         (sku, _envelope(ctx.names, cause_of(sku), ch, sku, fig, v, now))
         for ch, sku, fig, v in changed
     ]
+    record = _record(changed, now)
+    if not into_outbox:
+        sql, args = record
+        await conn.execute(sql, *args)
+        return found
+    ids = await outbox.write(conn, [envelope for _, envelope in found], along=record)
+    return [
+        (sku, dataclasses.replace(envelope, outbox_id=outbox_id))
+        for (sku, envelope), outbox_id in zip(found, ids, strict=True)
+    ]
 
 
-async def _record(
-    conn: Connection, changed: list[tuple[str, str, Figure, int]], now: datetime
-) -> None:
-    await conn.execute(
+def _record(changed: list[tuple[str, str, Figure, int]], now: datetime) -> outbox.Along:
+    """The upsert of ``stock_published`` that remembers what each channel is sent."""
+    return (
         "INSERT INTO stock_published (channel, sku, available, next_date, version, published_at)"
         " SELECT c, s, a, d, v, $6 FROM unnest($1::text[], $2::text[], $3::int[], $4::date[],"
         " $5::bigint[]) AS t(c, s, a, d, v)"
         " ON CONFLICT (channel, sku) DO UPDATE SET available = EXCLUDED.available,"
         " next_date = EXCLUDED.next_date, version = EXCLUDED.version,"
         " published_at = EXCLUDED.published_at",
-        [c for c, _, _, _ in changed],
-        [s for _, s, _, _ in changed],
-        [f.available for _, _, f, _ in changed],
-        [f.next_date for _, _, f, _ in changed],
-        [v for _, _, _, v in changed],
-        now,
+        (
+            [c for c, _, _, _ in changed],
+            [s for _, s, _, _ in changed],
+            [f.available for _, _, f, _ in changed],
+            [f.next_date for _, _, f, _ in changed],
+            [v for _, _, _, v in changed],
+            now,
+        ),
     )
 
 

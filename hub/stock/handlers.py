@@ -75,7 +75,8 @@ class StockLevelHandler:
     async def handle_many(
         self, inbounds: Sequence[Inbound], conn: Connection | None, now: datetime
     ) -> list[Sequence[Envelope]]:
-        """A batch in two round trips: apply all and read the snapshot, record what was sent.
+        """A batch in two round trips: apply all and read the snapshot; record what was sent
+        and write the messages to the outbox.
 
         The messages a SKU's new figure causes are attributed to the last level that changed
         that SKU; the other levels of the batch report no messages of their own.
@@ -107,6 +108,7 @@ class StockLevelHandler:
                     causes,
                     oversold=self._metrics.oversell,
                     snapshot=snap,
+                    into_outbox=True,
                 )
                 if causes
                 else []
