@@ -376,7 +376,9 @@ class BatchCommitter:
                 else:
                     results[i] = work.envelopes
                 claimed.discard(msg_id)
-        for i in sorted(results):
+        # Published in the order the handlers ran, not the batch's: figures of one SKU from
+        # two runs (reservations, then levels) go out in the order of their versions.
+        for i in results:
             plan.counts[i] = len(results[i])
             plan.to_publish.extend(results[i])
         if claimed:  # claimed by this batch, handled by none of its copies
