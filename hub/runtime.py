@@ -13,7 +13,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from adapters import registry as adapter_registry
 from adapters.base import Translator
-from hub import amqp_frames, db, topology
+from hub import amqp_frames, db, direct_delivery, topology
 from hub.bus import Publisher
 from hub.committer import BatchCommitter
 from hub.consumer import InboundConsumer
@@ -102,6 +102,7 @@ class Hub:
     async def start(self) -> None:
         """Migrate, connect, declare the topology, then start consuming."""
         amqp_frames.install()  # before the first connection: every one reads frames with it
+        direct_delivery.install()
         s = self.settings
         self._pool = await db.prepare(s.database_url, s.db_pool_max)
         await self.publisher.start()

@@ -5,7 +5,8 @@ pipeline (context scopes, middleware stack, logging middleware, message wrapper)
 delivery cost 30-40% of the routing throughput, and aio-pika's own message object and task per
 delivery a further tenth of the hub's CPU (bench/findings.md); the hub settles, parks and retries
 each message itself (``hub.consumer``), so it consumes on the robust channel's underlying aiormq
-channel and takes aiormq's deliveries as they are. Reconnecting, reopening the channel, its QoS
+channel and takes aiormq's deliveries as they are, in aiormq's reader, without the task aiormq
+would start for each (``hub.direct_delivery``). Reconnecting, reopening the channel, its QoS
 and re-declaring the queue are aio-pika's robust connection and channel; consuming again on the
 reopened channel is ``_consume`` (a reopen callback); re-declaring the topology on a fresh node
 is the ``on_reconnect`` callback.
@@ -24,6 +25,8 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 from yarl import URL
+
+from hub.direct_delivery import Direct
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +102,10 @@ class InboundSubscription:
             if self._underlay is underlay and self._tag in getattr(underlay, "consumers", {}):
                 return  # already consuming on this channel
             underlay.on_consumer_cancel_callbacks.add(self._cancelled)
-            ok = await underlay.basic_consume(self._queue_name, self._on_delivery, no_ack=False)
+            ok = await underlay.basic_consume(self._queue_name, Direct(self._deliver), no_ack=False)
             self._underlay, self._tag = underlay, ok.consumer_tag
             if self._stopping:
                 await underlay.basic_cancel(ok.consumer_tag)
-
-    async def _on_delivery(self, message: DeliveredMessage) -> None:
-        self._deliver(message)  # settles later, by itself: nothing to await here
 
     async def _reopened(self, *_: Any) -> None:
         try:
