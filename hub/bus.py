@@ -37,6 +37,23 @@ class Envelope:
     # round trip as its own last write), so the committer does not write it again.
     outbox_id: int | None = None
 
+    def in_outbox(self, outbox_id: int) -> Envelope:
+        """This message as written to the outbox under ``outbox_id`` (envelopes are frozen;
+        the constructor is a fifth of ``dataclasses.replace``'s cost, per message of a batch)."""
+        return Envelope(
+            self.message_id,
+            self.exchange,
+            self.routing_key,
+            self.message_type,
+            self.source,
+            self.body,
+            self.correlation_id,
+            self.reply_to,
+            self.headers,
+            self.caused_at,
+            outbox_id,
+        )
+
 
 class Publisher:
     """Publishes on its own connection (so broker flow control never stalls consumers)."""

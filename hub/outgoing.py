@@ -8,7 +8,7 @@ from typing import Any
 from hub.bus import Envelope
 from hub.topology import Names
 from schemas.base import Message
-from schemas.envelope import CloudEvent, derived_id
+from schemas.envelope import CloudEvent, derived_id, encode
 
 
 def caused_event(
@@ -51,4 +51,44 @@ def to_channel(
         body=event.to_bytes(),
         correlation_id=event.correlationid,
         caused_at=caused_at,
+    )
+
+
+def caused_envelope(
+    names: Names,
+    channel: str,
+    cause: CloudEvent,
+    *,
+    key: str,
+    type: str,
+    subject: str,
+    time: datetime,
+    data: dict[str, Any],
+    outbox_id: int | None = None,
+) -> Envelope:
+    """``to_channel(caused_event(...))`` from the hub as source, without the event model: the
+    stock fan-out builds one per changed figure inside its batch transaction (a third of the
+    cost). A test holds the two equal."""
+    event_id = derived_id(cause.id, key)
+    correlation = cause.correlationid or cause.id
+    body = encode(
+        id=event_id,
+        source="hub",
+        type=type,
+        time=time,
+        data=data,
+        subject=subject,
+        correlationid=correlation,
+        causationid=cause.id,
+    )
+    return Envelope(
+        message_id=event_id,
+        exchange=names.outbound_exchange,
+        routing_key=f"{channel}.{type}",
+        message_type=type,
+        source="hub",
+        body=body,
+        correlation_id=correlation,
+        caused_at=cause.time,
+        outbox_id=outbox_id,
     )

@@ -8,7 +8,6 @@ it would see (quantity and next date) differs from the last one it was sent, whi
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -19,7 +18,7 @@ from prometheus_client import Counter
 from hub import outbox
 from hub.bus import Envelope
 from hub.db import Connection
-from hub.outgoing import caused_event, to_channel
+from hub.outgoing import caused_envelope
 from hub.stock import atp, ledger
 from hub.stock.atp import Figure
 from hub.topology import Names
@@ -171,8 +170,9 @@ async def changes_by_sku(
             return cause
         return cause.get(sku) or next(iter(cause.values()))
 
+    computed_at = now.isoformat()
     found = [
-        (sku, _envelope(ctx.names, cause_of(sku), ch, sku, fig, v, now))
+        (sku, _envelope(ctx.names, cause_of(sku), ch, sku, fig, v, now, computed_at))
         for ch, sku, fig, v in changed
     ]
     record = _record(changed, now)
@@ -182,7 +182,7 @@ async def changes_by_sku(
         return found
     ids = await outbox.write(conn, [envelope for _, envelope in found], along=record)
     return [
-        (sku, dataclasses.replace(envelope, outbox_id=outbox_id))
+        (sku, envelope.in_outbox(outbox_id))
         for (sku, envelope), outbox_id in zip(found, ids, strict=True)
     ]
 
@@ -215,6 +215,7 @@ def _envelope(
     fig: Figure,
     version: int,
     now: datetime,
+    computed_at: str | None = None,
 ) -> Envelope:
     # The hot path of stock fan-out: the data is built as the schema's JSON directly (the
     # figures are the hub's own, already valid); a unit test holds it to the schema.
@@ -223,20 +224,19 @@ def _envelope(
         "sku": sku,
         "available": fig.available,
         "next_available_date": fig.next_date.isoformat() if fig.next_date else None,
-        "computed_at": now.isoformat(),
+        "computed_at": computed_at or now.isoformat(),
         "version": version,
     }
-    event = caused_event(
+    return caused_envelope(
+        names,
+        channel,
         cause,
-        None,
         key=f"availability/{channel}/{sku}/{version}",
-        source="hub",
+        type=AVAILABILITY,
         subject=sku,
         time=now,
         data=data,
-        type=AVAILABILITY,
     )
-    return to_channel(names, channel, event, caused_at=cause.time)
 
 
 def figures_by_sku(figures: Mapping[tuple[str, str], Figure], channel: str) -> dict[str, Figure]:

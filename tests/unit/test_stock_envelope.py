@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 
 import orjson
 
+from hub.outgoing import caused_envelope, caused_event, to_channel
 from hub.stock.atp import Figure
 from hub.stock.availability import _envelope
 from hub.topology import Names
@@ -32,3 +34,32 @@ def test_hot_path_availability_validates_against_its_schema() -> None:
         assert event.type == "stock.availability" and event.causationid == "lvl-1"
         assert env.routing_key == "webshop-nl.stock.availability"
         assert env.caused_at == cause.time
+
+
+def test_envelope_without_the_model_is_the_one_the_model_gives() -> None:
+    """caused_envelope (the fan-out hot path) sends the bytes and properties to_channel sends."""
+    names = Names("p.")
+    now = datetime(2026, 11, 27, 10, 0, 1, 250_000, tzinfo=UTC)
+    causes = [
+        CloudEvent(id="lvl-1", source="erp", type="stock.level", time=now, data={}),
+        CloudEvent(
+            id="lvl-2",
+            source="erp",
+            type="stock.level",
+            time=datetime(2026, 11, 27, 9, tzinfo=UTC),
+            data={},
+            correlationid="order-77",
+        ),
+    ]
+    for cause in causes:
+        data = {"channel": "webshop-nl", "sku": "SKU-1", "available": 4, "version": 2}
+        fields = {"key": "availability/x", "type": "stock.availability", "subject": "SKU-1"}
+        model = to_channel(
+            names,
+            "webshop-nl",
+            caused_event(cause, None, source="hub", time=now, data=data, **fields),
+            caused_at=cause.time,
+        )
+        direct = caused_envelope(names, "webshop-nl", cause, time=now, data=data, **fields)
+        assert direct == model
+        assert direct.in_outbox(9) == dataclasses.replace(model, outbox_id=9)
