@@ -72,6 +72,11 @@ class Metrics:
             "Outbox rows published by the relay (after a crash or outage)",
             registry=r,
         )
+        self.inbox_pruned = Counter(
+            "hub_inbox_pruned_total",
+            "Inbox entries deleted past the retention window (HUB_INBOX_RETENTION_DAYS)",
+            registry=r,
+        )
         self.ready = Gauge("hub_ready", "1 when connected to broker and database", registry=r)
         self.stock_propagation_seconds = Histogram(
             "hub_stock_propagation_seconds",

@@ -20,6 +20,7 @@ from hub.consumer import InboundConsumer
 from hub.faults import FaultHandler
 from hub.handlers import Handler
 from hub.http import HttpServer, build_app
+from hub.inbox import InboxPruner
 from hub.intake import Validator
 from hub.metrics import Metrics
 from hub.outbox import OutboxRelay
@@ -89,6 +90,7 @@ class Hub:
         self._subscription: InboundSubscription | None = None
         self._committer: BatchCommitter | None = None
         self._relay: OutboxRelay | None = None
+        self._pruner: InboxPruner | None = None
         self._http: HttpServer | None = None
         self.handlers: dict[str, Handler] = {}
 
@@ -130,6 +132,14 @@ class Hub:
             self.metrics,
         )
         self._relay.start()
+        if s.inbox_retention_days > 0:
+            self._pruner = InboxPruner(
+                self._pool,
+                s.inbox_retention_days * 86_400,
+                s.inbox_prune_interval_s,
+                self.metrics.inbox_pruned,
+            )
+            self._pruner.start()
         if s.outbox_grace_s <= s.publish_timeout_s:
             log.warning(
                 "HUB_OUTBOX_GRACE_S (%ss) is not above HUB_PUBLISH_TIMEOUT_S (%ss): the relay may"
@@ -216,6 +226,8 @@ class Hub:
                 await self._relay.relay_once(grace_s=0)
             except Exception as exc:  # shutdown must go on; the rows stay for the next start
                 log.warning("outbox flush on shutdown failed: %s", exc)
+        if self._pruner is not None:
+            await self._pruner.stop()
         if self._http is not None:
             await self._http.stop()
         await self.publisher.stop()

@@ -1,0 +1,81 @@
+"""Keeping the inbox to a retention window, so deduplication does not grow the database for ever.
+
+Every message the hub handles leaves a row (consumer, message id) that turns away its copies:
+broker redeliveries come within seconds, an adapter's retries (a webhook sent again, a feed
+polled twice) within hours or a couple of days. Past the retention window a row has nothing
+left to turn away, yet at a thousand messages a second the table would gain 86 million rows a
+day. The pruner deletes rows older than the window in bounded chunks (short transactions, no
+long lock on a busy table); several hub processes may prune side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+from prometheus_client import Counter
+
+log = logging.getLogger(__name__)
+
+# One chunk: the oldest rows past the window, skipping rows another pruner holds. The
+# received_at index makes it a range scan however large the table is.
+_PRUNE = """
+DELETE FROM inbox WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM inbox WHERE received_at < now() - make_interval(secs => $1)
+    ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED))
+"""
+
+
+class InboxPruner:
+    """Deletes inbox rows older than the retention window, now and then, in chunks."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        retention_s: float,
+        interval_s: float,
+        pruned: Counter | None = None,
+        chunk: int = 10_000,
+    ) -> None:
+        self._pool = pool
+        self._retention_s = retention_s
+        self._interval_s = interval_s
+        self._pruned = pruned
+        self._chunk = chunk
+        self._task: asyncio.Task[None] | None = None
+
+    async def prune_once(self) -> int:
+        """Delete every row past the window, a chunk per transaction; returns how many went."""
+        total = 0
+        while True:
+            status = await self._pool.execute(_PRUNE, self._retention_s, self._chunk)
+            deleted = int(status.rsplit(" ", 1)[1])
+            total += deleted
+            if self._pruned is not None:
+                self._pruned.inc(deleted)
+            if deleted < self._chunk:
+                return total
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                deleted = await self.prune_once()
+                if deleted:
+                    log.info("inbox: deleted %d entries past the retention window", deleted)
+            except Exception as exc:  # pruning must outlive any one failure
+                log.warning("inbox pruning failed: %s; will retry", exc)
+            await asyncio.sleep(self._interval_s)
+
+    def start(self) -> None:
+        """Prune in the background, first at once (a hub that was down may have a backlog)."""
+        self._task = asyncio.create_task(self._run(), name="inbox-pruner")
+
+    async def stop(self) -> None:
+        """Stop pruning (a chunk in progress is rolled back; the next start takes it again)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
