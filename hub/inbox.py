@@ -11,11 +11,12 @@ long lock on a busy table); several hub processes may prune side by side.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
 from prometheus_client import Counter
+
+from hub.background import Background
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,13 @@ DELETE FROM inbox WHERE ctid = ANY(ARRAY(
 """
 
 
-class InboxPruner:
-    """Deletes inbox rows older than the retention window, now and then, in chunks."""
+class InboxPruner(Background):
+    """Deletes inbox rows older than the retention window, now and then, in chunks.
+
+    Its first pass comes at start: a hub that was down may have a backlog.
+    """
+
+    task_name = "inbox-pruner"
 
     def __init__(
         self,
@@ -39,12 +45,12 @@ class InboxPruner:
         pruned: Counter | None = None,
         chunk: int = 10_000,
     ) -> None:
+        super().__init__()
         self._pool = pool
         self._retention_s = retention_s
         self._interval_s = interval_s
         self._pruned = pruned
         self._chunk = chunk
-        self._task: asyncio.Task[None] | None = None
 
     async def prune_once(self) -> int:
         """Delete every row past the window, a chunk per transaction; returns how many went."""
@@ -67,15 +73,3 @@ class InboxPruner:
             except Exception as exc:  # pruning must outlive any one failure
                 log.warning("inbox pruning failed: %s; will retry", exc)
             await asyncio.sleep(self._interval_s)
-
-    def start(self) -> None:
-        """Prune in the background, first at once (a hub that was down may have a backlog)."""
-        self._task = asyncio.create_task(self._run(), name="inbox-pruner")
-
-    async def stop(self) -> None:
-        """Stop pruning (a chunk in progress is rolled back; the next start takes it again)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

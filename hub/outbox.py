@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from hub.background import Background
 from hub.bus import Envelope, Publisher
 from hub.db import Connection
 from hub.dlq import store as dlq_store
@@ -123,12 +123,14 @@ def _parked(row: asyncpg.Record, error: str) -> ParkedRecord:
     )
 
 
-class OutboxRelay:
+class OutboxRelay(Background):
     """Publishes rows the hub committed but did not get to publish (crash, broker outage).
 
     The hot path publishes right after commit; the relay takes only rows older than a grace
     period, locking them with SKIP LOCKED so several hub processes can relay side by side.
     """
+
+    task_name = "outbox-relay"
 
     def __init__(
         self,
@@ -139,11 +141,11 @@ class OutboxRelay:
         park_after_s: float = 600.0,
         metrics: Metrics | None = None,
     ) -> None:
+        super().__init__()
         self._pool = pool
         self._publisher = publisher
         self._grace_s = grace_s
         self._poll_s = poll_s
-        self._task: asyncio.Task[None] | None = None
         self._park_after_s = park_after_s
         self._metrics = metrics
         self.relayed = 0
@@ -214,15 +216,3 @@ class OutboxRelay:
             except Exception as exc:  # the relay must outlive any one failure
                 log.warning("outbox relay: %s; will retry", exc)
             await asyncio.sleep(self._poll_s)
-
-    def start(self) -> None:
-        """Run the relay in the background."""
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        """Stop the background relay."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from adapters import registry as adapter_registry
 from adapters.base import OutboundTranslator
+from hub.background import cancel_and_wait
 from hub.delivery.bucket import TokenBucket
 from hub.delivery.policy import DeliveryPolicy
 from hub.delivery.wire import signing_secret
@@ -111,11 +111,8 @@ class DeliveryService:
 
     async def stop(self) -> None:
         """Stop every worker (requests in flight finish), then close the clients and connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         for worker in self.workers.values():
             await worker.stop()
         self.workers.clear()

@@ -9,7 +9,6 @@ The changes and the messages commit together through the outbox.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, cast
 import asyncpg
 
 from hub import outbox
+from hub.background import Background
 from hub.bus import Envelope
 from hub.db import Connection
 from hub.errors import HubError
@@ -97,13 +97,15 @@ async def sweep_once(hub: Hub, now: datetime, limit: int = 100) -> int:
     return len(ids)
 
 
-class OrderSweeper:
+class OrderSweeper(Background):
     """Runs ``sweep_once`` every few seconds in the background, by the hub's clock."""
 
+    task_name = "order-sweeper"
+
     def __init__(self, hub: Hub, interval_s: float = 5.0) -> None:
+        super().__init__()
         self._hub = hub
         self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         while True:
@@ -113,15 +115,3 @@ class OrderSweeper:
             except (HubError, OSError, asyncpg.PostgresError) as exc:
                 log.warning("order sweep failed, will retry: %s", exc)
             await asyncio.sleep(self._interval_s)
-
-    def start(self) -> None:
-        """Start sweeping in the background."""
-        self._task = asyncio.create_task(self._run(), name="order-sweeper")
-
-    async def stop(self) -> None:
-        """Stop sweeping (an interrupted sweep rolls back and is redone by the next one)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
