@@ -39,19 +39,19 @@ class Envelope:
 
     def in_outbox(self, outbox_id: int) -> Envelope:
         """This message as written to the outbox under ``outbox_id`` (envelopes are frozen;
-        the constructor is a fifth of ``dataclasses.replace``'s cost, per message of a batch)."""
+        the constructor costs 60% of ``dataclasses.replace``, per message of a batch)."""
         return Envelope(
-            self.message_id,
-            self.exchange,
-            self.routing_key,
-            self.message_type,
-            self.source,
-            self.body,
-            self.correlation_id,
-            self.reply_to,
-            self.headers,
-            self.caused_at,
-            outbox_id,
+            message_id=self.message_id,
+            exchange=self.exchange,
+            routing_key=self.routing_key,
+            message_type=self.message_type,
+            source=self.source,
+            body=self.body,
+            correlation_id=self.correlation_id,
+            reply_to=self.reply_to,
+            headers=self.headers,
+            caused_at=self.caused_at,
+            outbox_id=outbox_id,
         )
 
 

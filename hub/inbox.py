@@ -44,6 +44,7 @@ class InboxPruner(Background):
         interval_s: float,
         pruned: Counter | None = None,
         chunk: int = 10_000,
+        pause_s: float = 0.05,
     ) -> None:
         super().__init__()
         self._pool = pool
@@ -51,6 +52,7 @@ class InboxPruner(Background):
         self._interval_s = interval_s
         self._pruned = pruned
         self._chunk = chunk
+        self._pause_s = pause_s
 
     async def prune_once(self) -> int:
         """Delete every row past the window, a chunk per transaction; returns how many went."""
@@ -63,6 +65,7 @@ class InboxPruner(Background):
                 self._pruned.inc(deleted)
             if deleted < self._chunk:
                 return total
+            await asyncio.sleep(self._pause_s)  # a large backlog must not crowd out live work
 
     async def _run(self) -> None:
         while True:

@@ -64,7 +64,6 @@ def caused_envelope(
     subject: str,
     time: datetime,
     data: dict[str, Any],
-    outbox_id: int | None = None,
 ) -> Envelope:
     """``to_channel(caused_event(...))`` from the hub as source, without the event model: the
     stock fan-out builds one per changed figure inside its batch transaction (a third of the
@@ -90,5 +89,4 @@ def caused_envelope(
         body=body,
         correlation_id=correlation,
         caused_at=cause.time,
-        outbox_id=outbox_id,
     )

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     outbox_park_after_s: float = Field(default=600.0, gt=0)
     # How long a handled message's id turns its copies away (0: for ever). Adapters' retries
     # come within hours or days; past the window the inbox row is deleted.
-    inbox_retention_days: float = Field(default=30.0, ge=0)
+    inbox_retention_days: float = Field(default=30.0, ge=0, le=36_500)
     inbox_prune_interval_s: float = Field(default=600.0, gt=0)
     db_pool_max: int = Field(default=10, ge=1)
     # uvloop where it is installed (not on Windows): about 8% lower latency at load, the same

@@ -54,7 +54,8 @@ async def test_a_running_hub_prunes_on_its_interval(start_hub) -> None:
     await _add(hub.pool, "old-", 5, age_days=31)
     await _add(hub.pool, "new-", 2, age_days=1)
     for _ in range(50):
-        if await _ids(hub.pool) == {"new-1", "new-2"}:
+        pruned = hub.metrics.registry.get_sample_value("hub_inbox_pruned_total")
+        if pruned == 5 and await _ids(hub.pool) == {"new-1", "new-2"}:
             break
         await asyncio.sleep(0.1)
     assert await _ids(hub.pool) == {"new-1", "new-2"}

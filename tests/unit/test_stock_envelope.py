@@ -11,7 +11,7 @@ from hub.outgoing import caused_envelope, caused_event, to_channel
 from hub.stock.atp import Figure
 from hub.stock.availability import _envelope
 from hub.topology import Names
-from schemas.envelope import CloudEvent
+from schemas.envelope import CloudEvent, encode
 from schemas.inventory import StockAvailability
 
 
@@ -63,3 +63,21 @@ def test_envelope_without_the_model_is_the_one_the_model_gives() -> None:
         direct = caused_envelope(names, "webshop-nl", cause, time=now, data=data, **fields)
         assert direct == model
         assert direct.in_outbox(9) == dataclasses.replace(model, outbox_id=9)
+
+
+def test_the_wire_format_of_an_event_is_fixed() -> None:
+    """Adapters parse these bytes: field order, optional fields left out, UTC as Z."""
+    body = encode(
+        id="e-1",
+        source="hub",
+        type="stock.availability",
+        time=datetime(2026, 11, 27, 10, 0, 1, 250_000, tzinfo=UTC),
+        data={"sku": "SKU-1", "available": 4},
+        subject="SKU-1",
+        causationid="lvl-1",
+    )
+    assert body == (
+        b'{"specversion":"1.0","id":"e-1","source":"hub","type":"stock.availability",'
+        b'"time":"2026-11-27T10:00:01.250000Z","datacontenttype":"application/json",'
+        b'"subject":"SKU-1","causationid":"lvl-1","data":{"sku":"SKU-1","available":4}}'
+    )
