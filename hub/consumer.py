@@ -19,7 +19,7 @@ from aiormq.abc import DeliveredMessage
 
 from hub.acks import AckCoalescer
 from hub.committer import BatchCommitter, Outcome
-from hub.errors import HubError, PermanentError, TransientError, one_line
+from hub.errors import HubError, PermanentError, TransientError, Unroutable, one_line
 from hub.faults import FaultHandler
 from hub.handlers import Handler
 from hub.intake import Validator
@@ -71,6 +71,11 @@ class InboundConsumer:
         try:
             labelled(self._metrics.received, inbound.event.source, kind).inc()
             handler = self._handlers.get(kind)
+            if handler is None and self._router.hands_to_hub(inbound.event.source, kind):
+                raise Unroutable(  # acking it would drop it: the route's hub leg goes nowhere
+                    f"a route hands {kind!r} from {inbound.event.source!r} to the hub,"
+                    " which has no handler for it"
+                )
             envelopes = () if handler is not None else self._router.envelopes(inbound)
         except HubError as exc:
             self._settle(raw, kind, started, Outcome("failed", exc))

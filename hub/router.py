@@ -29,6 +29,10 @@ class Router:
         markets = config.markets.items() if config else ()
         self._market_of_price_list = {m.price_list: name for name, m in markets}
 
+    def hands_to_hub(self, source: str, type: str) -> bool:
+        """Whether a route hands this (source, type) to the hub's own handlers (``to: hub``)."""
+        return self._table.to_hub(source, type)
+
     def envelopes(self, inbound: Inbound) -> list[Envelope]:
         """One envelope for all destinations (none without any); its id derives from the input."""
         event = inbound.event

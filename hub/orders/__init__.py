@@ -26,9 +26,9 @@ from hub.stock.availability import StockContext
 from schemas.billing import InvoiceIssued
 from schemas.catalog import PriceChanged
 from schemas.erp import SalesOrderCreated, SalesOrderRefused
-from schemas.fulfilment import PickCompleted, ShipmentCreated
+from schemas.fulfilment import PickCompleted, ShipmentCreated, ShipmentTracking
 from schemas.orders import OrderCancelled, OrderPlaced
-from schemas.returns import ReturnReceived
+from schemas.returns import ReturnReceived, ReturnRequested
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -110,6 +110,8 @@ def order_handlers(hub: Hub) -> Mapping[str, Handler]:
         ShipmentCreated.TYPE: steps.shipped,
         OrderCancelled.TYPE: aftercare.cancel,
         ReturnReceived.TYPE: aftercare.returned,
+        ReturnRequested.TYPE: aftercare.return_requested,
+        ShipmentTracking.TYPE: steps.tracking_updated,
         InvoiceIssued.TYPE: aftercare.invoiced,
     }
     handlers: dict[str, Handler] = {t: OrderStep(deps, s) for t, s in steps_by_type.items()}

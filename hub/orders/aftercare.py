@@ -69,7 +69,6 @@ async def _becomes_return(
     """A cancellation after shipment: the goods are on their way, so expect them back."""
     if order.state in {"return_requested", "returned"}:
         return await ignore(conn, deps, order, inbound, now)
-    out = Outgoing(deps.table, deps.names, inbound.event, now)
     by_line = {line.line_id: line.sku for line in order.placed.lines}
     return_id = f"R-{order.order_id}"
     lines = tuple(
@@ -84,10 +83,73 @@ async def _becomes_return(
         lines=lines,
         reason="cancelled after shipment",
     )
+    detail = f"cancellation after shipment becomes return {return_id}"
+    return await _expect_return(conn, deps, order, inbound, now, requested, detail)
+
+
+async def return_requested(
+    conn: Connection, deps: OrderDeps, inbound: Inbound, now: datetime
+) -> Outgoing:
+    """A buyer announced a return on the channel: the ERP and the warehouse expect the goods.
+
+    Only the order's own channel may, only for what was shipped; a repeat is noted only.
+    """
+    msg = inbound.message
+    assert isinstance(msg, ReturnRequested)
+    if inbound.event.source != msg.channel:
+        raise BusinessRuleViolation(
+            f"{inbound.event.source!r} cannot request a return of an order of {msg.channel!r}"
+        )
+    order = await _named(conn, msg.order_id, msg.channel, msg.channel_order_id)
+    if order.state in {"return_requested", "returned"}:
+        return await ignore(conn, deps, order, inbound, now)
+    if not order.shipped:
+        raise BusinessRuleViolation(
+            f"return {msg.return_id}: order {order.order_id} has not shipped (state"
+            f" {order.state}); cancel it instead"
+        )
+    _check_returnable(order, msg)
+    requested = msg.model_copy(update={"order_id": order.order_id})
+    detail = f"return {msg.return_id} requested on the channel"
+    return await _expect_return(conn, deps, order, inbound, now, requested, detail)
+
+
+def _check_returnable(order: Order, msg: ReturnRequested) -> None:
+    """No more units of a SKU come back than were shipped, on lines the order has."""
+    sku_of = {line.line_id: line.sku for line in order.placed.lines}
+    shipped: dict[str, int] = {}
+    for line_id, units in order.shipped.items():
+        shipped[sku_of[line_id]] = shipped.get(sku_of[line_id], 0) + units
+    asked: dict[str, int] = {}
+    for line in msg.lines:
+        if line.line_id is not None and sku_of.get(line.line_id) != line.sku:
+            raise BusinessRuleViolation(
+                f"return {msg.return_id}: order {order.order_id} has no line"
+                f" {line.line_id!r} of SKU {line.sku}"
+            )
+        asked[line.sku] = asked.get(line.sku, 0) + line.quantity
+    for sku, units in asked.items():
+        if units > shipped.get(sku, 0):
+            raise BusinessRuleViolation(
+                f"return {msg.return_id}: {units} unit(s) of {sku} asked back,"
+                f" {shipped.get(sku, 0)} shipped"
+            )
+
+
+async def _expect_return(
+    conn: Connection,
+    deps: OrderDeps,
+    order: Order,
+    inbound: Inbound,
+    now: datetime,
+    requested: ReturnRequested,
+    detail: str,
+) -> Outgoing:
+    """Tell the ERP and the warehouse to expect the goods, and the channel that they will."""
+    out = Outgoing(deps.table, deps.names, inbound.event, now)
     requests.send(out, order, requested, "return.requested")
     requests.wait_for(deps, order, None, now)
     await transition(conn, deps, order, "return_requested", inbound, now)
-    detail = f"cancellation after shipment becomes return {return_id}"
     requests.send(out, order, requests.status(order, "shipped", detail), "return.requested")
     return out
 

@@ -176,3 +176,33 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
         detail = f"{msg.carrier} {msg.tracking_number}"
         requests.send(out, order, requests.status(order, lifecycle, detail), msg.shipment_id)
     return out
+
+
+async def tracking_updated(
+    conn: Connection, deps: OrderDeps, inbound: Inbound, now: datetime
+) -> Outgoing:
+    """The carrier's later word on a parcel (a new number or tracking page): kept, and told to
+    the channel the order came from; a repeat is noted and goes no further."""
+    msg = inbound.message
+    assert isinstance(msg, ShipmentTracking)
+    order = await locked(conn, msg.order_id)
+    if (msg.channel, msg.channel_order_id) != (order.channel, order.channel_order_id):
+        raise BusinessRuleViolation(
+            f"tracking for order {order.order_id} names channel order"
+            f" {msg.channel}/{msg.channel_order_id}, not {order.channel}/{order.channel_order_id}"
+        )
+    changed = await store.update_tracking(
+        conn, order.order_id, msg.shipment_id, msg.tracking_number, msg.tracking_url
+    )
+    if changed is None:
+        raise BusinessRuleViolation(
+            f"order {order.order_id} has no shipped parcel {msg.shipment_id!r} to track"
+        )
+    if not changed:
+        return await ignore(conn, deps, order, inbound, now)
+    out = Outgoing(deps.table, deps.names, inbound.event, now)
+    detail = f"{msg.shipment_id}: {msg.carrier} {msg.tracking_number}"
+    await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)
+    key = f"tracking/{msg.shipment_id}/{msg.tracking_number}"
+    requests.send(out, order, msg, key)
+    return out

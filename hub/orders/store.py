@@ -270,6 +270,32 @@ async def shipment_created(
     return done is not None
 
 
+async def update_tracking(
+    conn: Connection, order_id: str, shipment_id: str, number: str, url: str | None
+) -> bool | None:
+    """A carrier's later tracking for a created shipment: True when it changed what is kept,
+    False when it repeats it, None when the order has no such created shipment."""
+    row = await conn.fetchrow(
+        "SELECT tracking_number, tracking_url FROM order_shipments"
+        " WHERE order_id = $1 AND shipment_id = $2 AND status = 'created'",
+        order_id,
+        shipment_id,
+    )
+    if row is None:
+        return None
+    if (row["tracking_number"], row["tracking_url"]) == (number, url or row["tracking_url"]):
+        return False
+    await conn.execute(
+        "UPDATE order_shipments SET tracking_number = $3, tracking_url = coalesce($4, tracking_url)"
+        " WHERE order_id = $1 AND shipment_id = $2",
+        order_id,
+        shipment_id,
+        number,
+        url,
+    )
+    return True
+
+
 async def open_shipments(conn: Connection, order_id: str) -> list[tuple[str, dict[str, int]]]:
     """Shipments asked of the carrier but not yet created: (shipment id, lines)."""
     rows = await conn.fetch(

@@ -10,10 +10,13 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+import yaml
 
 from hub.bus import Envelope
 from hub.runtime import Hub
 from hub.settings import Settings
+from routes import EXAMPLE_CONFIG
+from routes.config import HubConfig
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +138,23 @@ async def test_committed_but_unpublished_messages_are_sent_after_restart(
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
     finally:
         await conn.close()
+
+
+async def test_a_type_routed_to_the_hub_without_a_handler_is_parked_not_dropped(
+    start_hub, bus
+) -> None:
+    """A route's hub leg must lead somewhere: acking the message would lose it."""
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["routes"].append(
+        {"name": "status-to-hub", "types": ["order.status"], "from": ["kind:erp"], "to": ["hub"]}
+    )
+    hub = await start_hub(HubConfig.model_validate(data, context={"env": {}}))
+    status = {"order_id": "O-1", "channel": "bolcom", "channel_order_id": "B-1"}
+    status["status"] = "shipped"
+    event = {**product_event(), "type": "order.status", "subject": "O-1", "data": status}
+    await bus.publish("erp.order.status", event)
+
+    [parked] = await bus.drain(bus.names.dead_queue, expect=1)
+    assert parked.headers["x-hub-error-type"] == "no_route"
+    assert "to the hub, which has no handler for it" in parked.headers["x-hub-error"]
+    assert hub.metrics.parked.labels("no_route")._value.get() == 1

@@ -156,3 +156,88 @@ async def test_a_short_pick_ships_partially_and_the_rest_follows(world: World) -
         await world.state("bolcom", "B-P1", "shipped")
         row = await world.order("bolcom", "B-P1")
         assert row is not None and row["awaiting"] is None and row["deadline"] is None
+
+
+def return_request(coid: str, lines: list[dict[str, Any]], rid: str = "RMA-1") -> dict[str, Any]:
+    return {"channel": "bolcom", "channel_order_id": coid, "return_id": rid, "lines": lines}
+
+
+async def parked(world: World, count: int) -> list[Any]:
+    return list(await world.bus.drain(world.bus.names.dead_queue, expect=count))
+
+
+async def test_a_return_the_buyer_asks_on_the_channel_reaches_the_erp_and_the_warehouse(
+    world: World,
+) -> None:
+    async with parties(world) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-R2", [("DESK-1", 2, "199.00")]))
+        [accepted] = await seen["bolcom"].wait("order.accepted")
+        await seen["bolcom"].wait("shipment.tracking")
+        await world.state("bolcom", "B-R2", "shipped")
+        # More than was shipped, and a line the order does not have: refused, parked.
+        too_many = [{"sku": "DESK-1", "quantity": 3}]
+        await world.send("bolcom", "return.requested", return_request("B-R2", too_many, "X"))
+        wrong_line = [{"sku": "DESK-1", "quantity": 1, "line_id": "L9"}]
+        await world.send("bolcom", "return.requested", return_request("B-R2", wrong_line, "Y"))
+        errors = sorted(m.headers["x-hub-error"] for m in await parked(world, 2))
+        assert "3 unit(s) of DESK-1 asked back, 2 shipped" in errors[0]
+        assert "has no line 'L9'" in errors[1]
+        await world.state("bolcom", "B-R2", "shipped")
+
+        one = [{"sku": "DESK-1", "quantity": 1, "line_id": "L1"}]
+        await world.send("bolcom", "return.requested", return_request("B-R2", one))
+        for party in ("erp", "warehouse"):
+            [ret] = await seen[party].wait("return.requested")
+            assert ret["data"]["return_id"] == "RMA-1"
+            assert ret["data"]["order_id"] == accepted["data"]["order_id"]
+            assert ret["data"]["lines"] == one
+        await world.state("bolcom", "B-R2", "return_requested")
+        statuses = await seen["bolcom"].wait("order.status", 3)
+        assert "return RMA-1 requested on the channel" in statuses[-1]["data"]["detail"]
+        # Asked again: noted, nothing sent twice.
+        await world.send("bolcom", "return.requested", return_request("B-R2", one))
+        await world.until(
+            "SELECT count(*) FROM order_history"
+            " WHERE event = 'return.requested' AND detail LIKE 'ignored%'",
+            expect=1,
+        )
+        assert len(seen["erp"].of("return.requested")) == 1
+
+
+async def test_a_return_before_shipment_or_from_another_channel_is_parked(world: World) -> None:
+    async with parties(world, warehouse=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-R3", [("LAMP-1", 1, "25.50")]))
+        await seen["warehouse"].wait("pick.request")
+        line = [{"sku": "LAMP-1", "quantity": 1}]
+        await world.send("bolcom", "return.requested", return_request("B-R3", line))
+        await world.send("webshop-nl", "return.requested", return_request("B-R3", line))
+        errors = sorted(m.headers["x-hub-error"] for m in await parked(world, 2))
+        assert "cannot request a return of an order of 'bolcom'" in errors[0]
+        assert "has not shipped" in errors[1] and "cancel it instead" in errors[1]
+        assert not seen["erp"].of("return.requested")
+
+
+async def test_the_carriers_later_tracking_reaches_the_channel_once(world: World) -> None:
+    async with parties(world) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-S1", [("DESK-1", 1, "199.00")]))
+        [first] = await seen["bolcom"].wait("shipment.tracking")
+        update = {**first["data"], "tracking_number": "JVGL-NEW-1", "tracking_url": None}
+        for _ in range(2):  # the carrier repeats itself: the channel hears it once
+            await world.send("carrier", "shipment.tracking", update)
+        tracked = await seen["bolcom"].wait("shipment.tracking", 2)
+        assert tracked[1]["data"]["tracking_number"] == "JVGL-NEW-1"
+        await world.until(
+            "SELECT tracking_number FROM order_shipments WHERE shipment_id = $1",
+            first["data"]["shipment_id"],
+            expect="JVGL-NEW-1",
+        )
+        await world.until(
+            "SELECT count(*) FROM order_history"
+            " WHERE event = 'shipment.tracking' AND detail LIKE 'ignored%'",
+            expect=1,
+        )
+        assert len(seen["bolcom"].of("shipment.tracking")) == 2
+        stray = {**update, "shipment_id": "S9-nothing"}
+        await world.send("carrier", "shipment.tracking", stray)
+        [refused] = await parked(world, 1)
+        assert "has no shipped parcel 'S9-nothing'" in refused.headers["x-hub-error"]
