@@ -40,7 +40,11 @@ class Router:
             raise Unroutable(f"no route takes {event.type!r} from {event.source!r}")
         facts = routing_facts(inbound.message)
         price_list = getattr(inbound.message, "price_list", None)
-        market = self._market_of_price_list.get(price_list) if price_list else None
+        market = None
+        if price_list:
+            # A list no market shows (B2B, say) is a market of its own: no channel bound to
+            # a market may show its prices.
+            market = self._market_of_price_list.get(price_list, f"price list {price_list}")
         destinations = self._table.destinations(
             event.source,
             event.type,

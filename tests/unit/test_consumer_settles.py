@@ -41,6 +41,9 @@ class Valid:
 
 
 class BrokenRouter:
+    def hands_to_hub(self, source: str, type: str) -> bool:
+        return False
+
     def envelopes(self, inbound: Any) -> list[Envelope]:
         raise TypeError("a bug in routing")
 
