@@ -94,6 +94,19 @@ class Publisher:
             raise PublishNotConfirmed("publisher is not connected")
         return self._channel
 
+    async def queue_depth(self, queue: str) -> int | None:
+        """Messages waiting in ``queue`` (None: not connected, or no such queue), asked on a
+        channel of its own: a passive declare of a missing queue closes its channel."""
+        if not self.connected or self._connection is None:
+            return None
+        try:
+            async with self._connection.channel(publisher_confirms=False) as channel:
+                declared = await channel.declare_queue(queue, passive=True)
+        except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException, OSError):
+            return None
+        count = declared.declaration_result.message_count
+        return int(count) if count is not None else None
+
     async def publish(self, envelope: Envelope) -> None:
         """Publish one message and wait for the broker's confirm; anything else raises."""
         await self.publish_many([envelope])

@@ -77,6 +77,11 @@ class Metrics:
             "Inbox entries deleted past the retention window (HUB_INBOX_RETENTION_DAYS)",
             registry=r,
         )
+        self.parked_waiting = Gauge(
+            "hub_parked_waiting",
+            "Parked messages not yet replayed or purged (in hub.dead or the parking-lot store)",
+            registry=r,
+        )
         self.ready = Gauge("hub_ready", "1 when connected to broker and database", registry=r)
         self.stock_propagation_seconds = Histogram(
             "hub_stock_propagation_seconds",

@@ -17,6 +17,7 @@ from hub import amqp_frames, db, direct_delivery, topology
 from hub.bus import Publisher
 from hub.committer import BatchCommitter
 from hub.consumer import InboundConsumer
+from hub.dlq.depth import ParkedDepth
 from hub.faults import FaultHandler
 from hub.handlers import Handler
 from hub.http import HttpServer, build_app
@@ -91,6 +92,7 @@ class Hub:
         self._committer: BatchCommitter | None = None
         self._relay: OutboxRelay | None = None
         self._pruner: InboxPruner | None = None
+        self._depth: ParkedDepth | None = None
         self._http: HttpServer | None = None
         self.handlers: dict[str, Handler] = {}
 
@@ -140,6 +142,14 @@ class Hub:
                 self.metrics.inbox_pruned,
             )
             self._pruner.start()
+        self._depth = ParkedDepth(
+            self._pool,
+            self.publisher,
+            self.names.dead_queue,
+            self.metrics.parked_waiting,
+            s.parked_depth_interval_s,
+        )
+        self._depth.start()
         if s.outbox_grace_s <= s.publish_timeout_s:
             log.warning(
                 "HUB_OUTBOX_GRACE_S (%ss) is not above HUB_PUBLISH_TIMEOUT_S (%ss): the relay may"
@@ -226,8 +236,9 @@ class Hub:
                 await self._relay.relay_once(grace_s=0)
             except Exception as exc:  # shutdown must go on; the rows stay for the next start
                 log.warning("outbox flush on shutdown failed: %s", exc)
-        if self._pruner is not None:
-            await self._pruner.stop()
+        for background in (self._pruner, self._depth):
+            if background is not None:
+                await background.stop()
         if self._http is not None:
             await self._http.stop()
         await self.publisher.stop()
