@@ -126,6 +126,8 @@ class OrderRules(_Frozen):
     erp_timeout_seconds: float = Field(default=300, gt=0)
     warehouse_timeout_seconds: float = Field(default=3600, gt=0)
     max_retries: int = Field(default=3, ge=0)
+    on_timeout: Literal["reject", "stall"] = "reject"
+    """Once retries are spent: reject and release the stock (if nothing is packed) or stall."""
 
 
 class DeliveryConfig(_Frozen):

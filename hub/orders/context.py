@@ -35,7 +35,7 @@ class OrderMetrics:
         )
         self.timeouts = Counter(
             "hub_order_timeouts_total",
-            "Overdue answers: retried (request sent again) or stalled (alert)",
+            "Overdue answers: retried (request sent again), then rejected or stalled (alert)",
             ["party", "action"],
             registry=registry,
         )

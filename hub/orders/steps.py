@@ -58,13 +58,13 @@ async def erp_created(
     assert isinstance(msg, SalesOrderCreated)
     order = await locked(conn, msg.order_id)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
-    if order.state == "cancelled" and order.erp_order_number is None:
-        # Cancelled while the ERP was creating it: withdraw the sales order it just made.
+    if order.state in {"cancelled", "rejected"} and order.erp_order_number is None:
+        # Given up while the ERP was creating it: withdraw the sales order it just made.
         order.erp_order_number = msg.erp_order_number
         cancel = SalesOrderCancel(
             order_id=order.order_id,
             erp_order_number=msg.erp_order_number,
-            reason="order was cancelled before the ERP confirmed it",
+            reason=f"order was {order.state} before the ERP confirmed it",
         )
         requests.send(out, order, cancel, "salesorder.cancel")
         await transition(conn, deps, order, order.state, inbound, now)

@@ -1,9 +1,12 @@
-"""Durable timeouts: an ERP, warehouse or carrier that does not answer is asked again, then flagged.
+"""Durable timeouts: ask a silent ERP, warehouse or carrier again, then reject or stall the order.
 
 The deadline lives in the order row, so a restart forgets nothing. A sweep takes overdue orders
-(``FOR UPDATE SKIP LOCKED``, so several hubs can sweep side by side), sends the awaited request
-again up to ``max_retries`` times and then sets the order ``stalled`` and tells its channel.
-The changes and the messages commit together through the outbox.
+(``FOR UPDATE SKIP LOCKED``, so several hubs can sweep side by side) and sends the awaited
+request again up to ``max_retries`` times. Then, by the awaited party's ``on_timeout``, the
+order is rejected (its stock released, the sales order and pick withdrawn, the channel told
+why) or set ``stalled`` for a late answer to resume; once goods are packed or shipped there is
+nothing left to release, so it stalls whatever the policy. The changes and the messages commit
+together through the outbox.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from hub.background import Background
 from hub.bus import Envelope
 from hub.db import Connection
 from hub.errors import HubError
-from hub.orders import requests, store
+from hub.orders import requests, stockport, store
 from hub.orders.context import OrderDeps, Party
 from hub.orders.messages import Outgoing
 from hub.orders.store import Order
 from schemas.envelope import CloudEvent
+from schemas.erp import SalesOrderCancel
+from schemas.fulfilment import PickCancel
+from schemas.orders import OrderRejected, Reason
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -51,7 +57,7 @@ def _timeout_event(order: Order, now: datetime) -> CloudEvent:
 
 
 async def expire(conn: Connection, deps: OrderDeps, order: Order, now: datetime) -> list[Envelope]:
-    """Handle one overdue order: send the request again, or stall it once retries are spent."""
+    """Handle one overdue order: ask again, or reject or stall it once retries are spent."""
     party = cast(Party, order.awaiting)
     out = Outgoing(deps.table, deps.names, _timeout_event(order, now), now)
     rules = deps.rules(party)
@@ -64,6 +70,50 @@ async def expire(conn: Connection, deps: OrderDeps, order: Order, now: datetime)
         await store.note(conn, order, "timeout", now, detail)
         deps.metrics.timeouts.labels(party, "retried").inc()
         return out.envelopes
+    if rules.on_timeout == "reject" and not any(order.picked.values()):  # nothing packed
+        await _reject(conn, deps, order, party, out, now)
+    else:
+        await _stall(conn, deps, order, party, out, now)
+    return out.envelopes
+
+
+async def _reject(
+    conn: Connection, deps: OrderDeps, order: Order, party: Party, out: Outgoing, now: datetime
+) -> None:
+    """Give the order up: stock back, ERP and warehouse told to drop it, the channel told why."""
+    detail = f"no answer from {party} after {order.attempts} retries"
+    if order.reservation_id:
+        out.extend(await stockport.release(conn, deps.stock, out.cause, order.reservation_id))
+    withdraw = f"order rejected: {detail}"
+    erp_cancel = SalesOrderCancel(
+        order_id=order.order_id, erp_order_number=order.erp_order_number, reason=withdraw
+    )
+    requests.send(out, order, erp_cancel, "salesorder.cancel")
+    if order.erp_order_number is not None:  # the warehouse has been asked to pick
+        pick_cancel = PickCancel(
+            order_id=order.order_id, pick_id=requests.pick_id(order), reason=withdraw
+        )
+        requests.send(out, order, pick_cancel, "pick.cancel")
+    requests.wait_for(deps, order, None, now)
+    order.state = "rejected"
+    await store.save(conn, order, now)
+    await store.note(conn, order, "rejected", now, detail)
+    rejected = OrderRejected(
+        channel=order.channel,
+        channel_order_id=order.channel_order_id,
+        order_id=order.order_id,
+        reasons=(Reason(code="timeout", message=detail),),
+    )
+    requests.send(out, order, rejected, "order.rejected")
+    deps.metrics.timeouts.labels(party, "rejected").inc()
+    deps.metrics.transitions.labels("rejected").inc()
+    log.warning("order %s rejected: %s", order.order_id, detail)
+
+
+async def _stall(
+    conn: Connection, deps: OrderDeps, order: Order, party: Party, out: Outgoing, now: datetime
+) -> None:
+    """Keep the order waiting for a late answer, and tell its channel it is stuck."""
     order.state = "stalled"
     order.deadline = None  # still awaiting the party: a late answer resumes the order
     await store.save(conn, order, now)
@@ -73,7 +123,6 @@ async def expire(conn: Connection, deps: OrderDeps, order: Order, now: datetime)
     deps.metrics.timeouts.labels(party, "stalled").inc()
     deps.metrics.transitions.labels("stalled").inc()
     log.warning("order %s stalled: %s", order.order_id, detail)
-    return out.envelopes
 
 
 async def sweep_once(hub: Hub, now: datetime, limit: int = 100) -> int:

@@ -13,7 +13,7 @@ from hub.orders.timeouts import sweep_once
 from hub.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
-from order_kit import World, open_world, order_data, parties, silent
+from order_kit import World, open_world, order_data, orders_config, parties, silent
 
 pytestmark = pytest.mark.integration
 
@@ -87,8 +87,116 @@ async def test_cancel_after_shipment_becomes_a_return_then_return_received(
         assert last["data"]["status"] == "returned"
 
 
-async def test_silent_erp_is_asked_again_then_the_order_stalls(world: World) -> None:
+def erp_stalls(data: dict[str, Any]) -> None:
+    data["channels"]["erp"].setdefault("orders", {})["on_timeout"] = "stall"
+
+
+@pytest.fixture
+async def patient_world(isolated: Settings, bus: Any) -> AsyncIterator[World]:
+    """A world whose ERP rules keep an unanswered order waiting instead of rejecting it."""
+    async with open_world(isolated, bus, orders_config(erp_stalls)) as w:
+        yield w
+
+
+async def run_out_of_retries(world: World, seconds: float, retries: int, request: Any) -> None:
+    """Move the clock past each deadline; every sweep acts on the one order."""
+    for attempt in range(1, retries + 1):
+        world.clock.advance(seconds + 1)
+        assert await sweep_once(world.hub, world.clock.now) == 1
+        await request(attempt + 1)
+    world.clock.advance(seconds + 1)
+    assert await sweep_once(world.hub, world.clock.now) == 1
+
+
+async def test_silent_erp_is_asked_again_then_the_order_is_rejected_and_its_stock_released(
+    world: World,
+) -> None:
     rules = world.hub.config.channels["erp"].orders
+    assert rules.on_timeout == "reject"  # the default
+    async with parties(world, erp=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-T2", [("DESK-1", 2, "199.00")]))
+        [create] = await seen["erp"].wait("salesorder.create")
+        assert await world.held("DESK-1") == 2
+
+        async def asked_again(count: int) -> None:
+            await seen["erp"].wait("salesorder.create", count)
+
+        await run_out_of_retries(world, rules.erp_timeout_seconds, rules.max_retries, asked_again)
+        [rejected] = await seen["bolcom"].wait("order.rejected")
+        [reason] = rejected["data"]["reasons"]
+        assert reason["code"] == "timeout" and "erp" in reason["message"]
+        await world.state("bolcom", "B-T2", "rejected")
+        assert await world.held("DESK-1") == 0
+        [withdrawn] = await seen["erp"].wait("salesorder.cancel")
+        assert withdrawn["data"]["erp_order_number"] is None
+        assert not seen["warehouse"].of("pick.cancel")  # never asked to pick
+        row = await world.order("bolcom", "B-T2")
+        assert row is not None and row["awaiting"] is None and row["deadline"] is None
+        world.clock.advance(10 * rules.erp_timeout_seconds)
+        assert await sweep_once(world.hub, world.clock.now) == 0
+        # The ERP creates it after all: the hub withdraws that sales order, nothing moves on.
+        order_id = create["data"]["order_id"]
+        await world.send(
+            "erp", "salesorder.created", {"order_id": order_id, "erp_order_number": "SO-LATE2"}
+        )
+        cancels = await seen["erp"].wait("salesorder.cancel", 2)
+        assert cancels[-1]["data"]["erp_order_number"] == "SO-LATE2"
+        assert not seen["warehouse"].of("pick.request")
+        await world.state("bolcom", "B-T2", "rejected")
+
+
+async def test_silent_warehouse_gets_the_order_rejected_and_withdrawn_everywhere(
+    world: World,
+) -> None:
+    rules = world.hub.config.channels["warehouse"].orders
+    async with parties(world, warehouse=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-T3", [("LAMP-1", 3, "25.50")]))
+        await seen["warehouse"].wait("pick.request")
+        assert await world.held("LAMP-1") == 3
+
+        async def asked_again(count: int) -> None:
+            await seen["warehouse"].wait("pick.request", count)
+
+        await run_out_of_retries(
+            world, rules.warehouse_timeout_seconds, rules.max_retries, asked_again
+        )
+        [rejected] = await seen["bolcom"].wait("order.rejected")
+        assert rejected["data"]["reasons"][0]["code"] == "timeout"
+        await world.state("bolcom", "B-T3", "rejected")
+        assert await world.held("LAMP-1") == 0
+        [erp_cancel] = await seen["erp"].wait("salesorder.cancel")
+        assert erp_cancel["data"]["erp_order_number"] == "SO-B-T3"
+        [pick_cancel] = await seen["warehouse"].wait("pick.cancel")
+        assert "warehouse" in pick_cancel["data"]["reason"]
+
+
+async def test_a_silent_carrier_stalls_the_order_since_its_goods_are_packed(world: World) -> None:
+    rules = world.hub.config.channels["carrier"].orders
+    assert rules.on_timeout == "reject"
+    async with parties(world, carrier=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-T4", [("LAMP-1", 1, "25.50")]))
+        await seen["carrier"].wait("shipment.request")
+
+        async def asked_again(count: int) -> None:
+            await seen["carrier"].wait("shipment.request", count)
+
+        await run_out_of_retries(
+            world, rules.warehouse_timeout_seconds, rules.max_retries, asked_again
+        )
+        await world.state("bolcom", "B-T4", "stalled")
+        statuses = [b["data"]["status"] for b in seen["bolcom"].of("order.status")]
+        assert statuses[-1] == "stalled"
+        assert not seen["bolcom"].of("order.rejected")
+        assert not seen["erp"].of("salesorder.cancel")
+        assert await world.held("LAMP-1") == 1  # packed goods stay reserved
+
+
+async def test_silent_erp_is_asked_again_then_the_order_stalls_when_so_configured(
+    patient_world: World,
+) -> None:
+    world = patient_world
+    rules = world.hub.config.channels["erp"].orders
+    assert rules.on_timeout == "stall"
     async with parties(world, erp=silent) as seen:
         await world.place("bolcom", order_data("bolcom", "B-T1", [("DESK-1", 1, "199.00")]))
         await seen["erp"].wait("salesorder.create")
