@@ -266,6 +266,7 @@ class Carrier(Party):
                     "carrier": "postnl",
                     "tracking_number": tracking,
                     "tracking_url": f"https://tracking.example.com/{tracking}",
+                    "label_url": f"https://labels.example.com/{tracking}.pdf",
                     "lines": data["lines"],
                 },
                 data["order_id"],

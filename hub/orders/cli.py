@@ -77,7 +77,7 @@ def render(found: dict[str, Any]) -> None:
     for s in found["shipments"]:
         console.print(
             f"shipment {s['shipment_id']}: {s['status']} {s['carrier'] or ''} "
-            f"{s['tracking_number'] or ''}",
+            f"{s['tracking_number'] or ''} {s['label_url'] or ''}".rstrip(),
             highlight=False,
         )
     history = Table("at", "event", "state", "detail")

@@ -137,13 +137,12 @@ async def picked(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
 
 
 async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datetime) -> Outgoing:
-    """The carrier shipped: tell the channel, and wait for the rest if the order is partial."""
+    """The carrier shipped: tell the channel, the warehouse (label) and ERP, then wait for the
+    rest if the order is partial."""
     msg = inbound.message
     assert isinstance(msg, ShipmentCreated)
     order = await locked(conn, msg.order_id)
-    created = await store.shipment_created(
-        conn, order.order_id, msg.shipment_id, msg.carrier, msg.tracking_number, msg.tracking_url
-    )
+    created = await store.shipment_created(conn, order.order_id, msg)
     if not created:
         return await ignore(conn, deps, order, inbound, now)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
@@ -171,6 +170,8 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
         lines=msg.lines,
     )
     requests.send(out, order, tracking, f"tracking/{msg.shipment_id}")
+    # The label for the warehouse to print, the shipment for the ERP's delivery and invoice.
+    requests.send(out, order, msg, f"shipment/{msg.shipment_id}")
     if state in {"shipped", "partially_shipped"}:
         lifecycle: OrderLifecycle = "partially_shipped" if order.unshipped() else "shipped"
         detail = f"{msg.carrier} {msg.tracking_number}"

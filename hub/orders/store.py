@@ -15,6 +15,7 @@ import orjson
 
 from hub.db import Connection
 from hub.orders.validation import Catalog, ListPrice
+from schemas.fulfilment import ShipmentCreated
 from schemas.orders import OrderPlaced
 
 
@@ -253,19 +254,18 @@ async def add_shipment(
     )
 
 
-async def shipment_created(
-    conn: Connection, order_id: str, shipment_id: str, carrier: str, number: str, url: str | None
-) -> bool:
+async def shipment_created(conn: Connection, order_id: str, msg: ShipmentCreated) -> bool:
     """Mark a shipment created; False when it already was (the carrier repeated itself)."""
     done = await conn.fetchval(
         "UPDATE order_shipments SET status = 'created', carrier = $3, tracking_number = $4,"
-        " tracking_url = $5 WHERE order_id = $1 AND shipment_id = $2 AND status <> 'created'"
-        " RETURNING 1",
+        " tracking_url = $5, label_url = $6"
+        " WHERE order_id = $1 AND shipment_id = $2 AND status <> 'created' RETURNING 1",
         order_id,
-        shipment_id,
-        carrier,
-        number,
-        url,
+        msg.shipment_id,
+        msg.carrier,
+        msg.tracking_number,
+        msg.tracking_url,
+        msg.label_url,
     )
     return done is not None
 

@@ -40,6 +40,14 @@ async def test_happy_path_from_order_to_tracking_and_invoice(world: World) -> No
         assert tracking["data"]["lines"][0]["quantity"] == 2
         statuses = [b["data"]["status"] for b in await shop.wait("order.status", 2)]
         assert statuses == ["confirmed", "shipped"]
+        # The warehouse gets the carrier's label to print, the ERP the shipment to invoice.
+        [label] = await seen["warehouse"].wait("shipment.created")
+        shipment_id = tracking["data"]["shipment_id"]
+        assert label["data"]["label_url"] == f"https://labels.example/{shipment_id}.pdf"
+        assert label["data"]["tracking_number"] == tracking["data"]["tracking_number"]
+        [erp_copy] = await seen["erp"].wait("shipment.created")
+        assert erp_copy["source"] == "hub" and erp_copy["data"] == label["data"]
+        assert not shop.of("shipment.created")
         [create] = seen["erp"].of("salesorder.create")
         assert create["data"]["price_list"] == "nl-retail"
         assert create["data"]["reservation_id"] == order_id
@@ -116,7 +124,7 @@ async def test_orders_show_prints_state_and_history(world: World, isolated: Sett
         runner.invoke, app, ["orders", "show", "bolcom", "B-SHOW"], env=env
     )
     assert result.exit_code == 0, result.output
-    for text in ("shipped", "SO-B-SHOW", "DESK-1", "salesorder.created", "postnl"):
+    for text in ("shipped", "SO-B-SHOW", "DESK-1", "salesorder.created", "postnl", ".pdf"):
         assert text in result.output
     missing = await asyncio.to_thread(
         runner.invoke, app, ["orders", "show", "bolcom", "NOPE"], env=env
