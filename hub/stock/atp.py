@@ -10,6 +10,9 @@ A kit has no stock of its own: its atp is MIN(component atp // quantity per kit)
 component atp already has the buffer taken off (the buffer keeps physical units back), and the
 channel's share, cap and floor then apply to the kit figure. A kit missing a component's
 stock is unavailable. Reservations are held per SKU, not per location (see reservations).
+
+When nothing is shown, "available from" is the first expected receipt date by which the
+receipts so far (in date order) cover the shortfall and leave something to show.
 """
 
 from __future__ import annotations
@@ -18,8 +21,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from routes.config import StockRules
+
+
+class Receipt(NamedTuple):
+    """A purchase receipt the ERP expects: where, when, and how many units."""
+
+    location: str
+    expected: date
+    quantity: int
 
 
 @dataclass(frozen=True)
@@ -28,7 +40,7 @@ class SkuStock:
 
     net_by_location: Mapping[str, int] = field(default_factory=dict)
     reserved: int = 0
-    receipts: tuple[tuple[str, date], ...] = ()
+    receipts: tuple[Receipt, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,10 +84,25 @@ def kit_atp(
     return min(atp(rules, stocks.get(c, SkuStock())) // q for c, q in components.items())
 
 
-def next_date(rules: StockRules, stock: SkuStock, today: date) -> date | None:
-    """The earliest receipt at the channel's locations, never before today; None if none due."""
-    dates = [d for loc, d in stock.receipts if rules.locations is None or loc in rules.locations]
-    return max(min(dates), today) if dates else None
+def next_date(
+    rules: StockRules, stock: SkuStock, today: date, need: int | None = None
+) -> date | None:
+    """The first receipt date (never past) by which enough arrives to show any, or ``need``."""
+    # Receipts first cover what is already promised (open reservations, backorders among
+    # them) and the safety buffer: a receipt too small to leave anything over gives no date.
+    due = sorted(
+        (r.expected, r.quantity)
+        for r in stock.receipts
+        if rules.locations is None or r.location in rules.locations
+    )
+    short = pooled(rules, stock) - stock.reserved - rules.safety_buffer
+    arrived = 0
+    for expected, quantity in due:
+        arrived += quantity
+        units = max(0, short + arrived)
+        if units >= need if need is not None else present(rules, units) > 0:
+            return max(expected, today)
+    return None
 
 
 def figure(
@@ -95,7 +122,7 @@ def figure(
             stock = stocks.get(comp, SkuStock())
             if atp(rules, stock) >= qty:
                 continue
-            due = next_date(rules, stock, today)
+            due = next_date(rules, stock, today, need=qty)
             if due is None:
                 return Figure(0)
             dates.append(due)

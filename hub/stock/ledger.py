@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from hub.db import Connection
-from hub.stock.atp import SkuStock
+from hub.stock.atp import Receipt, SkuStock
 from schemas.catalog import ProductUpserted
 from schemas.inventory import StockLevel
 
@@ -133,9 +133,9 @@ def _parse_snapshot(doc: dict[str, Any], skus: Collection[str]) -> Snapshot:
     net: dict[str, dict[str, int]] = defaultdict(dict)
     for sku, location, qty in doc["ledger"]:
         net[sku][location] = qty
-    receipts: dict[str, list[tuple[str, date]]] = defaultdict(list)
-    for sku, location, due in doc["receipts"]:
-        receipts[sku].append((location, date.fromisoformat(due)))
+    receipts: dict[str, list[Receipt]] = defaultdict(list)
+    for sku, location, due, quantity in doc["receipts"]:
+        receipts[sku].append(Receipt(location, date.fromisoformat(due), quantity))
     reserved: dict[str, int] = doc["reserved"]
     kits: dict[str, dict[str, int]] = doc["kits"]
     physical = {s for s in skus if s not in kits} | {c for comps in kits.values() for c in comps}

@@ -217,6 +217,22 @@ async def test_hand_over_to_the_erp_never_double_counts(start_hub, bus, stock_co
         assert not await reservations.release(conn, "unknown")
 
 
+async def test_available_from_is_the_first_receipt_that_leaves_units_to_sell(
+    start_hub, bus, stock_config
+):
+    await start_hub(stock_config)
+    small, large = (date.today() + timedelta(days=d) for d in (5, 12))
+    incoming = [
+        {"quantity": 3, "expected_date": small.isoformat()},  # the buffer takes 2, 1 shows as 0
+        {"quantity": 10, "expected_date": large.isoformat()},
+    ]
+    await bus.publish("erp.product.upserted", product("VASE-1"))
+    await bus.publish("erp.stock.level", level("VASE-1", 0, 1, incoming=incoming))
+    [nl] = (await figures(bus, {"webshop-nl": 2}))["webshop-nl"]
+    assert nl["available"] == 0
+    assert nl["next_available_date"] == large.isoformat()
+
+
 async def test_query_answers_with_alternatives_for_a_sold_out_sku(start_hub, bus, stock_config):
     hub = await start_hub(stock_config)
     soon = date.today() + timedelta(days=10)

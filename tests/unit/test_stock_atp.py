@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from hub.stock.atp import (
     Figure,
+    Receipt,
     SkuStock,
     atp,
     figure,
@@ -29,8 +30,10 @@ def rules(**kw: object) -> StockRules:
     return StockRules.model_validate(kw)
 
 
-def stock(reserved: int = 0, receipts: tuple[tuple[str, date], ...] = (), **locs: int) -> SkuStock:
-    return SkuStock(dict(locs), reserved, receipts)
+def stock(
+    reserved: int = 0, receipts: tuple[tuple[str, date], ...] = (), qty: int = 100, **locs: int
+) -> SkuStock:
+    return SkuStock(dict(locs), reserved, tuple(Receipt(loc, d, qty) for loc, d in receipts))
 
 
 @pytest.mark.parametrize(
@@ -145,3 +148,24 @@ def test_agrees_with_the_config_documented_rule(
     ours = figure(r, "A", {"A": SkuStock(on_hand, reserved)}, TODAY).available
     assert ours == r.listed_quantity(on_hand, reserved)
     assert 0 <= ours <= max(main + store, 0)
+
+
+def test_next_date_is_the_first_receipt_that_covers_what_is_promised() -> None:
+    first, second, third = (TODAY + timedelta(days=d) for d in (3, 10, 20))
+    receipts = (Receipt("main", second, 6), Receipt("main", first, 4), Receipt("main", third, 50))
+    backordered = SkuStock({"main": 0}, 8, receipts)  # 8 units promised to backorders
+    # 4 arrive first (8 still owed), 6 more leave 2 over: the second receipt's date.
+    assert next_date(rules(), backordered, TODAY) == second
+    assert figure(rules(), "A", {"A": backordered}, TODAY) == Figure(0, second)
+    # With a buffer of 2 nothing is left after the second either: the third.
+    assert next_date(rules(safety_buffer=2), backordered, TODAY) == third
+    # A floor counts too: 2 left over is not enough to show when 2 or fewer shows as 0.
+    assert next_date(rules(zero_at_or_below=2), backordered, TODAY) == third
+    # Receipts that never cover the backorders give no date.
+    too_few = SkuStock({"main": 0}, 80, receipts)
+    assert next_date(rules(), too_few, TODAY) is None
+    # Oversold stock (net below zero) is covered first as well.
+    oversold = SkuStock({"main": -4}, 0, receipts)
+    assert next_date(rules(), oversold, TODAY) == second
+    # A kit component needs the kit's quantity, not merely one unit.
+    assert next_date(rules(), SkuStock({"main": 0}, 0, receipts), TODAY, need=5) == second
