@@ -30,10 +30,18 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 TypeOpt = Annotated[str | None, typer.Option("--type", help="Error type, e.g. schema_violation.")]
 ChannelOpt = Annotated[str | None, typer.Option("--channel", help="Channel (routing key prefix).")]
 SinceOpt = Annotated[str | None, typer.Option("--since", help="ISO time or age like 30m, 2h, 7d.")]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="Parked before: ISO time or age like 30m, 2h, 7d.")
+]
+MessageTypeOpt = Annotated[
+    str | None, typer.Option("--message-type", help="Message type, e.g. order.placed.")
+]
 
 
-def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:
-    """``--since`` as a time: an ISO timestamp, or an age such as ``30m``, ``2h``, ``7d``."""
+def parse_since(
+    text: str | None, now: datetime | None = None, option: str = "--since"
+) -> datetime | None:
+    """``--since`` or ``--until`` as a time: an ISO timestamp, or an age such as ``30m``."""
     if not text:
         return None
     match = _RELATIVE.match(text.strip())
@@ -43,7 +51,7 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
     try:
         when = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise typer.BadParameter(f"--since {text!r}: use ISO time or 30m / 2h / 7d") from exc
+        raise typer.BadParameter(f"{option} {text!r}: use ISO time or 30m / 2h / 7d") from exc
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -67,15 +75,36 @@ def _run(action: Callable[[ParkingLot], Awaitable[T]]) -> T:
 
 
 def _selection(
-    ids: list[int] | None, error_type: str | None, channel: str | None, since: str | None
+    ids: list[int] | None,
+    error_type: str | None,
+    channel: str | None,
+    since: str | None,
+    message_type: str | None = None,
+    until: str | None = None,
 ) -> Selection:
-    return Selection(tuple(ids or ()), error_type, channel, parse_since(since))
+    return Selection(
+        tuple(ids or ()),
+        error_type,
+        channel,
+        parse_since(since),
+        message_type=message_type,
+        until=parse_since(until, option="--until"),
+    )
+
+
+_NO_FILTER = "name ids or a filter (--type, --message-type, --channel, --since, --until)"
 
 
 @dlq_app.command("list")
-def list_(error_type: TypeOpt = None, channel: ChannelOpt = None, since: SinceOpt = None) -> None:
+def list_(
+    error_type: TypeOpt = None,
+    channel: ChannelOpt = None,
+    since: SinceOpt = None,
+    message_type: MessageTypeOpt = None,
+    until: UntilOpt = None,
+) -> None:
     """Parked messages grouped by error type, with counts, then the most recent of them."""
-    sel = _selection(None, error_type, channel, since)
+    sel = _selection(None, error_type, channel, since, message_type, until)
 
     async def go(lot: ParkingLot) -> None:
         groups = await lot.groups(sel)
@@ -133,12 +162,14 @@ def replay(
     error_type: TypeOpt = None,
     channel: ChannelOpt = None,
     since: SinceOpt = None,
+    message_type: MessageTypeOpt = None,
+    until: UntilOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, send nothing.")] = False,
 ) -> None:
     """Send parked messages back where they failed, same id and body, with an audit line."""
-    sel = _selection(ids, error_type, channel, since)
+    sel = _selection(ids, error_type, channel, since, message_type, until)
     if sel.is_empty:
-        raise typer.BadParameter("name ids or a filter (--type, --channel, --since)")
+        raise typer.BadParameter(_NO_FILTER)
 
     async def go(lot: ParkingLot) -> None:
         done = await lot.replay(sel, actor=actor(), dry_run=dry_run)
@@ -156,12 +187,14 @@ def purge(
     error_type: TypeOpt = None,
     channel: ChannelOpt = None,
     since: SinceOpt = None,
+    message_type: MessageTypeOpt = None,
+    until: UntilOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="Really delete.")] = False,
 ) -> None:
     """Delete parked messages for good (needs --yes; an audit line stays for each)."""
-    sel = _selection(ids, error_type, channel, since)
+    sel = _selection(ids, error_type, channel, since, message_type, until)
     if sel.is_empty:
-        raise typer.BadParameter("name ids or a filter (--type, --channel, --since)")
+        raise typer.BadParameter(_NO_FILTER)
     if not yes:
         console.print("purge deletes parked messages for good; add --yes to do it")
         raise typer.Exit(2)

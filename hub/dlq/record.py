@@ -71,13 +71,24 @@ def _when(value: Any) -> datetime | None:
     return None
 
 
-def _event_id(body: bytes) -> str | None:
+def _event_field(body: bytes, name: str) -> str | None:
     try:
         event = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    value = event.get("id") if isinstance(event, dict) else None
+    value = event.get(name) if isinstance(event, dict) else None
     return value if isinstance(value, str) and value else None
+
+
+def _message_type(given: str | None, body: bytes, routing_key: str) -> str | None:
+    """The type an operator filters by: the AMQP property, the event's own, or the key's."""
+    if given:
+        return given
+    in_body = _event_field(body, "type")
+    if in_body:
+        return in_body
+    _, _, from_key = routing_key.partition(".")  # <source>.<type> (bus-contract.md)
+    return from_key or None
 
 
 def from_amqp(
@@ -121,7 +132,7 @@ def from_amqp(
         error = f"dead-lettered by the broker from {failed_queue or '?'} ({reason})"
         first = _when(h.get("x-first-death-time")) or _when(death.get("time"))
         last = _when(death.get("time")) or now
-    msg_id = message_id or _event_id(body)
+    msg_id = message_id or _event_field(body, "id")
     safe_headers = jsonable(h)
     digest = hashlib.sha256()
     for part in (msg_id or "", exchange, key, error_type, last.isoformat(), str(attempts)):
@@ -130,7 +141,7 @@ def from_amqp(
     return ParkedRecord(
         fingerprint=digest.hexdigest(),
         message_id=msg_id,
-        message_type=message_type,
+        message_type=_message_type(message_type, body, key),
         source=source,
         channel=key.split(".", 1)[0] if key else None,
         error_type=error_type,

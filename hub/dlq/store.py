@@ -24,18 +24,27 @@ RETURNING id
 
 @dataclass(frozen=True)
 class Selection:
-    """Which parked messages an operator means: by ids, or by type, channel and time."""
+    """Which parked messages an operator means: by ids, or by types, channel and time window."""
 
     ids: tuple[int, ...] = ()
     error_type: str | None = None
     channel: str | None = None
     since: datetime | None = None
     include_replayed: bool = False
+    message_type: str | None = None
+    until: datetime | None = None
 
     @property
     def is_empty(self) -> bool:
         """True when nothing narrows it down (purge refuses to take everything by accident)."""
-        return not (self.ids or self.error_type or self.channel or self.since)
+        return not (
+            self.ids
+            or self.error_type
+            or self.channel
+            or self.since
+            or self.message_type
+            or self.until
+        )
 
     def where(self) -> tuple[str, list[Any]]:
         """A SQL condition with its parameters."""
@@ -54,6 +63,10 @@ class Selection:
             add("channel = ?", self.channel)
         if self.since:
             add("parked_at >= ?", self.since)
+        if self.until:
+            add("parked_at < ?", self.until)
+        if self.message_type:
+            add("message_type = ?", self.message_type)
         if not self.include_replayed:
             parts.append("status = 'parked'")
         return (" AND ".join(parts) or "true"), args

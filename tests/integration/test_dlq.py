@@ -114,6 +114,17 @@ async def test_parked_messages_are_stored_listed_replayed_and_purged(isolated, b
             assert rejected["original_exchange"] == bus.names.outbound_exchange
             assert rejected["failed_queue"] == out_queue
             assert await lot.rows(Selection(since=datetime.now(UTC) + timedelta(hours=1))) == []
+            assert await lot.rows(Selection(until=datetime.now(UTC) - timedelta(hours=1))) == []
+            window = Selection(
+                since=datetime.now(UTC) - timedelta(hours=1),
+                until=datetime.now(UTC) + timedelta(minutes=1),
+            )
+            assert len(await lot.rows(window)) == 3
+            types = {r["message_type"] for r in await lot.rows(Selection())}
+            for message_type in types - {None}:
+                chosen = await lot.rows(Selection(message_type=message_type))
+                assert chosen and all(r["message_type"] == message_type for r in chosen)
+            assert await lot.rows(Selection(message_type="no.such.type")) == []
 
             # Dry run: nothing is sent, nothing changes.
             planned = await lot.replay(Selection(), actor="test", dry_run=True)
@@ -190,6 +201,14 @@ async def test_hub_dlq_command(start_hub, bus, isolated) -> None:
     assert "malformed" in out and "unknown_type" in out and "total parked: 4" in out
     code, out = await hub_cli(isolated, "list", "--type", "unknown_type", "--since", "1h")
     assert "total parked: 1" in out
+    code, out = await hub_cli(isolated, "list", "--message-type", "x.y")  # the event's type
+    assert code == 0 and "total parked: 1" in out, out
+    code, out = await hub_cli(isolated, "list", "--message-type", "product.upserted")
+    assert code == 0 and "total parked: 3" in out, out  # unreadable: the routing key's type
+    code, out = await hub_cli(isolated, "replay", "--since", "1h", "--until", "1m", "--dry-run")
+    assert code == 0 and "would replay 0 message(s)" in out, out  # all parked within a minute
+    code, out = await hub_cli(isolated, "replay", "--until", "soon", "--dry-run")
+    assert code != 0 and "--until" in out, out
 
     code, out = await hub_cli(isolated, "replay", "--type", "malformed", "--dry-run")
     assert code == 0 and "would replay 3 message(s)" in out, out
