@@ -13,6 +13,7 @@ from adapters.base import TranslationError, Translator
 from hub.errors import MalformedMessage, SchemaViolation, UnknownChannel, UnknownType
 from hub.handlers import Inbound
 from routes.config import HubConfig
+from routes.skus import rename_skus
 from schemas.base import Message
 from schemas.envelope import CloudEvent
 from schemas.registry import model_for
@@ -71,17 +72,18 @@ class Validator:
             )
         if event.type.startswith("native."):
             message = self._translate(event, channel.adapter)
-            event = event.model_copy(
-                update={"type": message.TYPE, "data": message.model_dump(mode="json")}
-            )
+            data = message.model_dump(mode="json")
+            if channel.sku_map:
+                data = rename_skus(data, channel.sku_map)
+                message = _validated(message.TYPE, type(message), data)
+            event = event.model_copy(update={"type": message.TYPE, "data": data})
         else:
             model = model_for(event.type)
             if model is None:
                 raise UnknownType(f"type {event.type!r} is not a canonical type")
-            try:
-                message = model.model_validate(event.data)
-            except ValidationError as exc:
-                raise SchemaViolation(f"{event.type}: {describe(exc)}") from exc
+            if channel.sku_map:  # the channel's own SKUs become the ERP's
+                event = event.model_copy(update={"data": rename_skus(event.data, channel.sku_map)})
+            message = _validated(event.type, model, event.data)
         return Inbound(event=event, message=message, routing_key=routing_key, reply_to=reply_to)
 
     def _translate(self, event: CloudEvent, adapter_key: str) -> Message:
@@ -100,6 +102,13 @@ class Validator:
         except (TranslationError, ValidationError, KeyError, TypeError, ValueError) as exc:
             reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
             raise SchemaViolation(f"{event.type}: {reason}") from exc
+
+
+def _validated(type_: str, model: type[Message], data: Any) -> Message:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SchemaViolation(f"{type_}: {describe(exc)}") from exc
 
 
 def routing_facts(message: Message) -> dict[str, Any]:

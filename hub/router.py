@@ -18,6 +18,7 @@ from hub.outgoing import caused_event, to_channel
 from hub.topology import Names
 from routes.config import HubConfig
 from routes.matching import RouteTable
+from schemas.envelope import CloudEvent
 
 
 class Router:
@@ -54,9 +55,30 @@ class Router:
         )
         if not destinations:
             return []
+        own: list[Envelope] = []
+        if self._table.renames_skus:
+            destinations, own = self._own_copies(event, destinations)
+            if not destinations:
+                return own
         out = caused_event(event, None, key="route", source=event.source, data=event.data)
         envelope = to_channel(self._names, destinations[0], out)
         if len(destinations) == 1:
-            return [envelope]
+            return [envelope, *own]
         cc = [f"{channel}.{event.type}" for channel in destinations[1:]]
-        return [replace(envelope, headers={**envelope.headers, "CC": cc})]
+        return [replace(envelope, headers={**envelope.headers, "CC": cc}), *own]
+
+    def _own_copies(
+        self, event: CloudEvent, destinations: tuple[str, ...]
+    ) -> tuple[tuple[str, ...], list[Envelope]]:
+        """The channels that see the data as it is, and a copy for each that names its SKUs
+        its own way (same id: it is the same event, told in the channel's words)."""
+        shared: list[str] = []
+        own: list[Envelope] = []
+        for channel in destinations:
+            data = self._table.as_channel_sees_it(channel, event.data)
+            if data == event.data:
+                shared.append(channel)
+                continue
+            copy = caused_event(event, None, key="route", source=event.source, data=data)
+            own.append(to_channel(self._names, channel, copy))
+        return tuple(shared), own

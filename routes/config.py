@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from fnmatch import fnmatchcase
+from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -26,7 +27,7 @@ from pydantic import (
 
 from routes.env import check_settings
 from routes.errors import Problems
-from schemas.common import COUNTRY_CODES, CURRENCY_CODES
+from schemas.common import COUNTRY_CODES, CURRENCY_CODES, Sku
 from schemas.envelope import NAME_PATTERN
 
 ChannelKind = Literal["erp", "webshop", "marketplace", "warehouse", "carrier", "store"]
@@ -160,6 +161,13 @@ class ChannelConfig(_Frozen):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     orders: OrderRules = Field(default_factory=OrderRules)
     settings: dict[str, str] = Field(default_factory=dict)
+    sku_map: dict[Sku, Sku] = Field(default_factory=dict)
+    """The channel's own SKU -> the ERP's, for listings under another code (EAN, listing id)."""
+
+    @cached_property
+    def skus_to_channel(self) -> dict[str, str]:
+        """The ERP's SKU -> this channel's (the reverse of ``sku_map``)."""
+        return {erp: own for own, erp in self.sku_map.items()}
 
     @field_validator("settings", mode="before")
     @classmethod
@@ -184,6 +192,19 @@ class ChannelConfig(_Frozen):
             raise Problems(
                 [(("market",), f"a {self.kind} channel sells in a market: name one in 'market'")]
             )
+        return self
+
+    @model_validator(mode="after")
+    def _sku_map_is_one_to_one(self) -> ChannelConfig:
+        if self.sku_map and self.kind == "erp":
+            raise Problems([(("sku_map",), "the ERP's SKUs are the hub's: it has no sku_map")])
+        seen: dict[str, str] = {}
+        for own, erp in self.sku_map.items():
+            if erp in seen:
+                raise Problems(
+                    [(("sku_map", own), f"{own!r} and {seen[erp]!r} both map to {erp!r}")]
+                )
+            seen[erp] = own
         return self
 
 

@@ -19,9 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fnmatch import translate
+from typing import Any
 
 from routes.checks import ANY, HUB, KIND_PREFIX, ORIGIN, is_pattern
 from routes.config import SALES_KINDS, HubConfig, RouteFilter
+from routes.skus import rename_skus
 
 _CACHE_LIMIT = 10_000
 
@@ -68,6 +70,7 @@ class RouteTable:
         self._sales = tuple(n for n, ch in cfg.channels.items() if ch.kind in SALES_KINDS)
         self._routes = tuple(self._compile(i) for i in range(len(cfg.routes)))
         self._plans: dict[tuple[str, str], _Plan] = {}
+        self._own_skus = {n: ch.skus_to_channel for n, ch in cfg.channels.items() if ch.sku_map}
 
     @classmethod
     def from_config(cls, cfg: HubConfig) -> RouteTable:
@@ -105,6 +108,16 @@ class RouteTable:
     def to_hub(self, source: str, type: str) -> bool:
         """Whether a route hands this (source, type) to the hub's own services (``to: hub``)."""
         return self._plan(source, type).to_hub
+
+    def as_channel_sees_it(self, channel: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Message data with the ERP's SKUs renamed to the channel's own (its ``sku_map``)."""
+        names = self._own_skus.get(channel)
+        return rename_skus(data, names) if names else data
+
+    @property
+    def renames_skus(self) -> bool:
+        """Whether any channel lists SKUs under names of its own."""
+        return bool(self._own_skus)
 
     def channels_selling(self, sku: str) -> tuple[str, ...]:
         """The sales channels that list a SKU, i.e. that get its ``stock.availability``."""

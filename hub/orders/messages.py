@@ -30,9 +30,15 @@ class Outgoing:
     def send(self, message: Message, *, key: str, origin: str, subject: str) -> int:
         """Send a message the hub originates to where the routes take it; how many copies."""
         channels = self.table.destinations("hub", message.TYPE, origin=origin)
+        data = message.model_dump(mode="json")
         for channel in channels:
             event = caused_event(
-                self.cause, message, key=f"{key}/{channel}", subject=subject, time=self.now
+                self.cause,
+                message,
+                key=f"{key}/{channel}",
+                subject=subject,
+                time=self.now,
+                data=self.table.as_channel_sees_it(channel, data),
             )
             self.envelopes.append(to_channel(self.names, channel, event))
         return len(channels)
@@ -45,7 +51,8 @@ class Outgoing:
             if ch != event.source
         ]
         for channel in channels:
-            copy = caused_event(event, None, key=channel, source=event.source, data=event.data)
+            data = self.table.as_channel_sees_it(channel, event.data)
+            copy = caused_event(event, None, key=channel, source=event.source, data=data)
             self.envelopes.append(to_channel(self.names, channel, copy))
         return len(channels)
 

@@ -172,7 +172,7 @@ async def changes_by_sku(
 
     computed_at = now.isoformat()
     found = [
-        (sku, _envelope(ctx.names, cause_of(sku), ch, sku, fig, v, now, computed_at))
+        (sku, _envelope(ctx, cause_of(sku), ch, sku, fig, v, now, computed_at))
         for ch, sku, fig, v in changed
     ]
     record = _record(changed, now)
@@ -208,7 +208,7 @@ def _record(changed: list[tuple[str, str, Figure, int]], now: datetime) -> outbo
 
 
 def _envelope(
-    names: Names,
+    ctx: StockContext,
     cause: CloudEvent,
     channel: str,
     sku: str,
@@ -219,21 +219,22 @@ def _envelope(
 ) -> Envelope:
     # The hot path of stock fan-out: the data is built as the schema's JSON directly (the
     # figures are the hub's own, already valid); a unit test holds it to the schema.
+    listed_as = ctx.config.channels[channel].skus_to_channel.get(sku, sku)
     data = {
         "channel": channel,
-        "sku": sku,
+        "sku": listed_as,
         "available": fig.available,
         "next_available_date": fig.next_date.isoformat() if fig.next_date else None,
         "computed_at": computed_at or now.isoformat(),
         "version": version,
     }
     return caused_envelope(
-        names,
+        ctx.names,
         channel,
         cause,
         key=f"availability/{channel}/{sku}/{version}",
         type=AVAILABILITY,
-        subject=sku,
+        subject=listed_as,
         time=now,
         data=data,
     )

@@ -212,8 +212,9 @@ class ReserveHandler:
                     for s, (r, a) in sorted(result.shortages.items())
                 ),
             )
+        data = self._ctx.table.as_channel_sees_it(cmd.channel, answer.model_dump(mode="json"))
         event = caused_event(
-            inbound.event, answer, key="answer", source="hub", subject=cmd.reservation_id
+            inbound.event, answer, key="answer", source="hub", subject=cmd.reservation_id, data=data
         )
         return [to_channel(self._ctx.names, cmd.channel, event), *changes]
 

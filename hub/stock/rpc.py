@@ -57,13 +57,15 @@ async def answer_query(
     channel = query.channel
     rules = ctx.rules(channel)
     lead = ctx.lead_time_days(channel)
+    own = ctx.config.channels[channel]  # asked and answered in the channel's own SKUs
+    skus = [own.sku_map.get(s, s) for s in query.skus]
 
     def sold_here(sku: str) -> list[str]:
         return [channel] if rules.sells(sku) else []
 
-    found, _ = await compute(conn, ctx, query.skus, sold_here, today, with_kits=False, lock=False)
+    found, _ = await compute(conn, ctx, skus, sold_here, today, with_kits=False, lock=False)
     figs = figures_by_sku(found, channel)
-    sold_out = [s for s in query.skus if figs.get(s, atp.Figure(0)).available == 0]
+    sold_out = [s for s in skus if figs.get(s, atp.Figure(0)).available == 0]
     others = await ledger.substitutes(conn, sold_out) if sold_out else {}
     candidates = {o for group in others.values() for o in group}
     alt_figs: dict[str, atp.Figure] = {}
@@ -73,7 +75,7 @@ async def answer_query(
         )
         alt_figs = figures_by_sku(alts, channel)
     items = []
-    for sku in query.skus:
+    for asked, sku in zip(query.skus, skus, strict=True):
         fig = figs.get(sku, atp.Figure(0))
         ranked = sorted(
             (
@@ -85,12 +87,13 @@ async def answer_query(
         )
         items.append(
             AvailabilityItem(
-                sku=sku,
+                sku=asked,
                 available=fig.available,
                 next_available_date=fig.next_date,
                 promised_delivery_date=atp.promised_delivery(fig, today, lead),
                 alternatives=tuple(
-                    Alternative(sku=o, available=a) for a, o in ranked[:MAX_ALTERNATIVES]
+                    Alternative(sku=own.skus_to_channel.get(o, o), available=a)
+                    for a, o in ranked[:MAX_ALTERNATIVES]
                 ),
             )
         )

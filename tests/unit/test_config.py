@@ -484,3 +484,31 @@ def test_stock_rule_bounds_are_checked(tmp_path: Path) -> None:
     found = by_location(errors(tmp_path, data))
 
     assert set(found) == {"channels.shop.stock.share_percent", "channels.shop.stock.safety_buffer"}
+
+
+# --- a channel's own SKUs -----------------------------------------------------------------
+
+
+def test_a_sku_map_is_read_and_reversed(tmp_path: Path) -> None:
+    data = base()
+    data["channels"]["shop"]["sku_map"] = {"8712345678906": "DESK-1", "LAMP-EAN": "LAMP-1"}
+    cfg = load_config(write(tmp_path, data), env={})
+    assert cfg.channels["shop"].sku_map["8712345678906"] == "DESK-1"
+    assert cfg.channels["shop"].skus_to_channel == {"DESK-1": "8712345678906", "LAMP-1": "LAMP-EAN"}
+    assert cfg.channels["erp"].skus_to_channel == {}
+
+
+def test_two_channel_skus_for_one_erp_sku_are_an_error(tmp_path: Path) -> None:
+    data = base()
+    data["channels"]["shop"]["sku_map"] = {"A-1": "DESK-1", "A-2": "DESK-1"}
+    found = by_location(errors(tmp_path, data))
+    assert "both map to 'DESK-1'" in found["channels.shop.sku_map.A-2"]
+
+
+def test_the_erp_has_no_sku_map_and_a_bad_sku_is_named(tmp_path: Path) -> None:
+    data = base()
+    data["channels"]["erp"]["sku_map"] = {"X": "DESK-1"}
+    data["channels"]["shop"]["sku_map"] = {"has space": "DESK-1"}
+    found = by_location(errors(tmp_path, data))
+    assert "no sku_map" in found["channels.erp.sku_map"]
+    assert any(loc.startswith("channels.shop.sku_map") for loc in found), found
