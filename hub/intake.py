@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -81,6 +82,7 @@ class Validator:
             model = model_for(event.type)
             if model is None:
                 raise UnknownType(f"type {event.type!r} is not a canonical type")
+            _check_schema_version(event, model)
             if channel.sku_map:  # the channel's own SKUs become the ERP's
                 event = event.model_copy(update={"data": rename_skus(event.data, channel.sku_map)})
             message = _validated(event.type, model, event.data)
@@ -102,6 +104,25 @@ class Validator:
         except (TranslationError, ValidationError, KeyError, TypeError, ValueError) as exc:
             reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
             raise SchemaViolation(f"{event.type}: {reason}") from exc
+
+
+_SCHEMA_VERSION = re.compile(r"^(\d{1,4})(?:\.\d{1,4}){0,2}$")
+
+
+def _check_schema_version(event: CloudEvent, model: type[Message]) -> None:
+    """Refuse data written for another major version of the schema than this hub reads."""
+    written = event.dataschemaversion
+    if written is None:
+        return
+    match = _SCHEMA_VERSION.match(written)
+    if match is None:
+        raise SchemaViolation(f"{event.type}: dataschemaversion {written!r} is not MAJOR.MINOR")
+    ours = model.SCHEMA_VERSION
+    if int(match.group(1)) != int(ours.split(".", 1)[0]):
+        raise SchemaViolation(
+            f"{event.type}: data written for schema version {written}; this hub reads"
+            f" {ours.split('.', 1)[0]}.x (up to {ours})"
+        )
 
 
 def _validated(type_: str, model: type[Message], data: Any) -> Message:

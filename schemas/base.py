@@ -17,3 +17,5 @@ class Message(CanonicalModel):
     """A canonical bus message; ``TYPE`` is the CloudEvents ``type`` it travels under."""
 
     TYPE: ClassVar[str] = ""
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    """MAJOR.MINOR of ``data``: a minor adds optional fields, a major breaks (dataschemaversion)."""

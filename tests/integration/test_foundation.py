@@ -66,8 +66,25 @@ async def test_product_reaches_every_subscribing_channel(start_hub, bus) -> None
         ),
         (orjson.dumps(product_event(sku="bad sku with spaces")), "schema_violation", "sku"),
         (orjson.dumps({**product_event(), "source": "nobody"}), "unknown_channel", "nobody"),
+        (
+            orjson.dumps({**product_event(), "dataschemaversion": "2.0"}),
+            "schema_violation",
+            "this hub reads 1.x",
+        ),
+        (
+            orjson.dumps({**product_event(), "dataschemaversion": "v1"}),
+            "schema_violation",
+            "not MAJOR.MINOR",
+        ),
     ],
-    ids=["malformed", "unknown-type", "schema-violation", "unknown-channel"],
+    ids=[
+        "malformed",
+        "unknown-type",
+        "schema-violation",
+        "unknown-channel",
+        "newer-major-version",
+        "unreadable-version",
+    ],
 )
 async def test_bad_input_is_parked_and_the_next_message_still_flows(
     start_hub, bus, body: bytes, error_type: str, reason: str
@@ -92,6 +109,17 @@ async def test_bad_input_is_parked_and_the_next_message_still_flows(
     [delivered] = await bus.bodies(bus.names.channel_queue(channel), expect=1)
     assert delivered["data"]["sku"] == "SKU-GOOD"
     assert hub.metrics.parked.labels(error_type)._value.get() == 1
+
+
+async def test_data_of_the_schema_version_the_hub_reads_flows(start_hub, bus) -> None:
+    hub = await start_hub()
+    channel = sales_channels(hub)[0]
+    for version in ("1", "1.0", "1.7"):  # a later minor only adds optional fields
+        event = {**product_event(sku=f"SKU-V{version}"), "dataschemaversion": version}
+        await bus.publish("erp.product.upserted", orjson.dumps(event))
+    delivered = await bus.bodies(bus.names.channel_queue(channel), expect=3)
+    assert {d["data"]["sku"] for d in delivered} == {"SKU-V1", "SKU-V1.0", "SKU-V1.7"}
+    assert await bus.drain(bus.names.dead_queue, expect=0, settle=0.2) == []
 
 
 async def test_same_message_id_twice_has_its_effect_once(start_hub, bus) -> None:
