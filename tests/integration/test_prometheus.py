@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import socket
 import subprocess
@@ -11,7 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
+import yaml
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +37,25 @@ def test_shipped_alert_rules_are_valid() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
+
+
+_SERIES_SUFFIX = re.compile(r"_(total|bucket|sum|count|created)$")
+
+
+def _metrics_named_in(texts: list[str]) -> set[str]:
+    return {_SERIES_SUFFIX.sub("", name) for t in texts for name in re.findall(r"\bhub_\w+", t)}
+
+
+async def test_every_metric_the_alerts_and_dashboard_name_is_exported(start_hub) -> None:
+    hub = await start_hub()
+    exported = {family.name for family in hub.metrics.registry.collect()}
+    rules = yaml.safe_load((ROOT / "deploy/alerts.yml").read_text())
+    alerts = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    dashboard = orjson.loads((ROOT / "deploy/grafana/dashboards/commerce-hub.json").read_bytes())
+    panels = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    named = _metrics_named_in(alerts + panels)
+    assert {"hub_orders", "hub_order_timeouts", "hub_parked_waiting"} <= named
+    assert named <= exported, f"not exported by the hub: {sorted(named - exported)}"
 
 
 async def test_prometheus_scrapes_hub_counters(start_hub, bus, tmp_path: Path) -> None:
