@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -39,6 +39,11 @@ class OrderMetrics:
             ["party", "action"],
             registry=registry,
         )
+        # Every series exists from the start: increase() reads a series' first sample as its
+        # base, so the first timeout after a start would never raise the alert otherwise.
+        for party in get_args(Party):
+            for action in ("retried", "rejected", "stalled"):
+                self.timeouts.labels(party, action)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,9 @@ async def erp_created(
             reason=f"order was {order.state} before the ERP confirmed it",
         )
         requests.send(out, order, cancel, "salesorder.cancel")
-        await transition(conn, deps, order, order.state, inbound, now)
+        # Noted, not counted: the order does not change state.
+        detail = f"sales order {msg.erp_order_number} withdrawn"
+        await store.save(conn, order, now, inbound.event.type, detail, inbound.event.id)
         return out
     if order.awaiting != "erp" or order.state not in OPEN_STATES:
         return await ignore(conn, deps, order, inbound, now)

@@ -12,7 +12,8 @@ channel's share, cap and floor then apply to the kit figure. A kit missing a com
 stock is unavailable. Reservations are held per SKU, not per location (see reservations).
 
 When nothing is shown, "available from" is the first expected receipt date by which the
-receipts so far (in date order) cover the shortfall and leave something to show.
+receipts so far (in date order) cover the shortfall and leave enough to show (for a kit:
+enough of every component for the fewest kits the channel shows).
 """
 
 from __future__ import annotations
@@ -84,12 +85,29 @@ def kit_atp(
     return min(atp(rules, stocks.get(c, SkuStock())) // q for c, q in components.items())
 
 
+def least_shown(rules: StockRules) -> int | None:
+    """The smallest ATP the channel shows as more than 0; None when it never shows any."""
+    wanted = rules.zero_at_or_below + 1
+    if rules.max_listed is not None and rules.max_listed < wanted:
+        return None
+    if rules.share_percent is None:
+        return wanted
+    if rules.share_percent <= 0:
+        return None
+    units = int(-(-Decimal(wanted) * 100 // rules.share_percent))  # ceiling
+    return units if present(rules, units) > 0 else units + 1
+
+
 def next_date(
     rules: StockRules, stock: SkuStock, today: date, need: int | None = None
 ) -> date | None:
-    """The first receipt date (never past) by which enough arrives to show any, or ``need``."""
-    # Receipts first cover what is already promised (open reservations, backorders among
-    # them) and the safety buffer: a receipt too small to leave anything over gives no date.
+    """The first receipt date (never past) by which the ATP reaches ``need`` units (by
+    default: the least the channel shows); None if no receipt does."""
+    # Receipts first cover what is already promised (open reservations, the ERP's committed
+    # units that take the net below zero) and the safety buffer.
+    wanted = least_shown(rules) if need is None else need
+    if wanted is None:
+        return None
     due = sorted(
         (r.expected, r.quantity)
         for r in stock.receipts
@@ -99,8 +117,7 @@ def next_date(
     arrived = 0
     for expected, quantity in due:
         arrived += quantity
-        units = max(0, short + arrived)
-        if units >= need if need is not None else present(rules, units) > 0:
+        if short + arrived >= wanted:
             return max(expected, today)
     return None
 
@@ -117,12 +134,15 @@ def figure(
         shown = present(rules, kit_atp(rules, components, stocks))
         if shown > 0:
             return Figure(shown)
+        kits = least_shown(rules)  # the fewest kits the channel would show
+        if kits is None:
+            return Figure(0)
         dates: list[date] = []
         for comp, qty in components.items():
             stock = stocks.get(comp, SkuStock())
-            if atp(rules, stock) >= qty:
+            if atp(rules, stock) >= kits * qty:
                 continue
-            due = next_date(rules, stock, today, need=qty)
+            due = next_date(rules, stock, today, need=kits * qty)
             if due is None:
                 return Figure(0)
             dates.append(due)

@@ -16,6 +16,7 @@ from hub.stock.atp import (
     atp,
     figure,
     kit_atp,
+    least_shown,
     next_date,
     pooled,
     present,
@@ -153,7 +154,7 @@ def test_agrees_with_the_config_documented_rule(
 def test_next_date_is_the_first_receipt_that_covers_what_is_promised() -> None:
     first, second, third = (TODAY + timedelta(days=d) for d in (3, 10, 20))
     receipts = (Receipt("main", second, 6), Receipt("main", first, 4), Receipt("main", third, 50))
-    backordered = SkuStock({"main": 0}, 8, receipts)  # 8 units promised to backorders
+    backordered = SkuStock({"main": 0}, 8, receipts)  # 8 units held by open reservations
     # 4 arrive first (8 still owed), 6 more leave 2 over: the second receipt's date.
     assert next_date(rules(), backordered, TODAY) == second
     assert figure(rules(), "A", {"A": backordered}, TODAY) == Figure(0, second)
@@ -169,3 +170,28 @@ def test_next_date_is_the_first_receipt_that_covers_what_is_promised() -> None:
     assert next_date(rules(), oversold, TODAY) == second
     # A kit component needs the kit's quantity, not merely one unit.
     assert next_date(rules(), SkuStock({"main": 0}, 0, receipts), TODAY, need=5) == second
+
+
+@given(
+    share=st.one_of(st.none(), st.decimals(min_value=0, max_value=100, places=1)),
+    cap=st.one_of(st.none(), st.integers(min_value=0, max_value=60)),
+    floor=st.integers(min_value=0, max_value=30),
+)
+def test_least_shown_is_the_smallest_atp_the_channel_shows(
+    share: Decimal | None, cap: int | None, floor: int
+) -> None:
+    r = rules(share_percent=share, max_listed=cap, zero_at_or_below=floor)
+    shown = [n for n in range(0, 5000) if present(r, n) > 0]
+    assert least_shown(r) == (shown[0] if shown else None)
+
+
+def test_a_kit_date_is_when_every_component_covers_the_fewest_kits_shown() -> None:
+    soon, later = TODAY + timedelta(days=5), TODAY + timedelta(days=30)
+    marketplace = rules(share_percent=40, zero_at_or_below=2)  # shows 3 kits from 8 units
+    parts = {"A": SkuStock({"main": 0}, 0, (Receipt("main", soon, 1), Receipt("main", later, 7)))}
+    # One unit would make one kit, which this channel shows as 0: the date is when 8 are in.
+    assert figure(marketplace, "KIT", parts, TODAY, {"A": 1}) == Figure(0, later)
+    assert figure(rules(), "KIT", parts, TODAY, {"A": 1}) == Figure(0, soon)
+    # Held at 0 by the rules alone (2 on hand make no shown kit): the receipt still dates it.
+    held = {"A": SkuStock({"main": 2}, 0, (Receipt("main", later, 10),))}
+    assert figure(marketplace, "KIT", held, TODAY, {"A": 1}) == Figure(0, later)
