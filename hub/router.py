@@ -79,6 +79,9 @@ class Router:
             if data == event.data:
                 shared.append(channel)
                 continue
-            copy = caused_event(event, None, key="route", source=event.source, data=data)
+            subject = event.subject and self._table.channel_sku(channel, event.subject)
+            copy = caused_event(
+                event, None, key="route", source=event.source, data=data, subject=subject
+            )
             own.append(to_channel(self._names, channel, copy))
         return tuple(shared), own

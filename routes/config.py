@@ -205,6 +205,11 @@ class ChannelConfig(_Frozen):
                     [(("sku_map", own), f"{own!r} and {seen[erp]!r} both map to {erp!r}")]
                 )
             seen[erp] = own
+        for own, erp in self.sku_map.items():
+            if own in seen and own != erp:  # the channel's name for one, the ERP's for another
+                raise Problems(
+                    [(("sku_map", own), f"{own!r} is the ERP's SKU of {seen[own]!r}'s product too")]
+                )
         return self
 
 

@@ -114,6 +114,11 @@ class RouteTable:
         names = self._own_skus.get(channel)
         return rename_skus(data, names) if names else data
 
+    def channel_sku(self, channel: str, sku: str) -> str:
+        """The channel's own name for one of the ERP's SKUs (the SKU itself without one)."""
+        names = self._own_skus.get(channel)
+        return names.get(sku, sku) if names else sku
+
     @property
     def renames_skus(self) -> bool:
         """Whether any channel lists SKUs under names of its own."""

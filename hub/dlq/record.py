@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -80,14 +80,19 @@ def _event_field(body: bytes, name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _message_type(given: str | None, body: bytes, routing_key: str) -> str | None:
-    """The type an operator filters by: the AMQP property, the event's own, or the key's."""
+def _message_type(
+    given: str | None, body: bytes, exchange: str, routing_key: str, typed: Collection[str]
+) -> str | None:
+    """The type an operator filters by: the AMQP property, the event's own, or, on the
+    exchanges whose keys are ``<channel>.<type>`` (``typed``: hub.in, hub.out), the key's."""
     if given:
         return given
     in_body = _event_field(body, "type")
     if in_body:
         return in_body
-    _, _, from_key = routing_key.partition(".")  # <source>.<type> (bus-contract.md)
+    if exchange not in typed:
+        return None
+    _, _, from_key = routing_key.partition(".")
     return from_key or None
 
 
@@ -102,6 +107,7 @@ def from_amqp(
     reply_to: str | None,
     routing_key: str | None,
     now: datetime,
+    typed_exchanges: Collection[str] = (),
 ) -> ParkedRecord:
     """Parse a message taken from hub.dead, parked either by the hub or by the broker."""
     h = dict(headers or {})
@@ -141,7 +147,7 @@ def from_amqp(
     return ParkedRecord(
         fingerprint=digest.hexdigest(),
         message_id=msg_id,
-        message_type=_message_type(message_type, body, key),
+        message_type=_message_type(message_type, body, exchange, key, typed_exchanges),
         source=source,
         channel=key.split(".", 1)[0] if key else None,
         error_type=error_type,

@@ -74,6 +74,7 @@ class ParkingLot:
                 reply_to=msg.reply_to,
                 routing_key=msg.routing_key,
                 now=datetime.now(UTC),
+                typed_exchanges=(self._names.inbound_exchange, self._names.outbound_exchange),
             )
             async with self._pool.acquire() as conn:
                 if await store.insert(conn, record) is not None:

@@ -146,7 +146,7 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
     order = await locked(conn, msg.order_id)
     created = await store.shipment_created(conn, order.order_id, msg)
     if not created:
-        return await ignore(conn, deps, order, inbound, now)
+        return await _label_later(conn, deps, order, inbound, now)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
     for line in msg.lines:
         order.shipped[line.line_id] = order.shipped.get(line.line_id, 0) + line.quantity
@@ -178,6 +178,23 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
         lifecycle: OrderLifecycle = "partially_shipped" if order.unshipped() else "shipped"
         detail = f"{msg.carrier} {msg.tracking_number}"
         requests.send(out, order, requests.status(order, lifecycle, detail), msg.shipment_id)
+    return out
+
+
+async def _label_later(
+    conn: Connection, deps: OrderDeps, order: Order, inbound: Inbound, now: datetime
+) -> Outgoing:
+    """A repeated shipment.created: a label made after the parcel was booked is kept and sent
+    on (carriers such as Sendcloud announce it later); anything else is noted and dropped."""
+    msg = inbound.message
+    assert isinstance(msg, ShipmentCreated)
+    url = str(msg.label_url) if msg.label_url else None
+    if url is None or not await store.update_label(conn, order.order_id, msg.shipment_id, url):
+        return await ignore(conn, deps, order, inbound, now)
+    out = Outgoing(deps.table, deps.names, inbound.event, now)
+    detail = f"label for {msg.shipment_id}"
+    await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)
+    requests.send(out, order, msg, f"shipment/{msg.shipment_id}/label/{url}")
     return out
 
 

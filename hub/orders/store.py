@@ -270,6 +270,18 @@ async def shipment_created(conn: Connection, order_id: str, msg: ShipmentCreated
     return done is not None
 
 
+async def update_label(conn: Connection, order_id: str, shipment_id: str, url: str) -> bool:
+    """A label the carrier made after the shipment (a later shipment.created): True if new."""
+    done = await conn.fetchval(
+        "UPDATE order_shipments SET label_url = $3 WHERE order_id = $1 AND shipment_id = $2"
+        " AND status = 'created' AND label_url IS DISTINCT FROM $3 RETURNING 1",
+        order_id,
+        shipment_id,
+        url,
+    )
+    return done is not None
+
+
 async def update_tracking(
     conn: Connection, order_id: str, shipment_id: str, number: str, url: str | None
 ) -> bool | None:

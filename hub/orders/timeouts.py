@@ -4,9 +4,9 @@ The deadline lives in the order row, so a restart forgets nothing. A sweep takes
 (``FOR UPDATE SKIP LOCKED``, so several hubs can sweep side by side) and sends the awaited
 request again up to ``max_retries`` times. Then, by the awaited party's ``on_timeout``, the
 order is rejected (its stock released, the sales order and pick withdrawn, the channel told
-why) or set ``stalled`` for a late answer to resume; once goods are packed or shipped there is
-nothing left to release, so it stalls whatever the policy. The changes and the messages commit
-together through the outbox.
+why) or set ``stalled`` for a late answer to resume. Once any goods are packed (all or part of
+the order) it stalls whatever the policy: what is not shipped stays reserved. The changes and
+the messages commit together through the outbox.
 """
 
 from __future__ import annotations

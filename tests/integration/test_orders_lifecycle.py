@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +14,15 @@ from hub.orders.timeouts import sweep_once
 from hub.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
-from order_kit import World, open_world, order_data, orders_config, parties, silent
+from order_kit import (
+    World,
+    carrier_ships,
+    open_world,
+    order_data,
+    orders_config,
+    parties,
+    silent,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -349,3 +358,29 @@ async def test_the_carriers_later_tracking_reaches_the_channel_once(world: World
         await world.send("carrier", "shipment.tracking", stray)
         [refused] = await parked(world, 1)
         assert "has no shipped parcel 'S9-nothing'" in refused.headers["x-hub-error"]
+
+
+def ships_without_a_label(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(t, {**d, "label_url": None}) for t, d in carrier_ships(body)]
+
+
+async def test_a_label_the_carrier_makes_later_reaches_the_warehouse_once(world: World) -> None:
+    async with parties(world, carrier=ships_without_a_label) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-L1", [("LAMP-1", 1, "25.50")]))
+        [booked] = await seen["warehouse"].wait("shipment.created")
+        assert booked["data"]["label_url"] is None
+        data = {**booked["data"], "label_url": "https://labels.example/late.pdf"}
+        await world.send("carrier", "shipment.created", data)
+        await world.send("carrier", "shipment.created", data)  # said twice: sent on once
+        [_, labelled] = await seen["warehouse"].wait("shipment.created", 2)
+        assert labelled["data"]["label_url"] == "https://labels.example/late.pdf"
+        await seen["erp"].wait("shipment.created", 2)
+        row = await world.order("bolcom", "B-L1")
+        assert row is not None
+        label = await world.db.fetchval(
+            "SELECT label_url FROM order_shipments WHERE order_id = $1", row["order_id"]
+        )
+        assert label == "https://labels.example/late.pdf"
+        await asyncio.sleep(0.5)
+        assert len(seen["warehouse"].of("shipment.created")) == 2
+        assert len(seen["bolcom"].of("shipment.tracking")) == 1  # the buyer is not told again

@@ -512,3 +512,10 @@ def test_the_erp_has_no_sku_map_and_a_bad_sku_is_named(tmp_path: Path) -> None:
     found = by_location(errors(tmp_path, data))
     assert "no sku_map" in found["channels.erp.sku_map"]
     assert any(loc.startswith("channels.shop.sku_map") for loc in found), found
+
+
+def test_a_channel_sku_that_is_another_products_erp_sku_is_an_error(tmp_path: Path) -> None:
+    data = base()
+    data["channels"]["shop"]["sku_map"] = {"LAMP-1": "DESK-1", "LAMP-EAN": "LAMP-1"}
+    found = by_location(errors(tmp_path, data))
+    assert "is the ERP's SKU" in found["channels.shop.sku_map.LAMP-1"]
