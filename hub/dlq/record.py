@@ -108,6 +108,7 @@ def from_amqp(
     routing_key: str | None,
     now: datetime,
     typed_exchanges: Collection[str] = (),
+    channel_queue_prefix: str | None = None,
 ) -> ParkedRecord:
     """Parse a message taken from hub.dead, parked either by the hub or by the broker."""
     h = dict(headers or {})
@@ -138,6 +139,11 @@ def from_amqp(
         error = f"dead-lettered by the broker from {failed_queue or '?'} ({reason})"
         first = _when(h.get("x-first-death-time")) or _when(death.get("time"))
         last = _when(death.get("time")) or now
+    if channel_queue_prefix and failed_queue and failed_queue.startswith(channel_queue_prefix):
+        # Failed in one channel's queue: a copy published with CC carries the first channel's
+        # key, so address it to the channel where it failed (replay drops the CC header).
+        _, _, type_part = key.partition(".")
+        key = f"{failed_queue[len(channel_queue_prefix) :]}.{type_part}" if type_part else key
     msg_id = message_id or _event_field(body, "id")
     safe_headers = jsonable(h)
     digest = hashlib.sha256()
@@ -166,7 +172,12 @@ def from_amqp(
 
 
 def replay_headers(headers: Mapping[str, Any], parked_id: int) -> dict[str, Any]:
-    """The original headers without fault marks, so the retry budget starts again."""
-    kept = {k: v for k, v in headers.items() if not k.startswith(FAULT_PREFIXES)}
+    """The original headers without fault marks, so the retry budget starts again, and
+    without CC / BCC, so a message that failed in one channel's queue goes back there only."""
+    kept = {
+        k: v
+        for k, v in headers.items()
+        if not k.startswith(FAULT_PREFIXES) and k not in ("CC", "BCC")
+    }
     kept["x-hub-replay-of"] = parked_id
     return kept

@@ -75,6 +75,7 @@ class ParkingLot:
                 routing_key=msg.routing_key,
                 now=datetime.now(UTC),
                 typed_exchanges=(self._names.inbound_exchange, self._names.outbound_exchange),
+                channel_queue_prefix=self._names.channel_queue(""),
             )
             async with self._pool.acquire() as conn:
                 if await store.insert(conn, record) is not None:

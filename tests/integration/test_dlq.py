@@ -221,3 +221,35 @@ async def test_hub_dlq_command(start_hub, bus, isolated) -> None:
     assert code == 0 and "purged 3 message(s)" in out, out
     code, out = await hub_cli(isolated, "list")
     assert "total parked: 1" in out
+
+
+async def test_a_copy_one_channel_rejected_is_replayed_to_that_channel_only(
+    start_hub, bus, isolated
+) -> None:
+    hub = await start_hub()
+    channels = hub.table.destinations("erp", "product.upserted")
+    second = channels[1]
+    await bus.publish("erp.product.upserted", product_event("SKU-CC", "cc-1"), message_id="cc-1")
+    for channel in channels:
+        if channel != second:
+            assert len(await bus.drain(bus.names.channel_queue(channel), expect=1)) == 1
+    assert bus.channel is not None
+    queue = await bus.channel.get_queue(bus.names.channel_queue(second), ensure=False)
+    for _ in range(100):  # the second channel's adapter refuses it: the broker dead-letters it
+        msg = await queue.get(no_ack=False, fail=False)
+        if msg is not None:
+            assert msg.headers.get("CC")  # it came as a CC copy of one publish
+            await msg.reject(requeue=False)
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    async with parking_lot(isolated.database_url, isolated.broker_url, bus.names) as lot:
+        assert await lot.sweep() == 1
+        [row] = await lot.rows(Selection(message_type="product.upserted"))
+        assert row["channel"] == second
+        await lot.replay(Selection(ids=(row["id"],)), actor="test", dry_run=False)
+    [again] = await bus.bodies(bus.names.channel_queue(second), expect=1)
+    assert again["data"]["sku"] == "SKU-CC"
+    for channel in channels:
+        if channel != second:  # nobody else gets it a second time
+            assert await bus.drain(bus.names.channel_queue(channel), expect=0, settle=0.3) == []

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from hub.dlq.record import from_amqp
+from hub.dlq.record import from_amqp, replay_headers
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 TYPED = ("p.hub.in", "p.hub.out")
@@ -65,3 +65,36 @@ def test_a_key_that_names_no_type_gives_none() -> None:
     )
     assert record.message_type is None
     assert record.error_type == "broker_rejected"
+
+
+def test_a_copy_that_failed_in_one_channels_queue_goes_back_to_that_channel_only() -> None:
+    # Published once to webshop-nl with webshop-uk in CC; webshop-uk's adapter rejected it.
+    headers = {
+        "CC": ["webshop-uk.product.upserted"],
+        "x-death": [
+            {
+                "reason": "rejected",
+                "queue": "p.hub.out.webshop-uk",
+                "exchange": "p.hub.out",
+                "routing-keys": ["webshop-nl.product.upserted", "webshop-uk.product.upserted"],
+            }
+        ],
+    }
+    record = from_amqp(
+        orjson.dumps({"id": "e-1", "type": "product.upserted"}),
+        headers,
+        message_id="e-1",
+        message_type=None,
+        source="erp",
+        correlation_id=None,
+        reply_to=None,
+        routing_key="webshop-nl.product.upserted",
+        now=NOW,
+        typed_exchanges=TYPED,
+        channel_queue_prefix="p.hub.out.",
+    )
+    assert record.channel == "webshop-uk"
+    assert record.original_routing_key == "webshop-uk.product.upserted"
+    assert record.original_exchange == "p.hub.out"
+    assert "CC" not in replay_headers(record.headers, 7)
+    assert replay_headers(record.headers, 7)["x-hub-replay-of"] == 7
