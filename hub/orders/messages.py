@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from hub.bus import Envelope
 from hub.outgoing import caused_event, to_channel
@@ -27,9 +28,21 @@ class Outgoing:
     now: datetime
     envelopes: list[Envelope] = field(default_factory=list)
 
-    def send(self, message: Message, *, key: str, origin: str, subject: str) -> int:
-        """Send a message the hub originates to where the routes take it; how many copies."""
-        channels = self.table.destinations("hub", message.TYPE, origin=origin)
+    def send(
+        self,
+        message: Message,
+        *,
+        key: str,
+        origin: str,
+        subject: str,
+        skus: tuple[str, ...] = (),
+        order_value: Decimal | None = None,
+    ) -> int:
+        """Send a message the hub originates to where the routes (and their filters on SKUs
+        and order value) take it; how many copies."""
+        channels = self.table.destinations(
+            "hub", message.TYPE, origin=origin, skus=skus, order_value=order_value
+        )
         data = message.model_dump(mode="json")
         for channel in channels:
             event = caused_event(

@@ -13,7 +13,7 @@ import pytest
 from hub.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
-from order_kit import World, erp_refuses, open_world, order_data, parties
+from order_kit import World, erp_refuses, open_world, order_data, orders_config, parties
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +130,42 @@ async def test_orders_show_prints_state_and_history(world: World, isolated: Sett
         runner.invoke, app, ["orders", "show", "bolcom", "NOPE"], env=env
     )
     assert missing.exit_code == 1
+
+
+def filtered_routes(data: dict[str, Any]) -> None:
+    """Big orders' acceptance copied to the UK shop; lamp shipments shown to the warehouse."""
+    data["routes"] += [
+        {
+            "name": "big-orders-also-to-uk",
+            "types": ["order.accepted"],
+            "from": ["hub"],
+            "to": ["webshop-uk"],
+            "filters": {"min_order_value": 300},
+        },
+        {
+            "name": "lamp-shipments-to-warehouse",
+            "types": ["shipment.request"],
+            "from": ["hub"],
+            "to": ["warehouse"],
+            "filters": {"sku_patterns": ["LAMP-*"]},
+        },
+    ]
+
+
+async def test_route_filters_apply_to_what_the_order_process_sends(
+    isolated: Settings, bus: Any
+) -> None:
+    async with (
+        open_world(isolated, bus, orders_config(filtered_routes)) as world,
+        parties(world) as seen,
+    ):
+        await world.place("bolcom", order_data("bolcom", "B-BIG", [("DESK-1", 2, "199.00")]))
+        await world.place("bolcom", order_data("bolcom", "B-LAMP", [("LAMP-1", 1, "25.50")]))
+        await seen["bolcom"].wait("shipment.tracking", 2)
+        [big] = await seen["webshop-uk"].wait("order.accepted")  # 398.00: over 300
+        assert big["data"]["channel_order_id"] == "B-BIG"
+        [lamp] = await seen["warehouse"].wait("shipment.request")  # the lamp's shipment only
+        assert [line["sku"] for line in lamp["data"]["lines"]] == ["LAMP-1"]
+        await asyncio.sleep(0.3)
+        assert len(seen["webshop-uk"].of("order.accepted")) == 1
+        assert len(seen["warehouse"].of("shipment.request")) == 1
