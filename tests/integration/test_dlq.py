@@ -253,3 +253,32 @@ async def test_a_copy_one_channel_rejected_is_replayed_to_that_channel_only(
     for channel in channels:
         if channel != second:  # nobody else gets it a second time
             assert await bus.drain(bus.names.channel_queue(channel), expect=0, settle=0.3) == []
+
+
+async def test_upgrading_files_older_parked_messages_by_their_routing_keys_type(isolated) -> None:
+    from hub.db import ensure_database, migrate
+
+    await ensure_database(isolated.database_url)
+    conn = await asyncpg.connect(isolated.database_url)
+    try:
+        await migrate(conn)
+        rows = [  # (fingerprint, exchange, routing key), parked by an older hub: no type
+            ("f-1", "t_hub.in", "webshop-nl.order.placed"),
+            ("f-2", "t_hub.out", "bolcom.stock.availability"),
+            ("f-3", "", "t_hub.rpc"),
+        ]
+        for fingerprint, exchange, key in rows:
+            await conn.execute(
+                "INSERT INTO parked (fingerprint, error_type, error, original_exchange,"
+                " original_routing_key, headers, body, attempts, first_failed_at, parked_at)"
+                " VALUES ($1, 'malformed', 'x', $2, $3, '{}', '\\x00', 1, now(), now())",
+                fingerprint,
+                exchange,
+                key,
+            )
+        await conn.execute("DELETE FROM schema_migrations WHERE name = '015_parked_types.sql'")
+        assert await migrate(conn) == ["015_parked_types.sql"]
+        found = dict(await conn.fetch("SELECT fingerprint, message_type FROM parked"))
+        assert found == {"f-1": "order.placed", "f-2": "stock.availability", "f-3": None}
+    finally:
+        await conn.close()
