@@ -105,6 +105,11 @@ class RouteTable:
         """Whether any route takes this (source, type); the hub parks what none does."""
         return bool(self._plan(source, type).routes)
 
+    def filters_on_data(self, source: str, type: str) -> bool:
+        """Whether a route for this (source, type) has filters that look at the message's data
+        (markets, SKUs, order value), so the caller must work those facts out."""
+        return any(r.filters is not None for r in self._plan(source, type).routes)
+
     def to_hub(self, source: str, type: str) -> bool:
         """Whether a route hands this (source, type) to the hub's own services (``to: hub``)."""
         return self._plan(source, type).to_hub

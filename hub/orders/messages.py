@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
 from hub.bus import Envelope
+from hub.intake import routing_facts
 from hub.outgoing import caused_event, to_channel
 from hub.topology import Names
 from routes.matching import RouteTable
@@ -29,19 +29,19 @@ class Outgoing:
     envelopes: list[Envelope] = field(default_factory=list)
 
     def send(
-        self,
-        message: Message,
-        *,
-        key: str,
-        origin: str,
-        subject: str,
-        skus: tuple[str, ...] = (),
-        order_value: Decimal | None = None,
+        self, message: Message, *, key: str, origin: str, subject: str, about: Message | None = None
     ) -> int:
-        """Send a message the hub originates to where the routes (and their filters on SKUs
-        and order value) take it; how many copies."""
+        """Send a message the hub originates to where the routes take it; how many copies.
+        Route filters see the message's own SKUs (a shipment's lines, say) or else those of
+        ``about`` (the order), and its value."""
+        skus: tuple[str, ...] = ()
+        value = None
+        if self.table.filters_on_data("hub", message.TYPE):  # worked out only when asked for
+            facts = routing_facts(about) if about is not None else routing_facts(message)
+            skus = routing_facts(message)["skus"] or facts["skus"]
+            value = facts["order_value"]
         channels = self.table.destinations(
-            "hub", message.TYPE, origin=origin, skus=skus, order_value=order_value
+            "hub", message.TYPE, origin=origin, skus=skus, order_value=value
         )
         data = message.model_dump(mode="json")
         for channel in channels:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from hub.db import Connection
-from hub.intake import routing_facts
 from hub.orders import store
 from hub.orders.context import OrderDeps, Party
 from hub.orders.messages import Outgoing
@@ -88,19 +87,8 @@ def status(order: Order, value: OrderLifecycle, detail: str | None = None) -> Or
 
 
 def send(out: Outgoing, order: Order, message: Message, key: str) -> None:
-    """Send a message about this order where the routes take it (origin = its channel); route
-    filters see the message's own SKUs (a shipment's, say) or else the order's, and the
-    order's value."""
-    own = routing_facts(message)["skus"]
-    facts = routing_facts(order.placed)
-    out.send(
-        message,
-        key=key,
-        origin=order.channel,
-        subject=order.order_id,
-        skus=own or facts["skus"],
-        order_value=facts["order_value"],
-    )
+    """Send a message about this order where the routes take it (origin = its channel)."""
+    out.send(message, key=key, origin=order.channel, subject=order.order_id, about=order.placed)
 
 
 def wait_for(deps: OrderDeps, order: Order, party: Party | None, now: datetime) -> None:
