@@ -86,8 +86,13 @@ class RouteTable:
         skus: Sequence[str] = (),
         order_value: Decimal | None = None,
         origin: str | None = None,
+        narrow: bool = True,
     ) -> tuple[str, ...]:
-        """The channels a message goes to, in stable order (see the module docstring)."""
+        """The channels a message goes to, in stable order (see the module docstring).
+
+        ``narrow=False``: market and SKUs only decide route filters, not which channels of a
+        ``kind:`` selector sell them (the order process's requests go to the ERP, warehouse
+        or carrier whatever each lists)."""
         if isinstance(skus, str):  # one SKU passed bare must not be read letter by letter
             skus = (skus,)
         plan = self._plan(source, type)
@@ -97,13 +102,17 @@ class RouteTable:
             targets = plan.static
         else:
             targets = self._resolve(plan, source, type, market, tuple(skus), order_value, origin)
-        if market is None and not skus:
+        if not narrow or (market is None and not skus):
             return tuple(ch for ch, _ in targets)
         return tuple(ch for ch, explicit in targets if explicit or self._fits(ch, market, skus))
 
     def routed(self, source: str, type: str) -> bool:
         """Whether any route takes this (source, type); the hub parks what none does."""
         return bool(self._plan(source, type).routes)
+
+    def market_of(self, channel: str) -> str | None:
+        """The market a channel sells in (None for the ERP, warehouse and carriers)."""
+        return self._market.get(channel)
 
     def filters_on_data(self, source: str, type: str) -> bool:
         """Whether a route for this (source, type) has filters that look at the message's data

@@ -33,15 +33,23 @@ class Outgoing:
     ) -> int:
         """Send a message the hub originates to where the routes take it; how many copies.
         Route filters see the message's own SKUs (a shipment's lines, say) or else those of
-        ``about`` (the order), and its value."""
+        ``about`` (the order), its value, and the market of the channel it came from."""
         skus: tuple[str, ...] = ()
-        value = None
+        value = market = None
         if self.table.filters_on_data("hub", message.TYPE):  # worked out only when asked for
-            facts = routing_facts(about) if about is not None else routing_facts(message)
-            skus = routing_facts(message)["skus"] or facts["skus"]
+            own = routing_facts(message)
+            facts = routing_facts(about) if about is not None else own
+            skus = own["skus"] or facts["skus"]
             value = facts["order_value"]
+            market = self.table.market_of(origin)
         channels = self.table.destinations(
-            "hub", message.TYPE, origin=origin, skus=skus, order_value=value
+            "hub",
+            message.TYPE,
+            origin=origin,
+            market=market,
+            skus=skus,
+            order_value=value,
+            narrow=False,
         )
         data = message.model_dump(mode="json")
         for channel in channels:

@@ -262,23 +262,36 @@ async def test_upgrading_files_older_parked_messages_by_their_routing_keys_type(
     conn = await asyncpg.connect(isolated.database_url)
     try:
         await migrate(conn)
-        rows = [  # (fingerprint, exchange, routing key), parked by an older hub: no type
-            ("f-1", "t_hub.in", "webshop-nl.order.placed"),
-            ("f-2", "t_hub.out", "bolcom.stock.availability"),
-            ("f-3", "", "t_hub.rpc"),
+        rows = [  # parked by an older hub: no type; a CC copy under the first channel's key
+            ("f-1", "t_hub.in", "webshop-nl.order.placed", "t_hub.in"),
+            ("f-2", "t_hub.out", "bolcom.stock.availability", "t_hub.out.bolcom"),
+            ("f-3", "", "t_hub.rpc", "t_hub.rpc"),
+            ("f-4", "t_hub.out", "webshop-nl.product.upserted", "t_hub.out.webshop-uk"),
         ]
-        for fingerprint, exchange, key in rows:
+        for fingerprint, exchange, key, queue in rows:
             await conn.execute(
                 "INSERT INTO parked (fingerprint, error_type, error, original_exchange,"
-                " original_routing_key, headers, body, attempts, first_failed_at, parked_at)"
-                " VALUES ($1, 'malformed', 'x', $2, $3, '{}', '\\x00', 1, now(), now())",
+                " original_routing_key, failed_queue, channel, headers, body, attempts,"
+                " first_failed_at, parked_at) VALUES ($1, 'malformed', 'x', $2, $3, $4,"
+                " split_part($3, '.', 1), '{}', '\\x00', 1, now(), now())",
                 fingerprint,
                 exchange,
                 key,
+                queue,
             )
         await conn.execute("DELETE FROM schema_migrations WHERE name = '015_parked_types.sql'")
         assert await migrate(conn) == ["015_parked_types.sql"]
-        found = dict(await conn.fetch("SELECT fingerprint, message_type FROM parked"))
-        assert found == {"f-1": "order.placed", "f-2": "stock.availability", "f-3": None}
+        found = {
+            r["fingerprint"]: tuple(r.values())[1:]
+            for r in await conn.fetch(
+                "SELECT fingerprint, message_type, channel, original_routing_key FROM parked"
+            )
+        }
+        assert found == {
+            "f-1": ("order.placed", "webshop-nl", "webshop-nl.order.placed"),
+            "f-2": ("stock.availability", "bolcom", "bolcom.stock.availability"),
+            "f-3": (None, "t_hub", "t_hub.rpc"),
+            "f-4": ("product.upserted", "webshop-uk", "webshop-uk.product.upserted"),
+        }
     finally:
         await conn.close()

@@ -133,7 +133,8 @@ async def test_orders_show_prints_state_and_history(world: World, isolated: Sett
 
 
 def filtered_routes(data: dict[str, Any]) -> None:
-    """Big orders' acceptance copied to the UK shop; lamp shipments shown to the warehouse."""
+    """Big orders' acceptance copied to the UK shop, NL orders' to the NL shop; lamp
+    shipments shown to the warehouse."""
     data["routes"] += [
         {
             "name": "big-orders-also-to-uk",
@@ -141,6 +142,13 @@ def filtered_routes(data: dict[str, Any]) -> None:
             "from": ["hub"],
             "to": ["webshop-uk"],
             "filters": {"min_order_value": 300},
+        },
+        {
+            "name": "nl-market-acceptances-to-nl-shop",
+            "types": ["order.accepted"],
+            "from": ["hub"],
+            "to": ["webshop-nl"],
+            "filters": {"markets": ["nl"]},
         },
         {
             "name": "lamp-shipments-to-warehouse",
@@ -168,4 +176,6 @@ async def test_route_filters_apply_to_what_the_order_process_sends(
         assert [line["sku"] for line in lamp["data"]["lines"]] == ["LAMP-1"]
         await asyncio.sleep(0.3)
         assert len(seen["webshop-uk"].of("order.accepted")) == 1
+        nl = await seen["webshop-nl"].wait("order.accepted", 2)  # bol.com sells in NL
+        assert {a["data"]["channel_order_id"] for a in nl} == {"B-BIG", "B-LAMP"}
         assert len(seen["warehouse"].of("shipment.request")) == 1

@@ -309,3 +309,22 @@ def test_a_bare_sku_string_is_one_sku() -> None:
     t = table([route(["product.upserted"], ["kind:erp"], ["bol"])], bol=bol)
 
     assert t.destinations("erp", "product.upserted", skus="TEE-1", market="nl") == ("bol",)
+
+
+def test_without_narrowing_facts_decide_filters_only_not_what_each_channel_sells() -> None:
+    t = table(
+        [
+            route(["pick.request"], ["hub"], ["kind:warehouse"]),
+            route(["pick.request"], ["hub"], ["erp"], min_order_value=5000),
+            route(["pick.request"], ["hub"], ["post"], markets=["nl"]),
+        ],
+        wh2={"kind": "warehouse", "adapter": "canonical", "stock": {"sells_skus": ["B-*"]}},
+    )
+    assert t.filters_on_data("hub", "pick.request")
+    facts: dict[str, Any] = {"skus": ("A-1",), "order_value": Decimal("10"), "market": "nl"}
+    # Both warehouses, whatever wh2 lists; the value filter keeps the ERP out, the market
+    # filter lets the carrier in.
+    assert t.destinations("hub", "pick.request", narrow=False, **facts) == ("wh", "wh2", "post")
+    assert "wh2" not in t.destinations("hub", "pick.request", **facts)  # narrowed: as listed
+    assert t.market_of("shop-uk") == "uk" and t.market_of("wh") is None
+    assert not t.filters_on_data("hub", "pick.cancel")
