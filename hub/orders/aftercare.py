@@ -44,23 +44,31 @@ async def cancel(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
     if order.state not in OPEN_STATES:
         return await ignore(conn, deps, order, inbound, now)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
-    if order.reservation_id:
-        out.extend(await stockport.release(conn, deps.stock, inbound.event, order.reservation_id))
-    if source != deps.config.erp:
-        erp_cancel = SalesOrderCancel(
-            order_id=order.order_id, erp_order_number=order.erp_order_number, reason=msg.reason
-        )
-        requests.send(out, order, erp_cancel, "salesorder.cancel")
-    if order.erp_order_number is not None:  # the warehouse may have been asked to pick
-        pick_cancel = PickCancel(
-            order_id=order.order_id, pick_id=requests.pick_id(order), reason=msg.reason
-        )
-        requests.send(out, order, pick_cancel, "pick.cancel")
-    requests.wait_for(deps, order, None, now)
+    await withdraw(conn, deps, order, out, msg.reason, tell_erp=source != deps.config.erp)
     await transition(conn, deps, order, "cancelled", inbound, now)
     detail = f"cancelled by {msg.cancelled_by}: {msg.reason}"
     requests.send(out, order, requests.status(order, "cancelled", detail), "cancelled")
     return out
+
+
+async def withdraw(
+    conn: Connection, deps: OrderDeps, order: Order, out: Outgoing, reason: str, *, tell_erp: bool
+) -> None:
+    """Undo an unshipped order: its stock back, the sales order (unless the ERP itself ended
+    it) and the pick withdrawn, and no answer awaited any more."""
+    if order.reservation_id:
+        out.extend(await stockport.release(conn, deps.stock, out.cause, order.reservation_id))
+    if tell_erp:
+        erp_cancel = SalesOrderCancel(
+            order_id=order.order_id, erp_order_number=order.erp_order_number, reason=reason
+        )
+        requests.send(out, order, erp_cancel, "salesorder.cancel")
+    if order.erp_order_number is not None:  # the warehouse may have been asked to pick
+        pick_cancel = PickCancel(
+            order_id=order.order_id, pick_id=requests.pick_id(order), reason=reason
+        )
+        requests.send(out, order, pick_cancel, "pick.cancel")
+    requests.wait_for(deps, order, None, now=out.now)
 
 
 async def _becomes_return(

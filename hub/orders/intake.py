@@ -26,7 +26,7 @@ from hub.orders.validation import Catalog, validate_order
 from hub.stock.reservations import ReservationRequest, ReservationResult
 from routes.config import MarketConfig
 from schemas.envelope import derived_id
-from schemas.orders import OrderAccepted, OrderPlaced, OrderRejected, Reason
+from schemas.orders import OrderAccepted, OrderPlaced, Reason
 
 
 def order_id_for(channel: str, channel_order_id: str) -> str:
@@ -184,13 +184,7 @@ def _reject(
     assert order is not None
     order.state = "rejected"
     requests.wait_for(deps, order, None, out.now)
-    rejected = OrderRejected(
-        channel=order.channel,
-        channel_order_id=order.channel_order_id,
-        order_id=order.order_id,
-        reasons=tuple(reasons),
-    )
-    requests.send(out, order, rejected, "order.rejected")
+    requests.send(out, order, requests.rejection(order, reasons), "order.rejected")
     labelled(deps.metrics.placed, order.channel, "rejected").inc()
     labelled(deps.metrics.transitions, order.state).inc()
     detail = "; ".join(f"{r.code}: {r.message}" for r in reasons)

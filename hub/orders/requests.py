@@ -5,6 +5,7 @@ Building them in one place lets the timeout sweeper send exactly the same reques
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from hub.db import Connection
@@ -16,7 +17,7 @@ from routes.config import HubConfig
 from schemas.base import Message
 from schemas.erp import SalesOrderCreate
 from schemas.fulfilment import FulfilmentLine, Parcel, PickRequest, ShipmentRequest
-from schemas.orders import OrderContent, OrderLifecycle, OrderStatus
+from schemas.orders import OrderContent, OrderLifecycle, OrderRejected, OrderStatus, Reason
 
 _CONTENT_FIELDS = tuple(OrderContent.model_fields)
 
@@ -83,6 +84,16 @@ def status(order: Order, value: OrderLifecycle, detail: str | None = None) -> Or
         channel_order_id=order.channel_order_id,
         status=value,
         detail=detail,
+    )
+
+
+def rejection(order: Order, reasons: Sequence[Reason]) -> OrderRejected:
+    """Why the order was refused (or given up), as its channel is told it."""
+    return OrderRejected(
+        channel=order.channel,
+        channel_order_id=order.channel_order_id,
+        order_id=order.order_id,
+        reasons=tuple(reasons),
     )
 
 

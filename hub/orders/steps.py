@@ -18,7 +18,7 @@ from hub.orders.messages import Outgoing
 from hub.orders.store import Order
 from schemas.erp import SalesOrderCancel, SalesOrderCreated, SalesOrderRefused
 from schemas.fulfilment import PickCompleted, ShipmentCreated, ShipmentTracking
-from schemas.orders import OrderLifecycle, OrderRejected, Reason
+from schemas.orders import OrderLifecycle, Reason
 
 OPEN_STATES = frozenset({"sent_to_erp", "confirmed", "picking", "partially_shipped", "stalled"})
 """States in which the order is still moving (a stalled one resumes when the answer comes)."""
@@ -98,13 +98,8 @@ async def erp_refused(
         out.extend(await stockport.release(conn, deps.stock, inbound.event, order.reservation_id))
     requests.wait_for(deps, order, None, now)
     await transition(conn, deps, order, "rejected", inbound, now)
-    rejected = OrderRejected(
-        channel=order.channel,
-        channel_order_id=order.channel_order_id,
-        order_id=order.order_id,
-        reasons=(Reason(code="erp_refused", message=msg.reason or "refused by the ERP"),),
-    )
-    requests.send(out, order, rejected, "order.rejected")
+    reasons = [Reason(code="erp_refused", message=msg.reason or "refused by the ERP")]
+    requests.send(out, order, requests.rejection(order, reasons), "order.rejected")
     return out
 
 

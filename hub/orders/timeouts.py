@@ -23,14 +23,13 @@ from hub.background import Background
 from hub.bus import Envelope
 from hub.db import Connection
 from hub.errors import HubError
-from hub.orders import requests, stockport, store
+from hub.orders import requests, store
+from hub.orders.aftercare import withdraw
 from hub.orders.context import OrderDeps, Party
 from hub.orders.messages import Outgoing
 from hub.orders.store import Order
 from schemas.envelope import CloudEvent
-from schemas.erp import SalesOrderCancel
-from schemas.fulfilment import PickCancel
-from schemas.orders import OrderRejected, Reason
+from schemas.orders import Reason
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -82,29 +81,12 @@ async def _reject(
 ) -> None:
     """Give the order up: stock back, ERP and warehouse told to drop it, the channel told why."""
     detail = f"no answer from {party} after {order.attempts} retries"
-    if order.reservation_id:
-        out.extend(await stockport.release(conn, deps.stock, out.cause, order.reservation_id))
-    withdraw = f"order rejected: {detail}"
-    erp_cancel = SalesOrderCancel(
-        order_id=order.order_id, erp_order_number=order.erp_order_number, reason=withdraw
-    )
-    requests.send(out, order, erp_cancel, "salesorder.cancel")
-    if order.erp_order_number is not None:  # the warehouse has been asked to pick
-        pick_cancel = PickCancel(
-            order_id=order.order_id, pick_id=requests.pick_id(order), reason=withdraw
-        )
-        requests.send(out, order, pick_cancel, "pick.cancel")
-    requests.wait_for(deps, order, None, now)
+    await withdraw(conn, deps, order, out, f"order rejected: {detail}", tell_erp=True)
     order.state = "rejected"
     await store.save(conn, order, now)
     await store.note(conn, order, "rejected", now, detail)
-    rejected = OrderRejected(
-        channel=order.channel,
-        channel_order_id=order.channel_order_id,
-        order_id=order.order_id,
-        reasons=(Reason(code="timeout", message=detail),),
-    )
-    requests.send(out, order, rejected, "order.rejected")
+    reasons = [Reason(code="timeout", message=detail)]
+    requests.send(out, order, requests.rejection(order, reasons), "order.rejected")
     deps.metrics.timeouts.labels(party, "rejected").inc()
     deps.metrics.transitions.labels("rejected").inc()
     log.warning("order %s rejected: %s", order.order_id, detail)

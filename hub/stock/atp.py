@@ -94,8 +94,8 @@ def least_shown(rules: StockRules) -> int | None:
         return wanted
     if rules.share_percent <= 0:
         return None
-    units = int(-(-Decimal(wanted) * 100 // rules.share_percent))  # ceiling
-    return units if present(rules, units) > 0 else units + 1
+    whole, rest = divmod(Decimal(wanted) * 100, rules.share_percent)  # both positive
+    return int(whole) + (1 if rest else 0)  # the ceiling, exact
 
 
 def next_date(

@@ -219,7 +219,7 @@ def _envelope(
 ) -> Envelope:
     # The hot path of stock fan-out: the data is built as the schema's JSON directly (the
     # figures are the hub's own, already valid); a unit test holds it to the schema.
-    listed_as = ctx.config.channels[channel].skus_to_channel.get(sku, sku)
+    listed_as = ctx.table.channel_sku(channel, sku)
     data = {
         "channel": channel,
         "sku": listed_as,

@@ -92,7 +92,7 @@ async def answer_query(
                 next_available_date=fig.next_date,
                 promised_delivery_date=atp.promised_delivery(fig, today, lead),
                 alternatives=tuple(
-                    Alternative(sku=own.skus_to_channel.get(o, o), available=a)
+                    Alternative(sku=ctx.table.channel_sku(channel, o), available=a)
                     for a, o in ranked[:MAX_ALTERNATIVES]
                 ),
             )
