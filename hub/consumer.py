@@ -71,6 +71,10 @@ class InboundConsumer:
         try:
             labelled(self._metrics.received, inbound.event.source, kind).inc()
             handler = self._handlers.get(kind)
+            if handler is not None and not self._router.takes(inbound.event.source, kind):
+                raise Unroutable(  # a channel may only drive the steps its routes give it
+                    f"no route takes {kind!r} from {inbound.event.source!r}"
+                )
             if handler is None and self._router.hands_to_hub(inbound.event.source, kind):
                 raise Unroutable(  # acking it would drop it: the route's hub leg goes nowhere
                     f"a route hands {kind!r} from {inbound.event.source!r} to the hub,"

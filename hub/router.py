@@ -30,6 +30,10 @@ class Router:
         markets = config.markets.items() if config else ()
         self._market_of_price_list = {m.price_list: name for name, m in markets}
 
+    def takes(self, source: str, type: str) -> bool:
+        """Whether any route takes this (source, type): what none takes is parked, not acted on."""
+        return self._table.routed(source, type)
+
     def hands_to_hub(self, source: str, type: str) -> bool:
         """Whether a route hands this (source, type) to the hub's own handlers (``to: hub``)."""
         return self._table.to_hub(source, type)

@@ -182,6 +182,10 @@ class ReserveHandler:
         assert isinstance(cmd, ReserveStock)
         if cmd.channel not in self._ctx.config.channels:
             raise UnknownChannel(f"channel {cmd.channel!r} is not configured")
+        if cmd.channel != inbound.event.source:
+            raise BusinessRuleViolation(
+                f"{inbound.event.source!r} cannot reserve for channel {cmd.channel!r}"
+            )
         db = _need(conn)
         async with _contention():
             result = await reservations.reserve(
@@ -234,6 +238,12 @@ class ReleaseHandler:
         cmd = inbound.message
         assert isinstance(cmd, ReleaseStock)
         db = _need(conn)
+        owner = await reservations.owner(db, cmd.reservation_id)
+        if owner is not None and (owner[1] or owner[0] != inbound.event.source):
+            why = "an order holds it: cancel the order" if owner[1] else f"{owner[0]!r} made it"
+            raise BusinessRuleViolation(
+                f"{inbound.event.source!r} cannot release reservation {cmd.reservation_id!r}: {why}"
+            )
         async with _contention():
             if not await reservations.release(db, cmd.reservation_id):
                 return []

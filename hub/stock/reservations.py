@@ -202,6 +202,18 @@ async def release(conn: Connection, reservation_id: str) -> bool:
     return True
 
 
+async def owner(conn: Connection, reservation_id: str) -> tuple[str, bool] | None:
+    """Who asked for a reservation, and whether an order holds it (then the order is cancelled,
+    not the reservation released); None if unknown."""
+    row = await conn.fetchrow(
+        "SELECT r.channel, EXISTS (SELECT 1 FROM orders o WHERE o.order_id = r.reservation_id"
+        " AND o.reservation_id = r.reservation_id) AS by_order"
+        " FROM stock_reservations r WHERE r.reservation_id = $1",
+        reservation_id,
+    )
+    return None if row is None else (str(row["channel"]), bool(row["by_order"]))
+
+
 async def confirm(conn: Connection, reservation_id: str, erp_order_number: str) -> bool:
     """Record the ERP order that will take the units over; hold them until the ERP counts it."""
     ok = await conn.fetchval(

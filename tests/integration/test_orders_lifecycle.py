@@ -384,3 +384,30 @@ async def test_a_label_the_carrier_makes_later_reaches_the_warehouse_once(world:
         await asyncio.sleep(0.5)
         assert len(seen["warehouse"].of("shipment.created")) == 2
         assert len(seen["bolcom"].of("shipment.tracking")) == 1  # the buyer is not told again
+
+
+async def test_a_channel_cannot_drive_another_partys_steps_or_release_an_orders_stock(
+    world: World,
+) -> None:
+    """Only the senders a route names may answer for the ERP, warehouse or carrier; an order's
+    reservation is released by cancelling the order, never by stock.release."""
+    async with parties(world, warehouse=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-G1", [("LAMP-1", 2, "25.50")]))
+        [accepted] = await seen["bolcom"].wait("order.accepted")
+        await seen["warehouse"].wait("pick.request")
+        order_id = accepted["data"]["order_id"]
+        refused = {"order_id": order_id, "reason": "no"}
+        await world.send("webshop-nl", "salesorder.refused", refused)
+        await world.send("bolcom", "stock.release", {"reservation_id": order_id, "reason": "x"})
+        errors = sorted(
+            (m.headers["x-hub-error-type"], m.headers["x-hub-error"])
+            for m in await parked(world, 2)
+        )
+        assert errors[0][0] == "business_rule" and "an order holds it" in errors[0][1]
+        assert errors[1] == (
+            "no_route",
+            "no route takes 'salesorder.refused' from 'webshop-nl'",
+        )
+        await world.state("bolcom", "B-G1", "picking")
+        assert await world.held("LAMP-1") == 2
+        assert not seen["bolcom"].of("order.rejected")

@@ -100,7 +100,7 @@ async def test_a_channel_may_not_report_stock(start_hub, bus, stock_config):
     await start_hub(stock_config)
     await bus.publish("webshop-nl.stock.level", {**level("X-1", 5, 1), "source": "webshop-nl"})
     [parked] = await bus.drain(bus.names.dead_queue, expect=1)
-    assert parked.headers["x-hub-error-type"] == "business_rule"
+    assert parked.headers["x-hub-error-type"] == "no_route"
 
 
 async def _race_once(hub: Hub, sku: str, requests: int = 60) -> int:
@@ -313,3 +313,37 @@ async def test_a_query_that_cannot_be_read_is_parked_unanswered_and_the_next_is_
     assert item["sku"] == "X" and item["available"] == 0
     parked = await bus.drain(bus.names.dead_queue, expect=2, timeout=10)
     assert sorted(m.correlation_id for m in parked) == ["q-bad", "q-junk"]
+
+
+async def test_only_the_channel_that_reserved_may_release(start_hub, bus, stock_config):
+    """A channel reserves in its own name only, and another cannot give its units back."""
+    hub = await start_hub(stock_config)
+    await bus.publish("erp.stock.level", level("BED-1", 10, 1))
+    await figures(bus, dict.fromkeys(SALES, 1))
+    mine = {"reservation_id": "res-own", "order_ref": "NL-7"}
+    lines = [{"sku": "BED-1", "quantity": 2}]
+    reserve = {**mine, "channel": "webshop-nl", "lines": lines}
+    posing = {**reserve, "reservation_id": "res-posing", "channel": "webshop-nl"}
+    release = {"reservation_id": "res-own", "reason": "buyer left"}
+    await bus.publish("webshop-nl.stock.reserve", event("stock.reserve", reserve, "webshop-nl"))
+    answers = await bus.bodies(bus.names.channel_queue("webshop-nl"), expect=2)
+    assert "stock.reserved" in {b["type"] for b in answers}  # and availability went down
+    await bus.publish("bolcom.stock.reserve", event("stock.reserve", posing, "bolcom"))
+    await bus.publish("bolcom.stock.release", event("stock.release", release, "bolcom"))
+    dead = await bus.drain(bus.names.dead_queue, expect=2)
+    parked = sorted(m.headers["x-hub-error"] for m in dead)
+    assert parked == [
+        "'bolcom' cannot release reservation 'res-own': 'webshop-nl' made it",
+        "'bolcom' cannot reserve for channel 'webshop-nl'",
+    ]
+    async with hub.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT sum(quantity) FROM stock_reservation_lines") == 2
+    await bus.publish("webshop-nl.stock.release", event("stock.release", release, "webshop-nl"))
+    held = "SELECT coalesce(sum(quantity), 0) FROM stock_reservation_lines WHERE active"
+    for _ in range(100):
+        async with hub.pool.acquire() as conn:
+            if await conn.fetchval(held) == 0:
+                break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the owner's release did not give the units back")
