@@ -95,6 +95,12 @@ class Metrics:
             "Stock levels dropped because their version was old",
             registry=r,
         )
+        self.stale_catalog = Counter(
+            "hub_catalog_stale_dropped_total",
+            "Products and prices not passed on: their version was not newer than the one kept",
+            ["type"],
+            registry=r,
+        )
         self.deliveries = Counter(
             "hub_deliveries_total",
             "HTTP delivery to a channel's API: ok, retry (per failed attempt), parked, coalesced",

@@ -27,8 +27,10 @@ class Router:
     def __init__(self, table: RouteTable, names: Names, config: HubConfig | None = None) -> None:
         self._table = table
         self._names = names
-        markets = config.markets.items() if config else ()
-        self._market_of_price_list = {m.price_list: name for name, m in markets}
+        self._markets_of_price_list: dict[str, tuple[str, ...]] = {}
+        for name, market in config.markets.items() if config else ():
+            shown = self._markets_of_price_list.get(market.price_list, ())
+            self._markets_of_price_list[market.price_list] = (*shown, name)
 
     def takes(self, source: str, type: str) -> bool:
         """Whether any route takes this (source, type): what none takes is parked, not acted on."""
@@ -45,18 +47,22 @@ class Router:
             raise Unroutable(f"no route takes {event.type!r} from {event.source!r}")
         facts = routing_facts(inbound.message)
         price_list = getattr(inbound.message, "price_list", None)
-        market = None
+        markets: tuple[str | None, ...] = (None,)
         if price_list:
-            # A list no market shows (B2B, say) is a market of its own: no channel bound to
-            # a market may show its prices.
-            market = self._market_of_price_list.get(price_list, f"price list {price_list}")
-        destinations = self._table.destinations(
-            event.source,
-            event.type,
-            market=market,
-            skus=facts["skus"],
-            order_value=facts["order_value"],
-        )
+            # Every market that shows the list (NL and BE on one euro list, say); a list no
+            # market shows (B2B) is a market of its own: no market-bound channel gets it.
+            markets = self._markets_of_price_list.get(price_list, (f"price list {price_list}",))
+        found = [
+            self._table.destinations(
+                event.source,
+                event.type,
+                market=market,
+                skus=facts["skus"],
+                order_value=facts["order_value"],
+            )
+            for market in markets
+        ]
+        destinations = found[0] if len(found) == 1 else tuple(dict.fromkeys(sum(found, ())))
         if not destinations:
             return []
         own: list[Envelope] = []

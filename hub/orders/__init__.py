@@ -116,5 +116,6 @@ def order_handlers(hub: Hub) -> Mapping[str, Handler]:
     }
     handlers: dict[str, Handler] = {t: OrderStep(deps, s) for t, s in steps_by_type.items()}
     handlers[OrderPlaced.TYPE] = OrderStep(deps, intake.place, intake.place_many)
-    handlers[PriceChanged.TYPE] = PriceHandler(Router(hub.table, hub.names, hub.config))
+    router = Router(hub.table, hub.names, hub.config)
+    handlers[PriceChanged.TYPE] = PriceHandler(router, hub.metrics.stale_catalog)
     return handlers

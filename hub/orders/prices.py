@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from prometheus_client import Counter
+
 from hub.bus import Envelope
 from hub.db import Connection
 from hub.handlers import Inbound
@@ -48,8 +50,9 @@ class PriceHandler:
 
     stateful = True
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, stale: Counter | None = None) -> None:
         self._router = router
+        self._stale = stale
 
     async def handle(
         self, inbound: Inbound, conn: Connection | None, now: datetime
@@ -57,5 +60,7 @@ class PriceHandler:
         """Project the price, then fan it out like every catalog message."""
         assert conn is not None and isinstance(inbound.message, PriceChanged)
         if not await store_price(conn, inbound.message, now):
+            if self._stale is not None:
+                self._stale.labels(PriceChanged.TYPE).inc()
             return []
         return self._router.envelopes(inbound)

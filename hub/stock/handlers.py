@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import asyncpg
+from prometheus_client import Counter
 
 from hub.bus import Envelope
 from hub.db import Connection
@@ -125,9 +126,10 @@ class ProductFactsHandler:
 
     stateful = True
 
-    def __init__(self, ctx: StockContext, router: Router) -> None:
+    def __init__(self, ctx: StockContext, router: Router, stale: Counter | None = None) -> None:
         self._ctx = ctx
         self._router = router
+        self._stale = stale
 
     async def handle(
         self, inbound: Inbound, conn: Connection | None, now: datetime
@@ -155,10 +157,28 @@ class ProductFactsHandler:
             }
             causes = {sku: inbounds[position].event for sku, position in kits.items()}
             found = await changes_by_sku(db, self._ctx, list(kits), causes) if kits else []
-        out: list[list[Envelope]] = [list(self._router.envelopes(i)) for i in inbounds]
+        news = _newest(products, stored)
+        out: list[list[Envelope]] = [
+            list(self._router.envelopes(i)) if position in news else []
+            for position, i in enumerate(inbounds)
+        ]
+        if self._stale is not None and len(news) < len(products):
+            self._stale.labels(ProductUpserted.TYPE).inc(len(products) - len(news))
         for sku, envelope in found:
             out[kits.get(sku, 0)].append(envelope)
         return list(out)
+
+
+def _newest(products: Sequence[ProductUpserted], stored: set[str]) -> set[int]:
+    """The positions to pass on: per SKU that got newer, the first copy of its newest version.
+
+    An older version (a late retry) or a repeat is passed to no channel, as for prices: a
+    channel never shows data older than it has already been sent."""
+    best: dict[str, int] = {}
+    for position, p in enumerate(products):
+        if p.sku in stored and (p.sku not in best or products[best[p.sku]].version < p.version):
+            best[p.sku] = position
+    return set(best.values())
 
 
 class ReserveHandler:
@@ -256,7 +276,9 @@ def stock_handlers(hub: Hub) -> Mapping[str, Handler]:
     ctx = StockContext.from_hub(hub)
     return {
         StockLevel.TYPE: StockLevelHandler(ctx, hub.metrics),
-        ProductUpserted.TYPE: ProductFactsHandler(ctx, Router(hub.table, hub.names)),
+        ProductUpserted.TYPE: ProductFactsHandler(
+            ctx, Router(hub.table, hub.names), hub.metrics.stale_catalog
+        ),
         ReserveStock.TYPE: ReserveHandler(ctx),
         ReleaseStock.TYPE: ReleaseHandler(ctx),
     }

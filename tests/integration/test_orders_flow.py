@@ -179,3 +179,35 @@ async def test_route_filters_apply_to_what_the_order_process_sends(
         nl = await seen["webshop-nl"].wait("order.accepted", 2)  # bol.com sells in NL
         assert {a["data"]["channel_order_id"] for a in nl} == {"B-BIG", "B-LAMP"}
         assert len(seen["warehouse"].of("shipment.request")) == 1
+
+
+async def test_an_older_or_repeated_price_is_kept_nowhere_and_sent_nowhere(world: World) -> None:
+    def price(version: int, amount: str) -> dict[str, Any]:
+        return {
+            "sku": "DESK-1",
+            "price_list": "nl-retail",
+            "price": {"amount": amount, "currency": "EUR"},
+            "vat_rate": "0.21",
+            "version": version,
+        }
+
+    async with parties(world) as seen:
+        for version, amount in ((3, "189.00"), (2, "149.00"), (3, "189.00"), (4, "179.00")):
+            await world.send("erp", "price.changed", price(version, amount))
+        await world.until(
+            "SELECT amount::text FROM catalog_prices WHERE sku = 'DESK-1'"
+            " AND price_list = 'nl-retail'",
+            expect="179.00",
+        )
+        await seen["webshop-nl"].wait("price.changed", 3 + 2)  # the seeded three, then v3, v4
+        await asyncio.sleep(0.3)
+        desk = [
+            b["data"]["price"]["amount"]
+            for b in seen["webshop-nl"].of("price.changed")
+            if b["data"]["sku"] == "DESK-1"
+        ]
+        assert desk == ["199.00", "189.00", "179.00"]
+    stale = world.hub.metrics.registry.get_sample_value(
+        "hub_catalog_stale_dropped_total", {"type": "price.changed"}
+    )
+    assert stale == 2

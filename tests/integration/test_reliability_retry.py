@@ -150,7 +150,9 @@ async def test_database_outage_is_retried_then_succeeds(start_hub, bus, isolated
     await _set_connections(isolated, allowed=False)
     ready_during = await hub.readiness()
     for i in range(5):
-        await bus.publish("erp.product.upserted", product_event(event_id=f"outage-{i}"))
+        await bus.publish(  # one SKU each: retried out of order, an older version would be stale
+            "erp.product.upserted", product_event(f"SKU-{i}", event_id=f"outage-{i}")
+        )
     await asyncio.sleep(1.5)
     await _set_connections(isolated, allowed=True)
 

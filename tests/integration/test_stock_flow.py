@@ -347,3 +347,25 @@ async def test_only_the_channel_that_reserved_may_release(start_hub, bus, stock_
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("the owner's release did not give the units back")
+
+
+async def test_an_older_or_repeated_product_version_reaches_no_channel(
+    start_hub, bus, stock_config
+):
+    """A late retry of an old ERP push must not put old product data back on the shops."""
+    hub = await start_hub(stock_config)
+
+    def product(version: int) -> dict[str, Any]:
+        data = {"sku": "LAMP-9", "name": f"Lamp v{version}", "version": version}
+        return event("product.upserted", data, id=f"p-{uuid.uuid4().hex}")
+
+    await bus.publish("erp.product.upserted", product(2))
+    [first] = await bus.bodies(bus.names.channel_queue("webshop-nl"), expect=1)
+    for version in (1, 2, 3):  # older, repeated, newer
+        await bus.publish("erp.product.upserted", product(version))
+    seen = await bus.bodies(bus.names.channel_queue("webshop-nl"), expect=1, timeout=5)
+    assert [b["data"]["name"] for b in (first, *seen)] == ["Lamp v2", "Lamp v3"]
+    stale = hub.metrics.registry.get_sample_value(
+        "hub_catalog_stale_dropped_total", {"type": "product.upserted"}
+    )
+    assert stale == 2

@@ -581,13 +581,18 @@ def test_none_lost_and_the_hub_still_works(running: Running) -> None:
         ("nobody.product.upserted", event(source="nobody")),  # unknown_channel
         ("shop-a.product.upserted", event(source="shop-a")),  # no_route
         (
-            "market-c.stock.level",
+            "market-c.order.cancelled",
             event(
                 source="market-c",
-                type="stock.level",
-                data={"sku": "FIX-1", "location": "main", "on_hand": 1, "version": 1},
+                type="order.cancelled",
+                data={
+                    "channel": "shop-a",
+                    "channel_order_id": "A-1",
+                    "reason": "not mine to cancel",
+                    "cancelled_by": "channel",
+                },
             ),
-        ),  # business
+        ),  # business_rule
         # Found by the properties above; each parked at once, none fails its batch or the relay:
         ("erp.product.upserted", event(id="nul\x00id")),  # malformed (the inbox cannot hold it)
         ("erp.product.upserted", event(correlationid="\u00e9" * 150)),  # malformed (> 255 bytes)

@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import yaml
+
 from hub.handlers import Inbound
 from hub.router import Router
 from hub.topology import Names
 from routes import EXAMPLE_CONFIG, RouteTable, load_config
+from routes.config import HubConfig
 from schemas.catalog import PriceChanged
 from schemas.envelope import CloudEvent
 
 
-def destinations(price_list: str) -> set[str]:
-    config = load_config(EXAMPLE_CONFIG)
+def destinations(price_list: str, config: HubConfig | None = None) -> set[str]:
+    config = config or load_config(EXAMPLE_CONFIG)
     router = Router(RouteTable.from_config(config), Names("t."), config)
     price = PriceChanged.model_validate(
         {
@@ -49,3 +52,14 @@ def test_a_markets_price_list_reaches_that_markets_channels_only() -> None:
 
 def test_a_price_list_no_market_shows_reaches_no_market_bound_channel() -> None:
     assert destinations("b2b-contract-7") == set()
+
+
+def test_a_price_list_two_markets_show_reaches_the_channels_of_both() -> None:
+    """Belgium sells on the Dutch euro list: its shop gets the list's prices as well."""
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["markets"]["be"] = {**data["markets"]["nl"], "country": "BE"}
+    data["channels"]["webshop-be"] = {"kind": "webshop", "adapter": "canonical", "market": "be"}
+    config = HubConfig.model_validate(data, context={"env": {}})
+    got = destinations("nl-retail", config)
+    assert {"webshop-nl", "bolcom", "webshop-be"} <= got
+    assert "webshop-uk" not in got
