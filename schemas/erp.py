@@ -38,7 +38,7 @@ class SalesOrderRefused(Message):
 
 
 class SalesOrderCancel(Message):
-    """Cancel the sales order in the ERP (the order was cancelled before it shipped)."""
+    """Cancel the sales order in the ERP (cancelled before it shipped, or its unshipped rest)."""
 
     TYPE: ClassVar[str] = "salesorder.cancel"
 

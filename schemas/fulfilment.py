@@ -55,7 +55,7 @@ class PickCompleted(Message):
 
 
 class PickCancel(Message):
-    """Stop picking for an order (cancelled before it shipped)."""
+    """Stop picking for an order (cancelled before it shipped, or the rest of a partial one)."""
 
     TYPE: ClassVar[str] = "pick.cancel"
 

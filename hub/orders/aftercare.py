@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 
 from hub.db import Connection
@@ -15,7 +17,7 @@ from hub.orders.store import Order
 from schemas.billing import InvoiceIssued
 from schemas.erp import SalesOrderCancel
 from schemas.fulfilment import PickCancel
-from schemas.orders import OrderCancelled
+from schemas.orders import OrderCancelled, OrderLifecycle
 from schemas.returns import ReturnLine, ReturnReceived, ReturnRequested
 
 
@@ -40,7 +42,7 @@ async def cancel(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
         raise BusinessRuleViolation(f"{source!r} cannot cancel an order of {msg.channel!r}")
     order = await _named(conn, msg.order_id, msg.channel, msg.channel_order_id)
     if order.shipped:
-        return await _becomes_return(conn, deps, order, inbound, now)
+        return await _cancel_after_shipment(conn, deps, order, inbound, now)
     if order.state not in OPEN_STATES:
         return await ignore(conn, deps, order, inbound, now)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
@@ -71,28 +73,79 @@ async def withdraw(
     requests.wait_for(deps, order, None, now=out.now)
 
 
-async def _becomes_return(
+async def _cancel_after_shipment(
     conn: Connection, deps: OrderDeps, order: Order, inbound: Inbound, now: datetime
 ) -> Outgoing:
-    """A cancellation after shipment: the goods are on their way, so expect them back."""
-    if order.state in {"return_requested", "returned"}:
-        return await ignore(conn, deps, order, inbound, now)
-    by_line = {line.line_id: line.sku for line in order.placed.lines}
+    """A cancellation once goods left: what is not shipped yet is withdrawn (stock back, sales
+    order and pick cancelled), and what shipped and no return covers yet is expected back."""
+    msg = inbound.message
+    assert isinstance(msg, OrderCancelled)
+    asked = await store.returns_asked(conn, order.order_id)
     return_id = f"R-{order.order_id}"
-    lines = tuple(
-        ReturnLine(sku=by_line[line_id], quantity=units, line_id=line_id)
-        for line_id, units in order.shipped.items()
-    )
-    requested = ReturnRequested(
-        channel=order.channel,
-        channel_order_id=order.channel_order_id,
-        order_id=order.order_id,
-        return_id=return_id,
-        lines=lines,
-        reason="cancelled after shipment",
-    )
-    detail = f"cancellation after shipment becomes return {return_id}"
-    return await _expect_return(conn, deps, order, inbound, now, requested, detail)
+    rest = _rest_to_come(order)
+    left = _left_to_return(order, asked)
+    if return_id in asked or not (rest or left):  # a repeat, or nothing more to undo
+        return await ignore(conn, deps, order, inbound, now)
+    out = Outgoing(deps.table, deps.names, inbound.event, now)
+    if rest:
+        reason = f"{msg.reason} (the unshipped rest of order {order.order_id})"
+        await withdraw(
+            conn, deps, order, out, reason, tell_erp=inbound.event.source != deps.config.erp
+        )
+    details = [f"cancelled by {msg.cancelled_by}: {msg.reason}"] if rest else []
+    if left:
+        requested = ReturnRequested(
+            channel=order.channel,
+            channel_order_id=order.channel_order_id,
+            order_id=order.order_id,
+            return_id=return_id,
+            lines=_return_lines(order, left),
+            reason="cancelled after shipment",
+        )
+        await store.add_return(conn, order.order_id, return_id, left, now)
+        requests.send(out, order, requested, "return.requested")
+        details.append(f"cancellation after shipment becomes return {return_id}")
+    requests.wait_for(deps, order, None, now)
+    await transition(conn, deps, order, "return_requested" if left else "cancelled", inbound, now)
+    lifecycle: OrderLifecycle = "cancelled" if rest else "shipped"
+    requests.send(out, order, requests.status(order, lifecycle, "; ".join(details)), "cancelled")
+    return out
+
+
+def _rest_to_come(order: Order) -> bool:
+    """Whether units are still due to ship: the order is open with lines not all shipped."""
+    return order.state in OPEN_STATES and bool(order.unshipped())
+
+
+def _shipped_by_sku(order: Order) -> dict[str, int]:
+    sku_of = {line.line_id: line.sku for line in order.placed.lines}
+    shipped: Counter[str] = Counter()
+    for line_id, units in order.shipped.items():
+        shipped[sku_of[line_id]] += units
+    return dict(shipped)
+
+
+def _left_to_return(order: Order, asked: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """Units per SKU shipped and not asked back by any return yet."""
+    taken: Counter[str] = Counter()
+    for units in asked.values():
+        taken.update(units)
+    left = {sku: n - taken[sku] for sku, n in _shipped_by_sku(order).items()}
+    return {sku: n for sku, n in left.items() if n > 0}
+
+
+def _return_lines(order: Order, left: Mapping[str, int]) -> tuple[ReturnLine, ...]:
+    """``left`` as return lines on the order's shipped lines, in line order."""
+    sku_of = {line.line_id: line.sku for line in order.placed.lines}
+    wanted = Counter(left)
+    lines: list[ReturnLine] = []
+    for line_id, units in order.shipped.items():
+        sku = sku_of[line_id]
+        take = min(units, wanted[sku])
+        if take > 0:
+            lines.append(ReturnLine(sku=sku, quantity=take, line_id=line_id))
+            wanted[sku] -= take
+    return tuple(lines)
 
 
 async def return_requested(
@@ -109,39 +162,46 @@ async def return_requested(
             f"{inbound.event.source!r} cannot request a return of an order of {msg.channel!r}"
         )
     order = await _named(conn, msg.order_id, msg.channel, msg.channel_order_id)
-    if order.state in {"return_requested", "returned"}:
+    asked = await store.returns_asked(conn, order.order_id)
+    if msg.return_id in asked:
         return await ignore(conn, deps, order, inbound, now)
     if not order.shipped:
         raise BusinessRuleViolation(
             f"return {msg.return_id}: order {order.order_id} has not shipped (state"
             f" {order.state}); cancel it instead"
         )
-    _check_returnable(order, msg)
+    units = _check_returnable(order, msg, asked)
+    await store.add_return(conn, order.order_id, msg.return_id, units, now)
     requested = msg.model_copy(update={"order_id": order.order_id})
     detail = f"return {msg.return_id} requested on the channel"
     return await _expect_return(conn, deps, order, inbound, now, requested, detail)
 
 
-def _check_returnable(order: Order, msg: ReturnRequested) -> None:
-    """No more units of a SKU come back than were shipped, on lines the order has."""
+def _check_returnable(
+    order: Order, msg: ReturnRequested, asked: Mapping[str, Mapping[str, int]]
+) -> dict[str, int]:
+    """No more units of a SKU come back than were shipped and not asked back by an earlier
+    return, on lines the order has; the units per SKU this return asks."""
     sku_of = {line.line_id: line.sku for line in order.placed.lines}
-    shipped: dict[str, int] = {}
-    for line_id, units in order.shipped.items():
-        shipped[sku_of[line_id]] = shipped.get(sku_of[line_id], 0) + units
-    asked: dict[str, int] = {}
+    shipped = _shipped_by_sku(order)
+    left = _left_to_return(order, asked)
+    wanted: Counter[str] = Counter()
     for line in msg.lines:
         if line.line_id is not None and sku_of.get(line.line_id) != line.sku:
             raise BusinessRuleViolation(
                 f"return {msg.return_id}: order {order.order_id} has no line"
                 f" {line.line_id!r} of SKU {line.sku}"
             )
-        asked[line.sku] = asked.get(line.sku, 0) + line.quantity
-    for sku, units in asked.items():
-        if units > shipped.get(sku, 0):
+        wanted[line.sku] += line.quantity
+    for sku, units in wanted.items():
+        if units > left.get(sku, 0):
+            earlier = shipped.get(sku, 0) - left.get(sku, 0)
             raise BusinessRuleViolation(
                 f"return {msg.return_id}: {units} unit(s) of {sku} asked back,"
                 f" {shipped.get(sku, 0)} shipped"
+                + (f", {earlier} of them in earlier returns" if earlier else "")
             )
+    return dict(wanted)
 
 
 async def _expect_return(
@@ -153,12 +213,19 @@ async def _expect_return(
     requested: ReturnRequested,
     detail: str,
 ) -> Outgoing:
-    """Tell the ERP and the warehouse to expect the goods, and the channel that they will."""
+    """Tell the ERP and the warehouse to expect the goods, and the channel that they will.
+
+    While the rest of the order is still to ship, it goes on as it was: the return is noted."""
     out = Outgoing(deps.table, deps.names, inbound.event, now)
     requests.send(out, order, requested, "return.requested")
-    requests.wait_for(deps, order, None, now)
-    await transition(conn, deps, order, "return_requested", inbound, now)
-    requests.send(out, order, requests.status(order, "shipped", detail), "return.requested")
+    if _rest_to_come(order):
+        await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)
+        lifecycle: OrderLifecycle = "partially_shipped"
+    else:
+        requests.wait_for(deps, order, None, now)
+        await transition(conn, deps, order, "return_requested", inbound, now)
+        lifecycle = "shipped"
+    requests.send(out, order, requests.status(order, lifecycle, detail), "return.requested")
     return out
 
 
@@ -170,9 +237,14 @@ async def returned(conn: Connection, deps: OrderDeps, inbound: Inbound, now: dat
     out = Outgoing(deps.table, deps.names, inbound.event, now)
     out.forward(inbound.event, origin=order.channel)
     units = sum(line.quantity for line in msg.lines)
-    await transition(conn, deps, order, "returned", inbound, now)
     detail = f"return {msg.return_id}: {units} unit(s) received"
-    requests.send(out, order, requests.status(order, "returned", detail), msg.return_id)
+    lifecycle: OrderLifecycle = "returned"
+    if _rest_to_come(order):  # the rest still ships: the order keeps its state
+        await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)
+        lifecycle = "partially_shipped"
+    else:
+        await transition(conn, deps, order, "returned", inbound, now)
+    requests.send(out, order, requests.status(order, lifecycle, detail), msg.return_id)
     return out
 
 

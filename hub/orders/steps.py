@@ -153,7 +153,7 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
     else:
         requests.wait_for(deps, order, "warehouse", now)
         state = "partially_shipped"
-    if order.state in {"cancelled", "rejected"}:
+    if order.state in {"cancelled", "rejected", "return_requested", "returned"}:
         state = order.state  # a shipment after cancellation is recorded, not undone
     await transition(conn, deps, order, state, inbound, now)
     tracking = ShipmentTracking(

@@ -6,7 +6,7 @@ change commits together with the inbox entry and the messages it causes (outbox)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -347,3 +347,29 @@ async def catalog_for(conn: Connection, skus: list[str], price_list: str) -> Cat
         r["sku"] for r in rows if r["active"] or (r["active"] is None and r["priced"])
     )
     return Catalog(known, prices)
+
+
+async def returns_asked(conn: Connection, order_id: str) -> dict[str, dict[str, int]]:
+    """The units each return of the order asked back: return id -> SKU -> units."""
+    rows = await conn.fetch(
+        "SELECT return_id, sku, quantity FROM order_returns WHERE order_id = $1", order_id
+    )
+    asked: dict[str, dict[str, int]] = {}
+    for row in rows:
+        asked.setdefault(row["return_id"], {})[row["sku"]] = row["quantity"]
+    return asked
+
+
+async def add_return(
+    conn: Connection, order_id: str, return_id: str, units: Mapping[str, int], now: datetime
+) -> None:
+    """Record what a return asks back, so no later return asks the same units again."""
+    await conn.execute(
+        "INSERT INTO order_returns (order_id, return_id, sku, quantity, at)"
+        " SELECT $1, $2, sku, quantity, $5 FROM unnest($3::text[], $4::int[]) AS t(sku, quantity)",
+        order_id,
+        return_id,
+        list(units),
+        list(units.values()),
+        now,
+    )

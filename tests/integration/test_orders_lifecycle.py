@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from hub.db import migrate
 from hub.orders.timeouts import sweep_once
 from hub.settings import Settings
 
@@ -411,3 +412,98 @@ async def test_a_channel_cannot_drive_another_partys_steps_or_release_an_orders_
         await world.state("bolcom", "B-G1", "picking")
         assert await world.held("LAMP-1") == 2
         assert not seen["bolcom"].of("order.rejected")
+
+
+async def test_cancelling_a_partly_shipped_order_withdraws_the_rest_and_returns_what_shipped(
+    world: World,
+) -> None:
+    async with parties(world, warehouse=picks_one_unit) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-PC1", [("DESK-1", 3, "199.00")]))
+        await seen["bolcom"].wait("shipment.tracking")
+        await world.state("bolcom", "B-PC1", "partially_shipped")
+        assert await world.held("DESK-1") == 3  # the ERP has not counted the order yet
+        await world.send("bolcom", "order.cancelled", cancel("B-PC1"))
+        [erp_cancel] = await seen["erp"].wait("salesorder.cancel")
+        assert "the unshipped rest of order" in erp_cancel["data"]["reason"]
+        await seen["warehouse"].wait("pick.cancel")
+        for party in ("erp", "warehouse"):
+            [ret] = await seen[party].wait("return.requested")
+            assert ret["data"]["lines"] == [{"sku": "DESK-1", "quantity": 1, "line_id": "L1"}]
+        await world.state("bolcom", "B-PC1", "return_requested")
+        assert await world.held("DESK-1") == 0
+        statuses = await seen["bolcom"].wait("order.status", 3)  # confirmed, partial, this
+        assert statuses[-1]["data"]["status"] == "cancelled"
+        assert "becomes return R-" in statuses[-1]["data"]["detail"]
+        row = await world.order("bolcom", "B-PC1")
+        assert row is not None and row["awaiting"] is None and row["deadline"] is None
+        # Cancelled again: noted, nothing sent twice.
+        await world.send("bolcom", "order.cancelled", cancel("B-PC1"))
+        await world.until(
+            "SELECT count(*) FROM order_history"
+            " WHERE event = 'order.cancelled' AND detail LIKE 'ignored%'",
+            expect=1,
+        )
+        assert len(seen["erp"].of("return.requested")) == 1
+        assert len(seen["erp"].of("salesorder.cancel")) == 1
+
+
+async def test_a_return_of_the_shipped_part_lets_the_rest_ship_and_counts_what_came_back(
+    world: World,
+) -> None:
+    async with parties(world, warehouse=picks_one_unit) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-PR1", [("DESK-1", 2, "199.00")]))
+        [first] = await seen["bolcom"].wait("shipment.tracking")
+        order_id = first["data"]["order_id"]
+        await world.state("bolcom", "B-PR1", "partially_shipped")
+        one = [{"sku": "DESK-1", "quantity": 1, "line_id": "L1"}]
+        await world.send("bolcom", "return.requested", return_request("B-PR1", one, "RMA-P"))
+        [ret] = await seen["erp"].wait("return.requested")
+        assert ret["data"]["return_id"] == "RMA-P"
+        await world.until(
+            "SELECT count(*) FROM order_history WHERE event = 'return.requested'", expect=1
+        )
+        row = await world.order("bolcom", "B-PR1")
+        assert row is not None
+        assert (row["state"], row["awaiting"]) == ("partially_shipped", "warehouse")
+        # The unit already asked back cannot be asked back again under another id.
+        await world.send("bolcom", "return.requested", return_request("B-PR1", one, "RMA-Q"))
+        [error] = [m.headers["x-hub-error"] for m in await parked(world, 1)]
+        assert "1 unit(s) of DESK-1 asked back, 1 shipped, 1 of them in earlier returns" in error
+        # The rest ships as if nothing happened, then the first return arrives.
+        done = {"order_id": order_id, "lines": one}
+        await world.send("warehouse", "pick.completed", done)
+        await seen["bolcom"].wait("shipment.tracking", 2)
+        await world.state("bolcom", "B-PR1", "shipped")
+        received = {
+            "order_id": order_id,
+            "return_id": "RMA-P",
+            "lines": [{"sku": "DESK-1", "quantity": 1, "condition": "sellable"}],
+        }
+        await world.send("warehouse", "return.received", received)
+        await world.state("bolcom", "B-PR1", "returned")
+        # A second return for the unit shipped later is a return of its own.
+        await world.send("bolcom", "return.requested", return_request("B-PR1", one, "RMA-Q"))
+        returns = await seen["erp"].wait("return.requested", 2)
+        assert [r["data"]["return_id"] for r in returns] == ["RMA-P", "RMA-Q"]
+        await world.state("bolcom", "B-PR1", "return_requested")
+
+
+async def test_migration_016_counts_returns_taken_before_it_as_every_shipped_unit(
+    world: World,
+) -> None:
+    """Before 016 an order took one return and ignored the rest: after it, such an order has
+    nothing left to ask back, so no unit can be returned (and refunded) twice."""
+    async with parties(world) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-M1", [("DESK-1", 2, "199.00")]))
+        await seen["bolcom"].wait("shipment.tracking")
+        one = [{"sku": "DESK-1", "quantity": 1, "line_id": "L1"}]
+        await world.send("bolcom", "return.requested", return_request("B-M1", one, "RMA-OLD"))
+        await world.state("bolcom", "B-M1", "return_requested")
+        await world.db.execute("DROP TABLE order_returns")
+        await world.db.execute("DELETE FROM schema_migrations WHERE name = '016_order_returns.sql'")
+        assert await migrate(world.db) == ["016_order_returns.sql"]
+        rows = await world.db.fetch("SELECT return_id, sku, quantity FROM order_returns")
+        assert [tuple(r) for r in rows] == [("before-016", "DESK-1", 2)]
+        await world.send("bolcom", "return.requested", return_request("B-M1", one, "RMA-NEW"))
+        [error] = [m.headers["x-hub-error"] for m in await parked(world, 1)]
+        assert "1 unit(s) of DESK-1 asked back, 2 shipped, 2 of them in earlier returns" in error
