@@ -61,9 +61,16 @@ class OrderStep:
             self.handle_many = self._handle_many
 
     def lock_keys(self, inbound: Inbound) -> Iterable[str]:
-        """The SKUs a new order reserves (later steps find theirs in the order, mid-batch)."""
-        placed = inbound.message
-        return [line.sku for line in placed.lines] if isinstance(placed, OrderPlaced) else ()
+        """The SKUs a new order reserves (later steps find theirs in the order, mid-batch), and
+        the order itself for an order and a cancellation: one that overtakes the order must
+        meet it, even when two hubs take them at the same moment."""
+        msg = inbound.message
+        if isinstance(msg, OrderPlaced):
+            order_key = f"order:{intake.order_id_for(msg.channel, msg.channel_order_id)}"
+            return [order_key, *(line.sku for line in msg.lines)]
+        if isinstance(msg, OrderCancelled):
+            return [f"order:{intake.order_id_for(msg.channel, msg.channel_order_id)}"]
+        return ()
 
     async def handle(
         self, inbound: Inbound, conn: Connection | None, now: datetime

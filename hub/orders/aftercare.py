@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
@@ -11,6 +12,7 @@ from hub.errors import BusinessRuleViolation
 from hub.handlers import Inbound
 from hub.orders import requests, stockport, store
 from hub.orders.context import OrderDeps
+from hub.orders.intake import order_id_for
 from hub.orders.messages import Outgoing
 from hub.orders.steps import OPEN_STATES, ignore, locked, transition
 from hub.orders.store import Order
@@ -19,6 +21,8 @@ from schemas.erp import SalesOrderCancel
 from schemas.fulfilment import PickCancel
 from schemas.orders import OrderCancelled, OrderLifecycle
 from schemas.returns import ReturnLine, ReturnReceived, ReturnRequested
+
+log = logging.getLogger(__name__)
 
 
 async def _named(
@@ -34,13 +38,25 @@ async def _named(
 
 
 async def cancel(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datetime) -> Outgoing:
-    """Cancel from the channel or the ERP: before shipment stock goes back, after it a return."""
+    """Cancel from the channel or the ERP: before shipment stock goes back, after it a return.
+
+    A channel's cancellation of an order not here yet (it overtook the order) is kept: the
+    order is recorded as cancelled when it arrives."""
     msg = inbound.message
     assert isinstance(msg, OrderCancelled)
     source = inbound.event.source
     if source != deps.config.erp and source != msg.channel:
         raise BusinessRuleViolation(f"{source!r} cannot cancel an order of {msg.channel!r}")
-    order = await _named(conn, msg.order_id, msg.channel, msg.channel_order_id)
+    if msg.order_id is None and source == msg.channel:
+        found = await store.find(conn, msg.channel, msg.channel_order_id)
+        if found is None:
+            order_id = order_id_for(msg.channel, msg.channel_order_id)
+            await store.cancel_early(conn, order_id, msg, inbound.event.id, now)
+            log.info("cancellation of %s kept until the order arrives", order_id)
+            return Outgoing(deps.table, deps.names, inbound.event, now)
+        order = found
+    else:
+        order = await _named(conn, msg.order_id, msg.channel, msg.channel_order_id)
     if order.shipped:
         return await _cancel_after_shipment(conn, deps, order, inbound, now)
     if order.state not in OPEN_STATES:

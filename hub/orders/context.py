@@ -23,7 +23,7 @@ class OrderMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.placed = Counter(
             "hub_orders_total",
-            "Channel orders by first outcome (accepted, rejected, duplicate)",
+            "Channel orders by first outcome (accepted, rejected, duplicate, cancelled first)",
             ["channel", "outcome"],
             registry=registry,
         )

@@ -58,7 +58,7 @@ async def place_many(
     """Take a batch of channel orders; the messages each one causes, in input order."""
     outs = [Outgoing(deps.table, deps.names, i.event, now) for i in inbounds]
     taken = [_take(deps, index, inbound) for index, inbound in enumerate(inbounds)]
-    created = await store.insert_many(
+    created, early = await store.insert_many(
         conn,
         [
             (t.order_id, t.placed, t.inbound.event.correlationid or t.inbound.event.id)
@@ -77,6 +77,9 @@ async def place_many(
     changes: list[tuple[Order, str, str, str | None]] = []
     valid: list[_Taken] = []
     for t in fresh:
+        if t.order_id in early:
+            changes.append(_cancelled_early(deps, t, outs[t.index], early[t.order_id]))
+            continue
         reasons = validate_order(t.placed, t.market, catalogs[t.market.price_list])
         if reasons:
             changes.append(_reject(deps, t, outs[t.index], reasons))
@@ -175,6 +178,21 @@ def _decide(
     labelled(deps.metrics.placed, order.channel, "accepted").inc()
     labelled(deps.metrics.transitions, order.state).inc()
     return changes
+
+
+def _cancelled_early(
+    deps: OrderDeps, t: _Taken, out: Outgoing, cancelled: str
+) -> tuple[Order, str, str, str | None]:
+    """Its cancellation overtook it: recorded as cancelled; no stock held, no ERP order."""
+    order = t.order
+    assert order is not None
+    order.state = "cancelled"
+    requests.wait_for(deps, order, None, out.now)
+    detail = f"cancelled before the order arrived, by {cancelled}"
+    requests.send(out, order, requests.status(order, "cancelled", detail), "cancelled")
+    labelled(deps.metrics.placed, order.channel, "cancelled").inc()
+    labelled(deps.metrics.transitions, order.state).inc()
+    return (order, "cancelled", detail, t.inbound.event.id)
 
 
 def _reject(

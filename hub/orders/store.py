@@ -16,7 +16,7 @@ import orjson
 from hub.db import Connection
 from hub.orders.validation import Catalog, ListPrice
 from schemas.fulfilment import ShipmentCreated
-from schemas.orders import OrderPlaced
+from schemas.orders import OrderCancelled, OrderPlaced
 
 
 @dataclass
@@ -76,37 +76,21 @@ def _order(row: Any, placed: OrderPlaced | None = None) -> Order:
     )
 
 
-async def insert_new(
-    conn: Connection, order_id: str, placed: OrderPlaced, correlation_id: str, now: datetime
-) -> Order | None:
-    """Create the order row (locked, as this transaction wrote it); None for a duplicate."""
-    row = await conn.fetchrow(
-        "INSERT INTO orders (order_id, channel, channel_order_id, state, placed,"
-        " correlation_id, created_at, updated_at)"
-        " VALUES ($1, $2, $3, 'received', $4::jsonb, $5, $6, $6)"
-        " ON CONFLICT DO NOTHING RETURNING *",
-        order_id,
-        placed.channel,
-        placed.channel_order_id,
-        placed.model_dump_json(),
-        correlation_id,
-        now,
-    )
-    return _order(row) if row else None
-
-
 async def insert_many(
     conn: Connection, items: Sequence[tuple[str, OrderPlaced, str]], now: datetime
-) -> dict[str, Order]:
-    """Create many order rows in one statement; the new ones by id (duplicates are absent)."""
+) -> tuple[dict[str, Order], dict[str, str]]:
+    """Create many order rows in one statement; the new ones by id (duplicates are absent),
+    and, for those whose cancellation came first, who cancelled them and why."""
     rows = await conn.fetch(
-        "INSERT INTO orders (order_id, channel, channel_order_id, state, placed,"
-        " correlation_id, created_at, updated_at)"
+        "WITH created AS (INSERT INTO orders (order_id, channel, channel_order_id, state,"
+        " placed, correlation_id, created_at, updated_at)"
         " SELECT o, c, co, 'received', p::jsonb, corr, $6, $6"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
         " AS t(o, c, co, p, corr) ON CONFLICT DO NOTHING"
         " RETURNING order_id, channel, channel_order_id, state, awaiting, deadline, attempts,"
-        " version, reservation_id, erp_order_number, picked, shipped, correlation_id",
+        " version, reservation_id, erp_order_number, picked, shipped, correlation_id)"
+        " SELECT c.*, e.cancelled_by || ': ' || e.reason AS cancelled_early"
+        " FROM created c LEFT JOIN early_cancellations e ON e.order_id = c.order_id",
         [order_id for order_id, _, _ in items],
         [placed.channel for _, placed, _ in items],
         [placed.channel_order_id for _, placed, _ in items],
@@ -115,7 +99,30 @@ async def insert_many(
         now,
     )
     placed_by_id = {order_id: placed for order_id, placed, _ in items}
-    return {row["order_id"]: _order(row, placed_by_id[row["order_id"]]) for row in rows}
+    orders = {row["order_id"]: _order(row, placed_by_id[row["order_id"]]) for row in rows}
+    early = {row["order_id"]: row["cancelled_early"] for row in rows if row["cancelled_early"]}
+    if early:
+        await conn.execute(
+            "DELETE FROM early_cancellations WHERE order_id = ANY($1::text[])", list(early)
+        )
+    return orders, early
+
+
+async def cancel_early(
+    conn: Connection, order_id: str, cancelled: OrderCancelled, message_id: str, now: datetime
+) -> None:
+    """Keep a cancellation that came before its order, for the order to find on arrival."""
+    await conn.execute(
+        "INSERT INTO early_cancellations (order_id, channel, channel_order_id, cancelled_by,"
+        " reason, message_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        order_id,
+        cancelled.channel,
+        cancelled.channel_order_id,
+        cancelled.cancelled_by,
+        cancelled.reason,
+        message_id,
+        now,
+    )
 
 
 async def save_many(

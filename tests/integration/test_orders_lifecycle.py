@@ -507,3 +507,40 @@ async def test_migration_016_counts_returns_taken_before_it_as_every_shipped_uni
         await world.send("bolcom", "return.requested", return_request("B-M1", one, "RMA-NEW"))
         [error] = [m.headers["x-hub-error"] for m in await parked(world, 1)]
         assert "1 unit(s) of DESK-1 asked back, 2 shipped, 2 of them in earlier returns" in error
+
+
+async def test_a_cancellation_that_overtakes_its_order_cancels_it_on_arrival(
+    world: World,
+) -> None:
+    """Webhooks arrive unordered: a cancellation before its order must not let it ship."""
+    async with parties(world) as seen:
+        await world.send("bolcom", "order.cancelled", cancel("B-E1"))
+        await world.until("SELECT count(*) FROM early_cancellations", expect=1)
+        await world.place("bolcom", order_data("bolcom", "B-E1", [("LAMP-1", 1, "25.50")]))
+        await world.state("bolcom", "B-E1", "cancelled")
+        [status] = await seen["bolcom"].wait("order.status")
+        assert status["data"]["status"] == "cancelled"
+        assert "cancelled before the order arrived, by channel: buyer" in status["data"]["detail"]
+        await world.place("bolcom", order_data("bolcom", "B-E1", [("LAMP-1", 1, "25.50")]))
+        await world.until(  # sent again: a duplicate, still cancelled
+            "SELECT count(*) FROM order_history WHERE event = 'duplicate'", expect=1
+        )
+        await world.place("bolcom", order_data("bolcom", "B-E2", [("LAMP-1", 1, "25.50")]))
+        await seen["erp"].wait("salesorder.create")  # the next order goes its way
+        creates = seen["erp"].of("salesorder.create")
+        assert [c["data"]["channel_order_id"] for c in creates] == ["B-E2"]
+        assert not [b for b in seen["bolcom"].of("order.accepted") if "B-E1" in str(b)]
+        assert await world.held("LAMP-1") == 1  # B-E2 holds its unit; B-E1 holds none
+        assert await world.db.fetchval("SELECT count(*) FROM early_cancellations") == 0
+        placed = world.hub.metrics.registry.get_sample_value(
+            "hub_orders_total", {"channel": "bolcom", "outcome": "cancelled"}
+        )
+        assert placed == 1
+
+
+async def test_the_erp_cannot_cancel_an_order_the_hub_never_had(world: World) -> None:
+    async with parties(world):
+        await world.send("erp", "order.cancelled", cancel("B-E3", by="erp"))
+        [error] = [m.headers["x-hub-error"] for m in await parked(world, 1)]
+        assert "no order 'B-E3' from channel 'bolcom'" in error
+        assert await world.db.fetchval("SELECT count(*) FROM early_cancellations") == 0
