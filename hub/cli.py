@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from hub import eventloop
+from hub.catalog_cli import catalog_app
 from hub.dlq.cli import dlq_app
 from hub.orders.cli import orders_app
 from hub.settings import Settings
@@ -28,6 +29,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(stock_app, name="stock")
 app.add_typer(orders_app, name="orders")
+app.add_typer(catalog_app, name="catalog")
 
 console = Console()
 err = Console(stderr=True)

@@ -43,6 +43,24 @@ class Router:
     def envelopes(self, inbound: Inbound) -> list[Envelope]:
         """One envelope for all destinations (none without any); its id derives from the input."""
         event = inbound.event
+        destinations = self.destinations(inbound)
+        if not destinations:
+            return []
+        own: list[Envelope] = []
+        if self._table.renames_skus:
+            destinations, own = self._own_copies(event, destinations)
+            if not destinations:
+                return own
+        out = caused_event(event, None, key="route", source=event.source, data=event.data)
+        envelope = to_channel(self._names, destinations[0], out)
+        if len(destinations) == 1:
+            return [envelope, *own]
+        cc = [f"{channel}.{event.type}" for channel in destinations[1:]]
+        return [replace(envelope, headers={**envelope.headers, "CC": cc}), *own]
+
+    def destinations(self, inbound: Inbound) -> tuple[str, ...]:
+        """The channels the routes send this message to (Unroutable if no route takes it)."""
+        event = inbound.event
         if not self._table.routed(event.source, event.type):
             raise Unroutable(f"no route takes {event.type!r} from {event.source!r}")
         facts = routing_facts(inbound.message)
@@ -62,20 +80,7 @@ class Router:
             )
             for market in markets
         ]
-        destinations = found[0] if len(found) == 1 else tuple(dict.fromkeys(sum(found, ())))
-        if not destinations:
-            return []
-        own: list[Envelope] = []
-        if self._table.renames_skus:
-            destinations, own = self._own_copies(event, destinations)
-            if not destinations:
-                return own
-        out = caused_event(event, None, key="route", source=event.source, data=event.data)
-        envelope = to_channel(self._names, destinations[0], out)
-        if len(destinations) == 1:
-            return [envelope, *own]
-        cc = [f"{channel}.{event.type}" for channel in destinations[1:]]
-        return [replace(envelope, headers={**envelope.headers, "CC": cc}), *own]
+        return found[0] if len(found) == 1 else tuple(dict.fromkeys(sum(found, ())))
 
     def _own_copies(
         self, event: CloudEvent, destinations: tuple[str, ...]

@@ -47,7 +47,29 @@ def cross_check(data: Mapping[str, Any]) -> list[_Problem]:
     file whose fields failed validation, and report broken references in the same pass.
     """
     channels, markets = _dict(data.get("channels")), _dict(data.get("markets"))
-    return [*_channels(channels, markets), *_routes(data.get("routes"), channels, markets)]
+    return [
+        *_channels(channels, markets),
+        *_markets(markets),
+        *_routes(data.get("routes"), channels, markets),
+    ]
+
+
+def _markets(markets: Mapping[Any, Any]) -> Iterable[_Problem]:
+    """Markets may share a price list (one euro list for NL and BE), but not in two currencies:
+    a list's prices are in one currency, so one of the markets would show them in the wrong one."""
+    first: dict[str, tuple[str, str]] = {}
+    for name, raw in markets.items():
+        market = _dict(raw)
+        price_list, currency = market.get("price_list"), market.get("currency")
+        if not isinstance(price_list, str) or not isinstance(currency, str):
+            continue
+        other, theirs = first.setdefault(price_list, (name, currency))
+        if theirs != currency:
+            yield (
+                ("markets", name, "currency"),
+                f"market {name!r} shows price list {price_list!r} in {currency}, market"
+                f" {other!r} in {theirs}: a price list has one currency",
+            )
 
 
 def _channels(channels: Mapping[Any, Any], markets: Mapping[Any, Any]) -> Iterable[_Problem]:

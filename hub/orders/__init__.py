@@ -124,5 +124,7 @@ def order_handlers(hub: Hub) -> Mapping[str, Handler]:
     handlers: dict[str, Handler] = {t: OrderStep(deps, s) for t, s in steps_by_type.items()}
     handlers[OrderPlaced.TYPE] = OrderStep(deps, intake.place, intake.place_many)
     router = Router(hub.table, hub.names, hub.config)
-    handlers[PriceChanged.TYPE] = PriceHandler(router, hub.metrics.stale_catalog)
+    handlers[PriceChanged.TYPE] = PriceHandler(
+        router, hub.metrics.stale_catalog, hub.config.markets
+    )
     return handlers

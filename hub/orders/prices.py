@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from prometheus_client import Counter
 
 from hub.bus import Envelope
 from hub.db import Connection
+from hub.errors import BusinessRuleViolation
 from hub.handlers import Inbound
 from hub.router import Router
+from routes.config import MarketConfig
 from schemas.catalog import PriceChanged
 
 _UPSERT = """
@@ -45,21 +47,35 @@ async def store_price(conn: Connection, price: PriceChanged, now: datetime) -> b
 class PriceHandler:
     """Stores ``price.changed`` and passes it on to the channels, as the plain router would.
 
-    A stale version is stored nowhere and sent nowhere, so a channel never shows an old price.
+    A stale version is stored nowhere and sent nowhere, so a channel never shows an old price;
+    nor is a price in another currency than the markets showing its list trade in.
     """
 
     stateful = True
 
-    def __init__(self, router: Router, stale: Counter | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        stale: Counter | None = None,
+        markets: Mapping[str, MarketConfig] | None = None,
+    ) -> None:
         self._router = router
         self._stale = stale
+        self._currency = {m.price_list: (name, m.currency) for name, m in (markets or {}).items()}
 
     async def handle(
         self, inbound: Inbound, conn: Connection | None, now: datetime
     ) -> Sequence[Envelope]:
         """Project the price, then fan it out like every catalog message."""
-        assert conn is not None and isinstance(inbound.message, PriceChanged)
-        if not await store_price(conn, inbound.message, now):
+        price = inbound.message
+        assert conn is not None and isinstance(price, PriceChanged)
+        market, currency = self._currency.get(price.price_list, (None, price.price.currency))
+        if price.price.currency != currency:
+            raise BusinessRuleViolation(
+                f"price of {price.sku} on list {price.price_list} is in {price.price.currency};"
+                f" market {market} shows that list in {currency}"
+            )
+        if not await store_price(conn, price, now):
             if self._stale is not None:
                 self._stale.labels(PriceChanged.TYPE).inc()
             return []

@@ -149,7 +149,7 @@ class ProductFactsHandler:
             products.append(product)
         db = _need(conn)
         async with _contention():
-            stored = await ledger.store_products(db, products)
+            stored = await ledger.store_products(db, products, [i.event.data for i in inbounds])
             kits = {
                 p.sku: position
                 for position, p in enumerate(products)

@@ -7,7 +7,7 @@ Every function takes the caller's connection, so it runs inside the caller's tra
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -84,22 +84,30 @@ async def apply_levels_and_snapshot(
     return applied, _parse_snapshot(doc["snapshot"], changed)
 
 
-async def store_products(conn: Connection, products: Sequence[ProductUpserted]) -> set[str]:
-    """Keep many products' stock facts in a few statements; returns the SKUs that changed."""
-    latest: dict[str, ProductUpserted] = {}
-    for p in products:  # one row per SKU per statement: the highest version wins
-        if p.sku not in latest or latest[p.sku].version < p.version:
-            latest[p.sku] = p
+async def store_products(
+    conn: Connection,
+    products: Sequence[ProductUpserted],
+    data: Sequence[Mapping[str, Any]] | None = None,
+) -> set[str]:
+    """Keep many products' stock facts (and, given, their data as sent, for a catalog resync)
+    in a few statements; returns the SKUs that changed."""
+    latest: dict[str, int] = {}
+    for i, p in enumerate(products):  # one row per SKU per statement: the highest version wins
+        if p.sku not in latest or products[latest[p.sku]].version < p.version:
+            latest[p.sku] = i
+    kept = [products[i] for i in latest.values()]
     rows = await conn.fetch(
-        "INSERT INTO stock_products AS p (sku, substitution_group, active, version)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[])"
+        "INSERT INTO stock_products AS p (sku, substitution_group, active, version, data)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::jsonb[])"
         " ON CONFLICT (sku) DO UPDATE SET"
         " substitution_group = EXCLUDED.substitution_group, active = EXCLUDED.active,"
-        " version = EXCLUDED.version WHERE p.version < EXCLUDED.version RETURNING sku",
+        " version = EXCLUDED.version, data = EXCLUDED.data"
+        " WHERE p.version < EXCLUDED.version RETURNING sku",
         list(latest),
-        [p.substitution_group for p in latest.values()],
-        [p.active for p in latest.values()],
-        [p.version for p in latest.values()],
+        [p.substitution_group for p in kept],
+        [p.active for p in kept],
+        [p.version for p in kept],
+        [orjson.dumps(data[i]).decode() if data else None for i in latest.values()],
     )
     stored = {r["sku"] for r in rows}
     if not stored:
@@ -107,7 +115,7 @@ async def store_products(conn: Connection, products: Sequence[ProductUpserted]) 
     await conn.execute(
         "DELETE FROM stock_kit_components WHERE kit_sku = ANY($1::text[])", list(stored)
     )
-    components = [(s, c.sku, c.quantity) for s in stored for c in latest[s].components]
+    components = [(s, c.sku, c.quantity) for s in stored for c in products[latest[s]].components]
     if components:
         await conn.execute(
             "INSERT INTO stock_kit_components (kit_sku, component_sku, quantity)"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from hub.catalog import resync_catalog
 from hub.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
@@ -211,3 +212,63 @@ async def test_an_older_or_repeated_price_is_kept_nowhere_and_sent_nowhere(world
         "hub_catalog_stale_dropped_total", {"type": "price.changed"}
     )
     assert stale == 2
+
+
+async def test_a_price_in_another_currency_than_its_market_is_parked_not_shown(
+    world: World,
+) -> None:
+    pounds = {
+        "sku": "DESK-1",
+        "price_list": "nl-retail",
+        "price": {"amount": "170.00", "currency": "GBP"},
+        "vat_rate": "0.21",
+        "version": 9,
+    }
+    async with parties(world) as seen:
+        await world.send("erp", "price.changed", pounds)
+        [parked] = await world.bus.drain(world.bus.names.dead_queue, expect=1)
+        assert parked.headers["x-hub-error-type"] == "business_rule"
+        assert "is in GBP; market nl shows that list in EUR" in parked.headers["x-hub-error"]
+        stored = await world.db.fetchval(
+            "SELECT version FROM catalog_prices WHERE sku = 'DESK-1' AND price_list = 'nl-retail'"
+        )
+        assert stored == 1
+        assert all(
+            b["data"]["price"]["currency"] == "EUR" for b in seen["webshop-nl"].of("price.changed")
+        )
+
+
+async def test_a_catalog_resync_gives_one_channel_what_routing_would_give_it(
+    world: World,
+) -> None:
+    """A channel added later (or one that lost its state) gets every product and price again,
+    as the ERP's events, and only those routing sends it; a repeat carries the same ids."""
+    async with parties(world) as seen:
+        nl = seen["webshop-nl"]
+        for shop in ("webshop-nl", "webshop-uk", "bolcom"):  # the seeded catalog arrived
+            await seen[shop].wait("price.changed", 3)
+            await seen[shop].wait("product.upserted", 3)
+        before = {
+            k: len(w.of("product.upserted")) + len(w.of("price.changed")) for k, w in seen.items()
+        }
+        sent = await resync_catalog(world.hub.settings, world.hub.config, "webshop-nl")
+        assert sent == {"product.upserted": 3, "price.changed": 3}
+        products = (await nl.wait("product.upserted", 6))[3:]
+        prices = (await nl.wait("price.changed", 6))[3:]
+        assert sorted(p["data"]["sku"] for p in products) == ["DESK-1", "LAMP-1", "LAST-1"]
+        assert {p["source"] for p in products + prices} == {"erp"}
+        assert {(p["data"]["price_list"], p["data"]["price"]["currency"]) for p in prices} == {
+            ("nl-retail", "EUR")
+        }
+        desk = next(p["data"] for p in prices if p["data"]["sku"] == "DESK-1")
+        assert (desk["price"]["amount"], desk["version"]) == ("199.00", 1)
+        assert await resync_catalog(world.hub.settings, world.hub.config, "webshop-nl") == sent
+        again = (await nl.wait("product.upserted", 9))[6:]
+        assert sorted(p["id"] for p in again) == sorted(p["id"] for p in products)
+        await asyncio.sleep(0.3)
+        after = {
+            k: len(w.of("product.upserted")) + len(w.of("price.changed")) for k, w in seen.items()
+        }
+        assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == {
+            "webshop-nl": 12
+        }

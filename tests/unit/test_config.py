@@ -258,6 +258,18 @@ def test_reserved_channel_name_is_an_error(tmp_path: Path) -> None:
     assert "reserved" in found["channels.hub"]
 
 
+def test_markets_may_share_a_price_list_but_not_in_two_currencies(tmp_path: Path) -> None:
+    data = base()
+    data["markets"]["be"] = {**data["markets"]["nl"], "country": "BE"}
+    assert errors(tmp_path, data) == []
+    data["markets"]["ch"] = {**data["markets"]["nl"], "country": "CH", "currency": "CHF"}
+
+    found = by_location(errors(tmp_path, data))
+
+    assert list(found) == ["markets.ch.currency"]
+    assert "price list 'nl-retail' in CHF, market 'nl' in EUR" in found["markets.ch.currency"]
+
+
 def test_market_values_are_checked(tmp_path: Path) -> None:
     data = base()
     data["markets"]["nl"].update(currency="euro", vat_rate=21, country="NLD", lead_time_days=-1)

@@ -27,8 +27,8 @@ def table(routes: list[dict[str, Any]], **channels: dict[str, Any]) -> RouteTabl
         {
             "version": 1,
             "markets": {
-                "nl": {**MARKET, "currency": "EUR", "country": "NL"},
-                "uk": {**MARKET, "currency": "GBP", "country": "GB"},
+                "nl": {**MARKET, "currency": "EUR", "country": "NL", "price_list": "p-nl"},
+                "uk": {**MARKET, "currency": "GBP", "country": "GB", "price_list": "p-uk"},
             },
             "channels": cast,
             "routes": [{"name": f"r{i}", **r} for i, r in enumerate(routes)],

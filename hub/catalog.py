@@ -1,0 +1,138 @@
+"""``hub catalog resync``: give a channel the current catalog (products and prices) again.
+
+A channel added by configuration, or one that lost its state, would otherwise get a product's
+data or a price only when the ERP next changes it. The hub keeps the latest product as the
+ERP sent it and the latest price per list; a resync sends each one to the channel that routing
+would send it to (the same routes, markets, SKUs sold and SKU names), as the ERP's event,
+through the outbox. Event ids derive from the channel, the item and its version, so a resync
+repeated before anything changed carries the same ids for the channel's adapter to dedupe.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from hub import outbox
+from hub.bus import Envelope, Publisher
+from hub.errors import Unroutable
+from hub.handlers import Inbound
+from hub.outgoing import to_channel
+from hub.router import Router
+from hub.settings import Settings
+from hub.topology import Names
+from routes.config import HubConfig
+from routes.matching import RouteTable
+from schemas.catalog import PriceChanged, ProductUpserted
+from schemas.envelope import CloudEvent, derived_id
+
+PAGE = 500
+
+_PRODUCTS = (
+    "SELECT sku, data FROM stock_products WHERE data IS NOT NULL AND sku > $1 ORDER BY sku LIMIT $2"
+)
+_PRICES = (
+    "SELECT sku, price_list, amount, currency, includes_vat, vat_rate, version"
+    " FROM catalog_prices WHERE (sku, price_list) > ($1, $2) ORDER BY sku, price_list LIMIT $3"
+)
+
+
+async def resync_catalog(settings: Settings, config: HubConfig, channel: str) -> Counter[str]:
+    """Send the channel every kept product and price routing gives it; how many of each type."""
+    table = RouteTable.from_config(config)
+    names = Names(settings.name_prefix)
+    router = Router(table, names, config)
+    now = datetime.now(UTC)
+    sent: Counter[str] = Counter()
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    publisher = Publisher(settings.broker_url, settings.publish_timeout_s)
+    await publisher.start()
+    try:
+        async for page in _pages(pool):
+            envelopes = [
+                envelope
+                for message in page
+                if (envelope := _for(router, table, names, config.erp, channel, message, now))
+            ]
+            if not envelopes:
+                continue
+            async with pool.acquire() as conn, conn.transaction():
+                ids = await outbox.write(conn, envelopes)
+            await publisher.publish_many(envelopes)
+            await outbox.mark_sent(pool, ids)
+            sent.update(e.message_type for e in envelopes)
+    finally:
+        await publisher.stop()
+        await pool.close()
+    return sent
+
+
+async def _pages(pool: asyncpg.Pool) -> AsyncIterator[Sequence[ProductUpserted | PriceChanged]]:
+    """Every kept product, then every kept price, a page at a time, in key order."""
+    after = ""
+    while rows := await pool.fetch(_PRODUCTS, after, PAGE):
+        after = rows[-1]["sku"]
+        yield [ProductUpserted.model_validate(_json(r["data"])) for r in rows]
+    last = ("", "")
+    while rows := await pool.fetch(_PRICES, *last, PAGE):
+        last = (rows[-1]["sku"], rows[-1]["price_list"])
+        yield [_price(r) for r in rows]
+
+
+def _price(row: Any) -> PriceChanged:
+    return PriceChanged.model_validate(
+        {
+            "sku": row["sku"],
+            "price_list": row["price_list"],
+            "price": {"amount": row["amount"], "currency": row["currency"]},
+            "includes_vat": row["includes_vat"],
+            "vat_rate": row["vat_rate"],
+            "version": row["version"],
+        }
+    )
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _for(
+    router: Router,
+    table: RouteTable,
+    names: Names,
+    erp: str,
+    channel: str,
+    message: ProductUpserted | PriceChanged,
+    now: datetime,
+) -> Envelope | None:
+    """The ERP's event for this item, told in the channel's words, if routing sends it there."""
+    sku = message.sku
+    data = message.model_dump(mode="json")
+    price_list = message.price_list if isinstance(message, PriceChanged) else ""
+    key = (price_list, str(message.version))
+    event = CloudEvent(
+        id=derived_id("catalog-resync", channel, message.TYPE, sku, *key),
+        source=erp,
+        type=message.TYPE,
+        time=now,
+        subject=sku,
+        data=data,
+    )
+    try:
+        destinations = router.destinations(Inbound(event, message, f"{erp}.{message.TYPE}"))
+    except Unroutable:
+        return None
+    if channel not in destinations:
+        return None
+    told = event.model_copy(
+        update={
+            "data": table.as_channel_sees_it(channel, data),
+            "subject": table.channel_sku(channel, sku),
+        }
+    )
+    return to_channel(names, channel, told)

@@ -1,0 +1,33 @@
+"""``hub catalog``: send a channel the current products and prices again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+catalog_app = typer.Typer(no_args_is_help=True, help="Products and prices kept by the hub.")
+console = Console()
+err = Console(stderr=True)
+
+
+@catalog_app.command("resync")
+def resync_command(
+    channel: Annotated[str, typer.Argument(help="The channel to send the catalog to.")],
+) -> None:
+    """Send the channel every product and price routing gives it, e.g. after onboarding it."""
+    from hub.catalog import resync_catalog
+    from hub.settings import Settings
+    from routes.loader import load_config
+
+    settings = Settings()
+    config = load_config(settings.config_path)
+    if channel not in config.channels:
+        err.print(f"unknown channel {channel!r}")
+        raise typer.Exit(2)
+    sent = asyncio.run(resync_catalog(settings, config, channel))
+    for type_, count in sorted(sent.items()):
+        console.print(f"{channel}: {count} {type_}")
+    console.print(f"total: {sum(sent.values())}")
