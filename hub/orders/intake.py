@@ -139,6 +139,7 @@ def _request(deps: OrderDeps, t: _Taken) -> ReservationRequest:
         order_ref=t.placed.channel_order_id,
         lines=sorted(units.items()),
         allow_partial=deps.on_partial_stock(t.placed.channel) == "backorder",
+        locations=deps.config.channels[t.placed.channel].stock.locations,
     )
 
 

@@ -16,32 +16,6 @@ from hub.stock.reservations import ReservationRequest, ReservationResult
 from schemas.envelope import CloudEvent
 
 
-async def reserve(
-    conn: Connection,
-    ctx: StockContext,
-    cause: CloudEvent,
-    *,
-    reservation_id: str,
-    channel: str,
-    order_ref: str,
-    lines: Sequence[tuple[str, int]],
-    allow_partial: bool,
-) -> tuple[ReservationResult, list[Envelope]]:
-    """Reserve all lines or none (or what there is, for a backorder) and the figures it moved."""
-    result = await reservations.reserve(
-        conn,
-        reservation_id=reservation_id,
-        channel=channel,
-        order_ref=order_ref,
-        lines=lines,
-        allow_partial=allow_partial,
-    )
-    if not result.granted:
-        return result, []
-    skus = {sku for sku, _ in lines} | set(result.held)
-    return result, await availability_changes(conn, ctx, skus, cause)
-
-
 async def reserve_many(
     conn: Connection,
     ctx: StockContext,

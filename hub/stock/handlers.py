@@ -214,6 +214,7 @@ class ReserveHandler:
                 channel=cmd.channel,
                 order_ref=cmd.order_ref,
                 lines=[(line.sku, line.quantity) for line in cmd.lines],
+                locations=self._ctx.config.channels[cmd.channel].stock.locations,
             )
             changes = await availability_changes(
                 db, self._ctx, list(cmd.quantities_by_sku()), inbound.event

@@ -3,7 +3,8 @@
 Call these inside the caller's transaction (an orders handler's savepoint); they lock ledger
 rows of the SKUs involved in SKU order (``SELECT ... FOR UPDATE``), so two orders racing for
 the last units are serialised per SKU and exactly the available units are granted. The pool
-is SKU-wide: sum over every location of (on hand - ERP committed) - open hub reservations.
+is SKU-wide: sum over every location of (on hand - ERP committed) - open hub reservations; a
+channel that counts only some locations is also held to the net there less every open hold.
 A kit line reserves its components. Each reservation id has one answer: asking again returns
 the first result unchanged, so a redelivered order reserves once.
 
@@ -17,7 +18,7 @@ transaction, so no unit is counted twice or not at all. After each call, the cal
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -45,6 +46,7 @@ class ReservationRequest:
     order_ref: str
     lines: Sequence[tuple[str, int]]
     allow_partial: bool = False
+    locations: Collection[str] | None = None  # the channel's; None: every location
 
     def wanted(self) -> dict[str, int]:
         """Units per SKU, in SKU order (lines of the same SKU add up); refuses empty or <= 0."""
@@ -66,9 +68,13 @@ async def reserve(
     order_ref: str,
     lines: Sequence[tuple[str, int]],
     allow_partial: bool = False,
+    locations: Collection[str] | None = None,
 ) -> ReservationResult:
-    """Hold stock for all lines (or as much as there is, with ``allow_partial``), exactly once."""
-    request = ReservationRequest(reservation_id, channel, order_ref, lines, allow_partial)
+    """Hold stock for all lines (or as much as there is, with ``allow_partial``), exactly once;
+    with ``locations``, only from units there (the locations the channel's figure counts)."""
+    request = ReservationRequest(
+        reservation_id, channel, order_ref, lines, allow_partial, locations
+    )
     [result] = await reserve_many(conn, [request])
     return result
 
@@ -92,14 +98,25 @@ async def reserve_many(
     state = orjson.loads(raw)
     known = {rid: _answer(doc) for rid, doc in state["known"].items()}
     kits: dict[str, dict[str, int]] = state["kits"]
-    free: dict[str, int] = state["free"]
+    nets: dict[str, dict[str, int]] = state["nets"]
+    held: dict[str, int] = state["held"]
+    free = {
+        sku: max(0, sum(by_location.values()) - held.get(sku, 0))
+        for sku, by_location in nets.items()
+    }
+    taken: Counter[str] = Counter()  # what this batch's reservations hold so far
     results: list[ReservationResult] = []
     rows: list[dict[str, object]] = []
     lines: tuple[list[str], list[str], list[int]] = ([], [], [])
     for request, units in zip(requests, wanted, strict=True):
         answer = known.get(request.reservation_id)
         if answer is None:
-            answer, holds = _decide(units, kits, free, request.allow_partial)
+            if request.locations is not None:
+                local = _local_free(units, kits, request.locations, nets, held, taken)
+            else:
+                local = None
+            answer, holds = _decide(units, kits, free, request.allow_partial, local)
+            taken.update(holds)
             known[request.reservation_id] = answer
             rows.append(_row(request, units, answer))
             for sku, qty in holds.items():
@@ -126,22 +143,46 @@ SELECT * FROM unnest($2::text[], $3::text[], $4::int[])
 """
 
 
+def _local_free(
+    units: Mapping[str, int],
+    kits: Mapping[str, Mapping[str, int]],
+    locations: Collection[str],
+    nets: Mapping[str, Mapping[str, int]],
+    held: Mapping[str, int],
+    taken: Mapping[str, int],
+) -> dict[str, int]:
+    """Per physical SKU, what a channel counting only ``locations`` may still take: their net
+    units less every open reservation, as the figure the channel is shown counts them."""
+    parts = {part for sku in units for part in (kits.get(sku) or {sku: 1})}
+    return {
+        part: max(
+            0,
+            sum(n for loc, n in nets.get(part, {}).items() if loc in locations)
+            - held.get(part, 0)
+            - taken.get(part, 0),
+        )
+        for part in parts
+    }
+
+
 def _decide(
     units: dict[str, int],
     kits: dict[str, dict[str, int]],
     free: dict[str, int],
     allow_partial: bool,
+    local: Mapping[str, int] | None = None,
 ) -> tuple[ReservationResult, dict[str, int]]:
     """All lines or none (or what there is, when partial is allowed); a kit takes components.
 
-    Takes the units it holds out of ``free``, so the next reservation sees what is left.
+    ``local`` caps a part at what the channel's locations have left. Takes the units it holds
+    out of ``free``, so the next reservation sees what is left.
     """
     holds: Counter[str] = Counter()  # what is left of a part is its free units minus these
     granted: list[tuple[str, int]] = []
     shortages: dict[str, tuple[int, int]] = {}
     for sku, qty in units.items():
         parts = kits.get(sku) or {sku: 1}
-        can = min((free.get(part, 0) - holds[part]) // per for part, per in parts.items())
+        can = min((_cap(free, local, part) - holds[part]) // per for part, per in parts.items())
         take = min(can, qty)
         if take < qty:
             shortages[sku] = (qty, can)
@@ -154,6 +195,12 @@ def _decide(
             free[part] = free.get(part, 0) - held
         return ReservationResult(True, shortages, tuple(granted), tuple(sorted(holds))), holds
     return ReservationResult(False, shortages), {}
+
+
+def _cap(free: Mapping[str, int], local: Mapping[str, int] | None, part: str) -> int:
+    """The units of a part free to this reservation: overall, and at its channel's locations."""
+    overall = free.get(part, 0)
+    return overall if local is None else min(overall, local.get(part, 0))
 
 
 def _answer(doc: dict[str, object]) -> ReservationResult:

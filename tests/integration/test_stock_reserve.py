@@ -108,3 +108,37 @@ async def test_a_batch_is_served_in_order_and_a_refusal_holds_nothing(pool) -> N
         again = await reservations.reserve_many(conn, batch)
     assert again == results
     assert await held(pool) == {"A": 6, "B": 5}
+
+
+async def test_a_channel_counting_some_locations_reserves_only_what_they_hold(pool) -> None:
+    """A shop that ships from the main warehouse cannot take units only the store holds: it
+    gets no more than its own figure shows (its locations' net less every open hold)."""
+    async with pool.acquire() as conn:
+        levels = [
+            StockLevel(sku="C", location="main", on_hand=3, version=1),
+            StockLevel(sku="C", location="store", on_hand=10, version=1),
+        ]
+        await ledger.apply_levels(conn, levels, datetime.now(UTC))
+    ask = reservations.ReservationRequest
+    main, store = ("main",), ("store",)
+    batch = [
+        ask("l1", "uk", "o1", [("C", 2)], locations=main),  # main: 3 -> 1 left
+        ask("l2", "uk", "o2", [("C", 2)], locations=main),  # 1 left at main: refused
+        ask("l3", "nl", "o3", [("C", 5)]),  # every location: 11 free -> granted
+        ask("l4", "uk", "o4", [("C", 2)], locations=main, allow_partial=True),  # 3 - 7 held
+        ask("l5", "pos", "o5", [("KIT", 1)], locations=store),  # its parts are at main only
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        results = await reservations.reserve_many(conn, batch)
+    assert [r.granted for r in results] == [True, False, True, False, False]
+    assert results[1].shortages == {"C": (2, 1)}
+    assert results[3].shortages == {"C": (2, 0)}
+    assert results[4].shortages == {"KIT": (1, 0)}
+    assert await held(pool) == {"C": 7}
+    async with pool.acquire() as conn:  # a later batch sees the holds in the database
+        [later] = await reservations.reserve_many(
+            conn, [ask("l6", "uk", "o6", [("C", 1)], locations=main)]
+        )
+        [anywhere] = await reservations.reserve_many(conn, [ask("l7", "nl", "o7", [("C", 6)])])
+    assert later.shortages == {"C": (1, 0)} and not later.granted
+    assert anywhere.granted and await held(pool) == {"C": 13}
