@@ -42,8 +42,12 @@ _PRICES = (
 )
 
 
+WITHOUT_DATA = "product without data (kept before migration 018; sent again by the ERP, it has)"
+
+
 async def resync_catalog(settings: Settings, config: HubConfig, channel: str) -> Counter[str]:
-    """Send the channel every kept product and price routing gives it; how many of each type."""
+    """Send the channel every kept product and price routing gives it; how many of each type,
+    and (under ``WITHOUT_DATA``) how many products it could not send."""
     table = RouteTable.from_config(config)
     names = Names(settings.name_prefix)
     router = Router(table, names, config)
@@ -66,6 +70,8 @@ async def resync_catalog(settings: Settings, config: HubConfig, channel: str) ->
             await publisher.publish_many(envelopes)
             await outbox.mark_sent(pool, ids)
             sent.update(e.message_type for e in envelopes)
+        if missing := await pool.fetchval("SELECT count(*) FROM stock_products WHERE data IS NULL"):
+            sent[WITHOUT_DATA] = missing
     finally:
         await publisher.stop()
         await pool.close()

@@ -18,7 +18,7 @@ def resync_command(
     channel: Annotated[str, typer.Argument(help="The channel to send the catalog to.")],
 ) -> None:
     """Send the channel every product and price routing gives it, e.g. after onboarding it."""
-    from hub.catalog import resync_catalog
+    from hub.catalog import WITHOUT_DATA, resync_catalog
     from hub.settings import Settings
     from routes.loader import load_config
 
@@ -28,6 +28,9 @@ def resync_command(
         err.print(f"unknown channel {channel!r}")
         raise typer.Exit(2)
     sent = asyncio.run(resync_catalog(settings, config, channel))
+    left_out = sent.pop(WITHOUT_DATA, 0)
     for type_, count in sorted(sent.items()):
         console.print(f"{channel}: {count} {type_}")
     console.print(f"total: {sum(sent.values())}")
+    if left_out:
+        err.print(f"[yellow]left out[/yellow] {left_out} {WITHOUT_DATA}")

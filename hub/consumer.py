@@ -21,7 +21,7 @@ from hub.acks import AckCoalescer
 from hub.committer import BatchCommitter, Outcome
 from hub.errors import HubError, PermanentError, TransientError, Unroutable, one_line
 from hub.faults import FaultHandler
-from hub.handlers import Handler
+from hub.handlers import FORWARDS, Handler
 from hub.intake import Validator
 from hub.metrics import Metrics, labelled
 from hub.router import Router
@@ -71,9 +71,10 @@ class InboundConsumer:
         try:
             labelled(self._metrics.received, inbound.event.source, kind).inc()
             handler = self._handlers.get(kind)
-            if handler is not None and not self._router.takes(inbound.event.source, kind):
+            if handler is not None and not self._may_hand(handler, inbound.event.source, kind):
                 raise Unroutable(  # a channel may only drive the steps its routes give it
                     f"no route takes {kind!r} from {inbound.event.source!r}"
+                    + ("" if getattr(handler, FORWARDS, False) else " to the hub")
                 )
             if handler is None and self._router.hands_to_hub(inbound.event.source, kind):
                 raise Unroutable(  # acking it would drop it: the route's hub leg goes nowhere
@@ -94,6 +95,14 @@ class InboundConsumer:
             envelopes,
             lambda outcome: self._settle(raw, kind, started, outcome),
         )
+
+    def _may_hand(self, handler: Handler, source: str, kind: str) -> bool:
+        """A route from the sender must take the message: to the hub for the hub's own steps
+        (a catch-all route to channels must not let a shop answer for the ERP), to anywhere
+        for what the hub keeps and passes on (products, prices)."""
+        if getattr(handler, FORWARDS, False):
+            return self._router.takes(source, kind)
+        return self._router.hands_to_hub(source, kind)
 
     async def drained(self) -> None:
         """Wait until every delivery taken so far is acked, parked or handed back."""

@@ -40,6 +40,12 @@ class Handler(Protocol):
         ...
 
 
+FORWARDS = "forwards"
+"""A handler with ``forwards = True`` keeps a projection of a message its routes send on to
+channels (products, prices); every other handler is a step of the hub's own, which only a
+route to ``hub`` may hand it."""
+
+
 class LockingHandler(Handler, Protocol):
     """A stateful handler that names the keys (SKUs) it will lock, so the committer can take
     every key of a batch up front, in order, and concurrent batches cannot deadlock."""

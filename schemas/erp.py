@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from schemas.base import Message
 from schemas.common import Identifier, ShortText
+from schemas.fulfilment import RestLines
 from schemas.orders import OrderContent
 
 
@@ -45,3 +46,4 @@ class SalesOrderCancel(Message):
     order_id: Identifier
     erp_order_number: Identifier | None = None
     reason: ShortText
+    lines: RestLines = ()

@@ -28,6 +28,10 @@ class FulfilmentLine(CanonicalModel):
 
 Lines = Annotated[tuple[FulfilmentLine, ...], ItemCount(1, MAX_LINES)]
 
+RestLines = Annotated[tuple[FulfilmentLine, ...], ItemCount(0, MAX_LINES)]
+"""The units a cancellation withdraws, by order line, when part of the order already left;
+empty: the whole order."""
+
 
 class PickRequest(Message):
     """Ask the warehouse to pick and pack these lines for one order."""
@@ -62,6 +66,7 @@ class PickCancel(Message):
     order_id: Identifier
     pick_id: Identifier | None = None
     reason: ShortText
+    lines: RestLines = ()
 
 
 class Parcel(CanonicalModel):

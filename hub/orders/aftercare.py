@@ -10,7 +10,8 @@ from datetime import datetime
 from hub.db import Connection
 from hub.errors import BusinessRuleViolation
 from hub.handlers import Inbound
-from hub.orders import requests, stockport, store
+from hub.metrics import labelled
+from hub.orders import requests, returns, stockport, store
 from hub.orders.context import OrderDeps
 from hub.orders.intake import order_id_for
 from hub.orders.messages import Outgoing
@@ -18,9 +19,9 @@ from hub.orders.steps import OPEN_STATES, ignore, locked, transition
 from hub.orders.store import Order
 from schemas.billing import InvoiceIssued
 from schemas.erp import SalesOrderCancel
-from schemas.fulfilment import PickCancel
+from schemas.fulfilment import FulfilmentLine, PickCancel
 from schemas.orders import OrderCancelled, OrderLifecycle
-from schemas.returns import ReturnLine, ReturnReceived, ReturnRequested
+from schemas.returns import ReturnReceived, ReturnRequested
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ async def cancel(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
         if found is None:
             order_id = order_id_for(msg.channel, msg.channel_order_id)
             await store.cancel_early(conn, order_id, msg, inbound.event.id, now)
+            labelled(deps.metrics.transitions, "cancelled_before_arrival").inc()
             log.info("cancellation of %s kept until the order arrives", order_id)
             return Outgoing(deps.table, deps.names, inbound.event, now)
         order = found
@@ -70,56 +72,82 @@ async def cancel(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
 
 
 async def withdraw(
-    conn: Connection, deps: OrderDeps, order: Order, out: Outgoing, reason: str, *, tell_erp: bool
+    conn: Connection,
+    deps: OrderDeps,
+    order: Order,
+    out: Outgoing,
+    reason: str,
+    *,
+    tell_erp: bool,
+    rest: Mapping[str, int] | None = None,
 ) -> None:
-    """Undo an unshipped order: its stock back, the sales order (unless the ERP itself ended
-    it) and the pick withdrawn, and no answer awaited any more."""
-    if order.reservation_id:
+    """Undo an unshipped order, or with ``rest`` (line id -> units) the part of it not packed
+    yet: its stock back, the sales order (unless the ERP itself ended it) and the pick
+    withdrawn, and no answer awaited any more."""
+    lines = () if rest is None else _rest_lines(order, rest)
+    if order.reservation_id and rest is None:
         out.extend(await stockport.release(conn, deps.stock, out.cause, order.reservation_id))
+    elif order.reservation_id:  # what was packed or shipped stays held until the ERP counts it
+        packed = _by_sku(order, order.picked)
+        found = await stockport.release_rest(
+            conn, deps.stock, out.cause, order.reservation_id, packed
+        )
+        out.extend(found)
     if tell_erp:
         erp_cancel = SalesOrderCancel(
-            order_id=order.order_id, erp_order_number=order.erp_order_number, reason=reason
+            order_id=order.order_id,
+            erp_order_number=order.erp_order_number,
+            reason=reason,
+            lines=lines,
         )
         requests.send(out, order, erp_cancel, "salesorder.cancel")
     if order.erp_order_number is not None:  # the warehouse may have been asked to pick
         pick_cancel = PickCancel(
-            order_id=order.order_id, pick_id=requests.pick_id(order), reason=reason
+            order_id=order.order_id, pick_id=requests.pick_id(order), reason=reason, lines=lines
         )
         requests.send(out, order, pick_cancel, "pick.cancel")
     requests.wait_for(deps, order, None, now=out.now)
 
 
+def _rest_lines(order: Order, rest: Mapping[str, int]) -> tuple[FulfilmentLine, ...]:
+    sku_of = {line.line_id: line.sku for line in order.placed.lines}
+    return tuple(
+        FulfilmentLine(line_id=line_id, sku=sku_of[line_id], quantity=units)
+        for line_id, units in rest.items()
+    )
+
+
+def _by_sku(order: Order, units_by_line: Mapping[str, int]) -> dict[str, int]:
+    sku_of = {line.line_id: line.sku for line in order.placed.lines}
+    units: Counter[str] = Counter()
+    for line_id, n in units_by_line.items():
+        units[sku_of[line_id]] += n
+    return dict(units)
+
+
 async def _cancel_after_shipment(
     conn: Connection, deps: OrderDeps, order: Order, inbound: Inbound, now: datetime
 ) -> Outgoing:
-    """A cancellation once goods left: what is not shipped yet is withdrawn (stock back, sales
-    order and pick cancelled), and what shipped and no return covers yet is expected back."""
+    """A cancellation once goods left: what is not packed yet is withdrawn (its stock back, the
+    sales order and pick cancelled for those units), and what shipped and no return covers
+    yet is expected back; a parcel already packed is asked back when it ships."""
     msg = inbound.message
     assert isinstance(msg, OrderCancelled)
     asked = await store.returns_asked(conn, order.order_id)
     return_id = f"R-{order.order_id}"
-    rest = _rest_to_come(order)
-    left = _left_to_return(order, asked)
+    rest = order.unpicked() if order.state in OPEN_STATES else {}
+    left = returns.left_to_return(order, asked)
     if return_id in asked or not (rest or left):  # a repeat, or nothing more to undo
         return await ignore(conn, deps, order, inbound, now)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
+    details = []
     if rest:
-        reason = f"{msg.reason} (the unshipped rest of order {order.order_id})"
-        await withdraw(
-            conn, deps, order, out, reason, tell_erp=inbound.event.source != deps.config.erp
-        )
-    details = [f"cancelled by {msg.cancelled_by}: {msg.reason}"] if rest else []
+        reason = f"{msg.reason} (the rest of order {order.order_id}, not packed yet)"
+        tell_erp = inbound.event.source != deps.config.erp
+        await withdraw(conn, deps, order, out, reason, tell_erp=tell_erp, rest=rest)
+        details.append(f"cancelled by {msg.cancelled_by}: {msg.reason}")
     if left:
-        requested = ReturnRequested(
-            channel=order.channel,
-            channel_order_id=order.channel_order_id,
-            order_id=order.order_id,
-            return_id=return_id,
-            lines=_return_lines(order, left),
-            reason="cancelled after shipment",
-        )
-        await store.add_return(conn, order.order_id, return_id, left, now)
-        requests.send(out, order, requested, "return.requested")
+        await returns.ask_back(conn, out, order, return_id, left, "cancelled after shipment", now)
         details.append(f"cancellation after shipment becomes return {return_id}")
     requests.wait_for(deps, order, None, now)
     await transition(conn, deps, order, "return_requested" if left else "cancelled", inbound, now)
@@ -131,37 +159,6 @@ async def _cancel_after_shipment(
 def _rest_to_come(order: Order) -> bool:
     """Whether units are still due to ship: the order is open with lines not all shipped."""
     return order.state in OPEN_STATES and bool(order.unshipped())
-
-
-def _shipped_by_sku(order: Order) -> dict[str, int]:
-    sku_of = {line.line_id: line.sku for line in order.placed.lines}
-    shipped: Counter[str] = Counter()
-    for line_id, units in order.shipped.items():
-        shipped[sku_of[line_id]] += units
-    return dict(shipped)
-
-
-def _left_to_return(order: Order, asked: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
-    """Units per SKU shipped and not asked back by any return yet."""
-    taken: Counter[str] = Counter()
-    for units in asked.values():
-        taken.update(units)
-    left = {sku: n - taken[sku] for sku, n in _shipped_by_sku(order).items()}
-    return {sku: n for sku, n in left.items() if n > 0}
-
-
-def _return_lines(order: Order, left: Mapping[str, int]) -> tuple[ReturnLine, ...]:
-    """``left`` as return lines on the order's shipped lines, in line order."""
-    sku_of = {line.line_id: line.sku for line in order.placed.lines}
-    wanted = Counter(left)
-    lines: list[ReturnLine] = []
-    for line_id, units in order.shipped.items():
-        sku = sku_of[line_id]
-        take = min(units, wanted[sku])
-        if take > 0:
-            lines.append(ReturnLine(sku=sku, quantity=take, line_id=line_id))
-            wanted[sku] -= take
-    return tuple(lines)
 
 
 async def return_requested(
@@ -199,8 +196,8 @@ def _check_returnable(
     """No more units of a SKU come back than were shipped and not asked back by an earlier
     return, on lines the order has; the units per SKU this return asks."""
     sku_of = {line.line_id: line.sku for line in order.placed.lines}
-    shipped = _shipped_by_sku(order)
-    left = _left_to_return(order, asked)
+    shipped = returns.shipped_by_sku(order)
+    left = returns.left_to_return(order, asked)
     wanted: Counter[str] = Counter()
     for line in msg.lines:
         if line.line_id is not None and sku_of.get(line.line_id) != line.sku:

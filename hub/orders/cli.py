@@ -27,7 +27,13 @@ async def load_order(database_url: str, channel: str, channel_order_id: str) -> 
             channel_order_id,
         )
         if order is None:
-            return {}
+            early = await conn.fetchrow(
+                "SELECT at, cancelled_by, reason FROM early_cancellations"
+                " WHERE channel = $1 AND channel_order_id = $2",
+                channel,
+                channel_order_id,
+            )
+            return {"cancelled_first": dict(early)} if early else {}
         oid = order["order_id"]
         shipments = await conn.fetch(
             "SELECT * FROM order_shipments WHERE order_id = $1 ORDER BY created_at", oid
@@ -96,4 +102,12 @@ def show(
     if not found:
         console.print(f"no order {channel_order_id!r} from channel {channel!r}")
         raise typer.Exit(1)
+    if early := found.get("cancelled_first"):
+        console.print(
+            f"no order {channel_order_id!r} from channel {channel!r} yet; its cancellation came"
+            f" first ({early['at'].isoformat(timespec='seconds')}, by {early['cancelled_by']}:"
+            f" {early['reason']}): it will be recorded cancelled when it arrives",
+            highlight=False,
+        )
+        return
     render(found)

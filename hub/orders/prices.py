@@ -52,6 +52,7 @@ class PriceHandler:
     """
 
     stateful = True
+    forwards = True
 
     def __init__(
         self,

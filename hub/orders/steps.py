@@ -6,13 +6,14 @@ noted and has no effect), changes the state and returns what that transition sen
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
 from hub.db import Connection
 from hub.errors import BusinessRuleViolation
 from hub.handlers import Inbound
 from hub.metrics import labelled
-from hub.orders import requests, stockport, store
+from hub.orders import requests, returns, stockport, store
 from hub.orders.context import OrderDeps
 from hub.orders.messages import Outgoing
 from hub.orders.store import Order
@@ -153,8 +154,16 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
     else:
         requests.wait_for(deps, order, "warehouse", now)
         state = "partially_shipped"
-    if order.state in {"cancelled", "rejected", "return_requested", "returned"}:
-        state = order.state  # a shipment after cancellation is recorded, not undone
+    late = order.state in {"cancelled", "rejected", "return_requested", "returned"}
+    if late:  # a parcel that left after the order was cancelled: recorded, and asked back
+        state = "return_requested"
+        units: Counter[str] = Counter()
+        for line in msg.lines:
+            units[line.sku] += line.quantity
+        return_id = f"R-{msg.shipment_id}"
+        reason = f"shipped after the order was {order.state}"
+        await returns.ask_back(conn, out, order, return_id, units, reason, now)
+        requests.wait_for(deps, order, None, now)
     await transition(conn, deps, order, state, inbound, now)
     tracking = ShipmentTracking(
         channel=order.channel,
@@ -169,10 +178,11 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
     requests.send(out, order, tracking, f"tracking/{msg.shipment_id}")
     # The label for the warehouse to print, the shipment for the ERP's delivery and invoice.
     requests.send(out, order, msg, f"shipment/{msg.shipment_id}")
-    if state in {"shipped", "partially_shipped"}:
-        lifecycle: OrderLifecycle = "partially_shipped" if order.unshipped() else "shipped"
-        detail = f"{msg.carrier} {msg.tracking_number}"
-        requests.send(out, order, requests.status(order, lifecycle, detail), msg.shipment_id)
+    lifecycle: OrderLifecycle = "partially_shipped" if order.unshipped() else "shipped"
+    detail = f"{msg.carrier} {msg.tracking_number}"
+    if late:
+        detail += f": shipped after cancellation, asked back as return R-{msg.shipment_id}"
+    requests.send(out, order, requests.status(order, lifecycle, detail), msg.shipment_id)
     return out
 
 

@@ -6,7 +6,7 @@ Every call runs in the order's transaction, so a reservation, the order's new st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from hub.bus import Envelope
 from hub.db import Connection
@@ -44,6 +44,21 @@ async def release(
     """Give the reservation's stock back; the figures that rose as a result."""
     skus = await reservations.reservation_skus(conn, reservation_id)
     if not await reservations.release(conn, reservation_id):
+        return []
+    return await availability_changes(conn, ctx, skus, cause)
+
+
+async def release_rest(
+    conn: Connection,
+    ctx: StockContext,
+    cause: CloudEvent,
+    reservation_id: str,
+    keep: Mapping[str, int],
+) -> list[Envelope]:
+    """Give back all but the units of ``keep`` (the part of the order that left); the figures
+    that rose as a result."""
+    skus = await reservations.reservation_skus(conn, reservation_id)
+    if not await reservations.keep_only(conn, reservation_id, keep):
         return []
     return await availability_changes(conn, ctx, skus, cause)
 

@@ -125,6 +125,7 @@ class ProductFactsHandler:
     """Keeps kit components and substitution groups, then routes the product on as before."""
 
     stateful = True
+    forwards = True
 
     def __init__(self, ctx: StockContext, router: Router, stale: Counter | None = None) -> None:
         self._ctx = ctx
@@ -207,6 +208,13 @@ class ReserveHandler:
                 f"{inbound.event.source!r} cannot reserve for channel {cmd.channel!r}"
             )
         db = _need(conn)
+        owner = await reservations.owner(db, cmd.reservation_id)
+        if owner is not None and (owner[1] or owner[0] != cmd.channel):
+            # A repeat answers as the first time: only for the channel that asked the first time.
+            raise BusinessRuleViolation(
+                f"reservation id {cmd.reservation_id!r} is taken"
+                + (" by an order" if owner[1] else f" by channel {owner[0]!r}")
+            )
         async with _contention():
             result = await reservations.reserve(
                 db,

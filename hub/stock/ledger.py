@@ -110,6 +110,16 @@ async def store_products(
         [orjson.dumps(data[i]).decode() if data else None for i in latest.values()],
     )
     stored = {r["sku"] for r in rows}
+    if data and len(stored) < len(latest):  # a repeat fills in data kept before migration 018
+        again = [(sku, i) for sku, i in latest.items() if sku not in stored]
+        await conn.execute(
+            "UPDATE stock_products AS p SET data = t.d"
+            " FROM unnest($1::text[], $2::bigint[], $3::jsonb[]) AS t(sku, v, d)"
+            " WHERE p.sku = t.sku AND p.version = t.v AND p.data IS NULL",
+            [sku for sku, _ in again],
+            [products[i].version for _, i in again],
+            [orjson.dumps(data[i]).decode() for _, i in again],
+        )
     if not stored:
         return stored
     await conn.execute(

@@ -249,6 +249,38 @@ async def release(conn: Connection, reservation_id: str) -> bool:
     return True
 
 
+async def keep_only(conn: Connection, reservation_id: str, lines: Mapping[str, int]) -> bool:
+    """Hold no more than the units of ``lines`` (SKU -> units, kits as their components): what
+    part of an order is cancelled gives its units back, what already left stays held until the
+    ERP counts it. False if the reservation holds nothing."""
+    skus = await reservation_skus(conn, reservation_id)
+    await ledger.lock_skus(conn, skus)
+    kits = await conn.fetch(
+        "SELECT kit_sku, component_sku, quantity FROM stock_kit_components"
+        " WHERE kit_sku = ANY($1::text[])",
+        list(lines),
+    )
+    parts: dict[str, dict[str, int]] = {}
+    for row in kits:
+        parts.setdefault(row["kit_sku"], {})[row["component_sku"]] = row["quantity"]
+    keep: Counter[str] = Counter()
+    for sku, units in lines.items():
+        for part, per in (parts.get(sku) or {sku: 1}).items():
+            keep[part] += units * per
+    changed = await conn.fetch(
+        "UPDATE stock_reservation_lines AS l SET quantity = least(l.quantity,"
+        " coalesce(k.keep, l.quantity)), active = coalesce(k.keep, 0) > 0"
+        " FROM stock_reservation_lines AS o"
+        " LEFT JOIN unnest($2::text[], $3::int[]) AS k(sku, keep) ON k.sku = o.sku"
+        " WHERE l.reservation_id = $1 AND l.active AND o.reservation_id = l.reservation_id"
+        " AND o.sku = l.sku RETURNING l.sku",
+        reservation_id,
+        list(keep),
+        list(keep.values()),
+    )
+    return bool(changed)
+
+
 async def owner(conn: Connection, reservation_id: str) -> tuple[str, bool] | None:
     """Who asked for a reservation, and whether an order holds it (then the order is cancelled,
     not the reservation released); None if unknown."""

@@ -46,6 +46,7 @@ class Switchable:
     """Refuses SKU-BROKEN while ``broken`` (a business rule), routes everything else."""
 
     stateful = True
+    forwards = True  # keeps nothing of its own: routes product.upserted on
 
     def __init__(self, hub: Hub) -> None:
         self.router = Router(hub.table, hub.names)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hub.catalog import resync_catalog
+from hub.catalog import WITHOUT_DATA, resync_catalog
 from hub.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
@@ -265,10 +265,31 @@ async def test_a_catalog_resync_gives_one_channel_what_routing_would_give_it(
         assert await resync_catalog(world.hub.settings, world.hub.config, "webshop-nl") == sent
         again = (await nl.wait("product.upserted", 9))[6:]
         assert sorted(p["id"] for p in again) == sorted(p["id"] for p in products)
-        await asyncio.sleep(0.3)
+        await nl.wait("price.changed", 9)
+        await asyncio.sleep(0.5)  # anything sent elsewhere would have arrived by now
         after = {
             k: len(w.of("product.upserted")) + len(w.of("price.changed")) for k, w in seen.items()
         }
         assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == {
             "webshop-nl": 12
         }
+
+
+async def test_a_product_kept_before_its_data_was_gets_it_from_a_repeat_without_a_send(
+    world: World,
+) -> None:
+    """Products kept before migration 018 have no data: a resync says so, and the ERP sending
+    the same version again fills it in without passing the repeat on to any channel."""
+    await world.db.execute("UPDATE stock_products SET data = NULL WHERE sku = 'LAMP-1'")
+    sent = await resync_catalog(world.hub.settings, world.hub.config, "webshop-nl")
+    assert sent[WITHOUT_DATA] == 1 and sent["product.upserted"] == 2
+    await world.send("erp", "product.upserted", {"sku": "LAMP-1", "name": "LAMP-1", "version": 1})
+    await world.until(
+        "SELECT data->>'name' FROM stock_products WHERE sku = 'LAMP-1'", expect="LAMP-1"
+    )
+    stale = world.hub.metrics.registry.get_sample_value(
+        "hub_catalog_stale_dropped_total", {"type": "product.upserted"}
+    )
+    assert stale == 1  # filled in, not passed on
+    sent = await resync_catalog(world.hub.settings, world.hub.config, "webshop-nl")
+    assert sent == {"product.upserted": 3, "price.changed": 3}

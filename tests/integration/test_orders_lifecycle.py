@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from hub.db import migrate
+from hub.orders.cli import load_order
 from hub.orders.timeouts import sweep_once
 from hub.settings import Settings
 
@@ -58,6 +59,16 @@ async def test_cancel_before_shipment_releases_stock_and_informs_erp_and_warehou
         assert statuses[-1] == "cancelled"
         await world.state("bolcom", "B-C1", "cancelled")
         assert await world.held("LAMP-1") == 0
+        assert erp_cancel["data"]["lines"] == []  # the whole order
+        # The carrier ships the packed parcel all the same: it is recorded and asked back.
+        [request] = seen["carrier"].of("shipment.request")
+        [(_, created)] = carrier_ships(request)
+        await world.send("carrier", "shipment.created", created)
+        for party in ("erp", "warehouse"):
+            [ret] = await seen[party].wait("return.requested")
+            assert ret["data"]["return_id"] == f"R-{created['shipment_id']}"
+            assert ret["data"]["lines"] == [{"sku": "LAMP-1", "quantity": 2, "line_id": "L1"}]
+        await world.state("bolcom", "B-C1", "return_requested")
 
 
 async def test_cancel_by_the_erp_releases_stock_and_tells_the_channel(world: World) -> None:
@@ -407,7 +418,7 @@ async def test_a_channel_cannot_drive_another_partys_steps_or_release_an_orders_
         assert errors[0][0] == "business_rule" and "an order holds it" in errors[0][1]
         assert errors[1] == (
             "no_route",
-            "no route takes 'salesorder.refused' from 'webshop-nl'",
+            "no route takes 'salesorder.refused' from 'webshop-nl' to the hub",
         )
         await world.state("bolcom", "B-G1", "picking")
         assert await world.held("LAMP-1") == 2
@@ -423,14 +434,17 @@ async def test_cancelling_a_partly_shipped_order_withdraws_the_rest_and_returns_
         await world.state("bolcom", "B-PC1", "partially_shipped")
         assert await world.held("DESK-1") == 3  # the ERP has not counted the order yet
         await world.send("bolcom", "order.cancelled", cancel("B-PC1"))
+        rest = [{"line_id": "L1", "sku": "DESK-1", "quantity": 2}]  # the 2 units not packed
         [erp_cancel] = await seen["erp"].wait("salesorder.cancel")
-        assert "the unshipped rest of order" in erp_cancel["data"]["reason"]
-        await seen["warehouse"].wait("pick.cancel")
+        assert "the rest of order" in erp_cancel["data"]["reason"]
+        assert erp_cancel["data"]["lines"] == rest
+        [pick_cancel] = await seen["warehouse"].wait("pick.cancel")
+        assert pick_cancel["data"]["lines"] == rest
         for party in ("erp", "warehouse"):
             [ret] = await seen[party].wait("return.requested")
             assert ret["data"]["lines"] == [{"sku": "DESK-1", "quantity": 1, "line_id": "L1"}]
         await world.state("bolcom", "B-PC1", "return_requested")
-        assert await world.held("DESK-1") == 0
+        assert await world.held("DESK-1") == 1  # the shipped unit, until the ERP counts it
         statuses = await seen["bolcom"].wait("order.status", 3)  # confirmed, partial, this
         assert statuses[-1]["data"]["status"] == "cancelled"
         assert "becomes return R-" in statuses[-1]["data"]["detail"]
@@ -516,6 +530,12 @@ async def test_a_cancellation_that_overtakes_its_order_cancels_it_on_arrival(
     async with parties(world) as seen:
         await world.send("bolcom", "order.cancelled", cancel("B-E1"))
         await world.until("SELECT count(*) FROM early_cancellations", expect=1)
+        shown = await load_order(world.hub.settings.database_url, "bolcom", "B-E1")
+        assert shown["cancelled_first"]["reason"] == "buyer changed mind"
+        kept = world.hub.metrics.registry.get_sample_value(
+            "hub_order_transitions_total", {"state": "cancelled_before_arrival"}
+        )
+        assert kept == 1
         await world.place("bolcom", order_data("bolcom", "B-E1", [("LAMP-1", 1, "25.50")]))
         await world.state("bolcom", "B-E1", "cancelled")
         [status] = await seen["bolcom"].wait("order.status")
@@ -544,3 +564,27 @@ async def test_the_erp_cannot_cancel_an_order_the_hub_never_had(world: World) ->
         [error] = [m.headers["x-hub-error"] for m in await parked(world, 1)]
         assert "no order 'B-E3' from channel 'bolcom'" in error
         assert await world.db.fetchval("SELECT count(*) FROM early_cancellations") == 0
+
+
+def audit_everything(data: dict[str, Any]) -> None:
+    """A catch-all route to a channel: it must not open the hub's own steps to any sender."""
+    data["routes"].append(
+        {"name": "audit", "types": ["salesorder.*"], "from": ["*"], "to": ["warehouse"]}
+    )
+
+
+async def test_a_catch_all_route_to_a_channel_does_not_let_a_shop_answer_for_the_erp(
+    isolated: Settings, bus: Any
+) -> None:
+    config = orders_config(audit_everything)
+    async with open_world(isolated, bus, config) as world, parties(world, warehouse=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-G2", [("LAMP-1", 1, "25.50")]))
+        [accepted] = await seen["bolcom"].wait("order.accepted")
+        await seen["warehouse"].wait("pick.request")
+        refused = {"order_id": accepted["data"]["order_id"], "reason": "no"}
+        await world.send("webshop-nl", "salesorder.refused", refused)
+        [parked_one] = await parked(world, 1)
+        assert parked_one.headers["x-hub-error"] == (
+            "no route takes 'salesorder.refused' from 'webshop-nl' to the hub"
+        )
+        await world.state("bolcom", "B-G2", "picking")

@@ -42,6 +42,7 @@ class FlakyHandler:
     """Fails transiently the first ``failures`` times it sees a message id, then routes it."""
 
     stateful = True
+    forwards = True  # keeps nothing of its own: routes product.upserted on
 
     def __init__(self, hub: Hub, failures: int, only: str | None = None) -> None:
         self.router = Router(hub.table, hub.names)

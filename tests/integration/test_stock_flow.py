@@ -329,12 +329,15 @@ async def test_only_the_channel_that_reserved_may_release(start_hub, bus, stock_
     answers = await bus.bodies(bus.names.channel_queue("webshop-nl"), expect=2)
     assert "stock.reserved" in {b["type"] for b in answers}  # and availability went down
     await bus.publish("bolcom.stock.reserve", event("stock.reserve", posing, "bolcom"))
+    taken = {**reserve, "channel": "bolcom", "lines": [{"sku": "BED-1", "quantity": 9}]}
+    await bus.publish("bolcom.stock.reserve", event("stock.reserve", taken, "bolcom"))
     await bus.publish("bolcom.stock.release", event("stock.release", release, "bolcom"))
-    dead = await bus.drain(bus.names.dead_queue, expect=2)
+    dead = await bus.drain(bus.names.dead_queue, expect=3)
     parked = sorted(m.headers["x-hub-error"] for m in dead)
     assert parked == [
         "'bolcom' cannot release reservation 'res-own': 'webshop-nl' made it",
         "'bolcom' cannot reserve for channel 'webshop-nl'",
+        "reservation id 'res-own' is taken by channel 'webshop-nl'",
     ]
     async with hub.pool.acquire() as conn:
         assert await conn.fetchval("SELECT sum(quantity) FROM stock_reservation_lines") == 2

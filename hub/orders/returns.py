@@ -1,0 +1,72 @@
+"""What an order may still send back: the units shipped and not yet asked back by a return.
+
+Each return records the units it asks back (``order_returns``), so a second return, a
+cancellation after part of the order shipped, or a parcel that left after the cancellation
+asks back only what no earlier return covers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+
+from hub.db import Connection
+from hub.orders import requests, store
+from hub.orders.messages import Outgoing
+from hub.orders.store import Order
+from schemas.returns import ReturnLine, ReturnRequested
+
+
+def shipped_by_sku(order: Order) -> dict[str, int]:
+    """Units shipped per SKU, over all the order's lines."""
+    sku_of = {line.line_id: line.sku for line in order.placed.lines}
+    shipped: Counter[str] = Counter()
+    for line_id, units in order.shipped.items():
+        shipped[sku_of[line_id]] += units
+    return dict(shipped)
+
+
+def left_to_return(order: Order, asked: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """Units per SKU shipped and not asked back by any return yet."""
+    taken: Counter[str] = Counter()
+    for units in asked.values():
+        taken.update(units)
+    left = {sku: n - taken[sku] for sku, n in shipped_by_sku(order).items()}
+    return {sku: n for sku, n in left.items() if n > 0}
+
+
+def return_lines(order: Order, units: Mapping[str, int]) -> tuple[ReturnLine, ...]:
+    """``units`` (per SKU) as return lines on the order's shipped lines, in line order."""
+    sku_of = {line.line_id: line.sku for line in order.placed.lines}
+    wanted = Counter(units)
+    lines: list[ReturnLine] = []
+    for line_id, shipped in order.shipped.items():
+        sku = sku_of[line_id]
+        take = min(shipped, wanted[sku])
+        if take > 0:
+            lines.append(ReturnLine(sku=sku, quantity=take, line_id=line_id))
+            wanted[sku] -= take
+    return tuple(lines)
+
+
+async def ask_back(
+    conn: Connection,
+    out: Outgoing,
+    order: Order,
+    return_id: str,
+    units: Mapping[str, int],
+    reason: str,
+    now: datetime,
+) -> None:
+    """Record a return the hub starts and tell the ERP and the warehouse to expect the goods."""
+    requested = ReturnRequested(
+        channel=order.channel,
+        channel_order_id=order.channel_order_id,
+        order_id=order.order_id,
+        return_id=return_id,
+        lines=return_lines(order, units),
+        reason=reason,
+    )
+    await store.add_return(conn, order.order_id, return_id, units, now)
+    requests.send(out, order, requested, f"return/{return_id}")
