@@ -87,12 +87,20 @@ def sales_order_created(order: Native) -> SalesOrderCreated:
     return SalesOrderCreated(order_id=order.text("origin"), erp_order_number=order.text("name"))
 
 
+def _quant(record: Native, _channel: str) -> StockLevel:
+    return stock_level(record)
+
+
+def _product(record: Native, _channel: str) -> ProductUpserted:
+    return product_upserted(record)
+
+
+def _sale_order(record: Native, _channel: str) -> SalesOrderCreated:
+    return sales_order_created(record)
+
+
 TRANSLATOR = Reads(
     "odoo",
-    readers={
-        "stock-quant": lambda record, _channel: stock_level(record),
-        "product-product": lambda record, _channel: product_upserted(record),
-        "sale-order": lambda record, _channel: sales_order_created(record),
-    },
+    readers={"stock-quant": _quant, "product-product": _product, "sale-order": _sale_order},
 )
 """Odoo as the source of truth: its stock, products and sales order numbers to the hub."""

@@ -33,6 +33,22 @@ def load(key: str) -> Translator | None:
     return translator
 
 
+def native_types_for(canonical: str) -> tuple[str, ...]:
+    """The ``native.<adapter>.<event>`` types that translate into a canonical type."""
+    found: list[str] = []
+    for key in sorted(KNOWN):
+        translator = load(key)
+        canonical_type = getattr(translator, "canonical_type", None)
+        if translator is None or canonical_type is None:
+            continue
+        found.extend(
+            f"native.{key}.{event}"
+            for event in sorted(translator.native_events())
+            if canonical_type(event) == canonical
+        )
+    return tuple(found)
+
+
 def known_keys() -> frozenset[str]:
     """Every adapter key a config may name."""
     return frozenset({"canonical", *KNOWN})

@@ -98,12 +98,13 @@ def parcel(message: ShipmentRequest) -> dict[str, Any]:
     return {"parcel": body}
 
 
+def _parcel_event(parcel_body: Native, _channel: str) -> ShipmentCreated:
+    return shipment_created(parcel_body)
+
+
 TRANSLATOR = ReadsAndWrites(
     "sendcloud",
-    readers={
-        "parcel-created": lambda parcel_body, _channel: shipment_created(parcel_body),
-        "parcel-status-changed": lambda parcel_body, _channel: shipment_created(parcel_body),
-    },
+    readers={"parcel-created": _parcel_event, "parcel-status-changed": _parcel_event},
     writers={ShipmentRequest: parcel},
 )
 """The carrier side: Sendcloud parcels for shipment requests, shipments from its answers."""

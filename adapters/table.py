@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_type_hints
 
 from adapters._native import Native, check_event, refuse_type
 from schemas.base import Message
@@ -31,6 +31,14 @@ class Reads:
     def native_events(self) -> frozenset[str]:
         """The native event names this adapter reads, as in ``native.<adapter>.<event>``."""
         return frozenset(self.readers)
+
+    def canonical_type(self, event: str) -> str | None:
+        """The canonical type a native event becomes (its reader's return type), so parked
+        native messages can be found by the type an operator knows them as."""
+        reader = self.readers.get(event)
+        made = get_type_hints(reader).get("return") if reader is not None else None
+        type_ = getattr(made, "TYPE", None)
+        return type_ if isinstance(type_, str) else None
 
     def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
         """Translate one native payload, or refuse an event this adapter does not read."""

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.registry import native_types_for
 from hub.dlq.service import ParkingLot, parking_lot
 from hub.dlq.store import Selection
 from hub.settings import Settings
@@ -89,6 +90,7 @@ def _selection(
         parse_since(since),
         message_type=message_type,
         until=parse_since(until, option="--until"),
+        native_types=native_types_for(message_type) if message_type else (),
     )
 
 

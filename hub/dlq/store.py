@@ -33,6 +33,7 @@ class Selection:
     include_replayed: bool = False
     message_type: str | None = None
     until: datetime | None = None
+    native_types: tuple[str, ...] = ()  # the adapters' events that become ``message_type``
 
     @property
     def is_empty(self) -> bool:
@@ -66,7 +67,7 @@ class Selection:
         if self.until:
             add("parked_at < ?", self.until)
         if self.message_type:
-            add("message_type = ?", self.message_type)
+            add("message_type = ANY(?::text[])", [self.message_type, *self.native_types])
         if not self.include_replayed:
             parts.append("status = 'parked'")
         return (" AND ".join(parts) or "true"), args
