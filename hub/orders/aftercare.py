@@ -248,7 +248,7 @@ async def returned(conn: Connection, deps: OrderDeps, inbound: Inbound, now: dat
     assert isinstance(msg, ReturnReceived)
     order = await _named(conn, msg.order_id, msg.channel, msg.channel_order_id)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
-    out.forward(inbound.event, origin=order.channel)
+    out.forward(inbound.event, msg, origin=order.channel, about=order.placed)
     units = sum(line.quantity for line in msg.lines)
     detail = f"return {msg.return_id}: {units} unit(s) received"
     lifecycle: OrderLifecycle = "returned"
@@ -267,7 +267,7 @@ async def invoiced(conn: Connection, deps: OrderDeps, inbound: Inbound, now: dat
     assert isinstance(msg, InvoiceIssued)
     order = await locked(conn, msg.order_id)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
-    out.forward(inbound.event, origin=order.channel)
+    out.forward(inbound.event, msg, origin=order.channel, about=order.placed)
     detail = f"invoice {msg.invoice_number} {msg.total.amount} {msg.total.currency}"
     await store.note(conn, order, "invoice.issued", now, detail, inbound.event.id)
     return out

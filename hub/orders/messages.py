@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from hub.bus import Envelope
 from hub.intake import routing_facts
@@ -34,14 +35,7 @@ class Outgoing:
         """Send a message the hub originates to where the routes take it; how many copies.
         Route filters see the message's own SKUs (a shipment's lines, say) or else those of
         ``about`` (the order), its value, and the market of the channel it came from."""
-        skus: tuple[str, ...] = ()
-        value = market = None
-        if self.table.filters_on_data("hub", message.TYPE):  # worked out only when asked for
-            own = routing_facts(message)
-            facts = routing_facts(about) if about is not None else own
-            skus = own["skus"] or facts["skus"]
-            value = facts["order_value"]
-            market = self.table.market_of(origin)
+        skus, value, market = self._facts("hub", message, about, origin)
         channels = self.table.destinations(
             "hub",
             message.TYPE,
@@ -64,18 +58,38 @@ class Outgoing:
             self.envelopes.append(to_channel(self.names, channel, event))
         return len(channels)
 
-    def forward(self, event: CloudEvent, *, origin: str) -> int:
-        """Pass a message on as its source sent it (invoice, return), like the Router does."""
-        channels = [
-            ch
-            for ch in self.table.destinations(event.source, event.type, origin=origin)
-            if ch != event.source
-        ]
+    def forward(
+        self, event: CloudEvent, message: Message, *, origin: str, about: Message | None = None
+    ) -> int:
+        """Pass a message on as its source sent it (invoice, return), like the Router does;
+        route filters see what ``send`` shows them."""
+        skus, value, market = self._facts(event.source, message, about, origin)
+        found = self.table.destinations(
+            event.source,
+            event.type,
+            origin=origin,
+            market=market,
+            skus=skus,
+            order_value=value,
+            narrow=False,
+        )
+        channels = [ch for ch in found if ch != event.source]
         for channel in channels:
             data = self.table.as_channel_sees_it(channel, event.data)
             copy = caused_event(event, None, key=channel, source=event.source, data=data)
             self.envelopes.append(to_channel(self.names, channel, copy))
         return len(channels)
+
+    def _facts(
+        self, source: str, message: Message, about: Message | None, origin: str
+    ) -> tuple[tuple[str, ...], Decimal | None, str | None]:
+        """SKUs, order value and market for route filters, worked out only when a route for
+        this (source, type) has filters: the message's own SKUs or else the order's."""
+        if not self.table.filters_on_data(source, message.TYPE):
+            return (), None, None
+        own = routing_facts(message)
+        facts = routing_facts(about) if about is not None else own
+        return own["skus"] or facts["skus"], facts["order_value"], self.table.market_of(origin)
 
     def extend(self, envelopes: list[Envelope]) -> None:
         """Add messages built elsewhere (stock availability after a reservation)."""

@@ -293,3 +293,47 @@ async def test_a_product_kept_before_its_data_was_gets_it_from_a_repeat_without_
     assert stale == 1  # filled in, not passed on
     sent = await resync_catalog(world.hub.settings, world.hub.config, "webshop-nl")
     assert sent == {"product.upserted": 3, "price.changed": 3}
+
+
+def big_invoices_to_the_warehouse(data: dict[str, Any]) -> None:
+    """A filtered route for a message the hub passes on as its source sent it."""
+    data["routes"].append(
+        {
+            "name": "big-invoices",
+            "types": ["invoice.issued"],
+            "from": ["kind:erp"],
+            "to": ["warehouse"],
+            "filters": {"min_order_value": 300, "markets": ["nl"]},
+        }
+    )
+
+
+async def test_route_filters_see_the_order_of_an_invoice_the_hub_passes_on(
+    isolated: Settings, bus: Any
+) -> None:
+    config = orders_config(big_invoices_to_the_warehouse)
+    async with open_world(isolated, bus, config) as world, parties(world) as seen:
+        for coid, sku, qty, price in (
+            ("B-I1", "DESK-1", 2, "199.00"),
+            ("B-I2", "LAMP-1", 1, "25.50"),
+        ):
+            await world.place("bolcom", order_data("bolcom", coid, [(sku, qty, price)]))
+            [*_, accepted] = await seen["bolcom"].wait("order.accepted", 1 if coid == "B-I1" else 2)
+            await world.state("bolcom", coid, "shipped")
+            await world.send(
+                "erp",
+                "invoice.issued",
+                {
+                    "order_id": accepted["data"]["order_id"],
+                    "invoice_number": f"INV-{coid}",
+                    "issued_at": "2025-01-02T10:00:00+00:00",
+                    "total": {"amount": "10.00", "currency": "EUR"},
+                    "vat_total": {"amount": "1.74", "currency": "EUR"},
+                },
+            )
+        await seen["bolcom"].wait("invoice.issued", 2)  # both reach the order's channel
+        await asyncio.sleep(0.3)
+        # Only the order worth 398.00 passes the route's filter to the warehouse.
+        assert [i["data"]["invoice_number"] for i in seen["warehouse"].of("invoice.issued")] == [
+            "INV-B-I1"
+        ]
