@@ -74,8 +74,10 @@ def demo(
 
 @config_app.command("check")
 def config_check(path: Annotated[Path | None, typer.Argument()] = None) -> None:
-    """Validate a config file and print each error with its location."""
+    """Validate a config file and print each error with its location (and what it warns of)."""
     from hub.app import check_config_file
+    from hub.config_warnings import config_warnings
+    from routes.loader import load_config
 
     target = path or Settings().config_path
     errors = check_config_file(target)
@@ -84,6 +86,8 @@ def config_check(path: Annotated[Path | None, typer.Argument()] = None) -> None:
             err.print(f"[red]error[/red] {error}", highlight=False)
         err.print(f"{target}: {len(errors)} error(s)")
         raise typer.Exit(1)
+    for warning in config_warnings(load_config(target)):
+        err.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
     console.print(f"{target}: ok")
 
 

@@ -1,0 +1,29 @@
+"""``hub config check`` warns of types an HTTP channel's adapter cannot write."""
+
+from __future__ import annotations
+
+import yaml
+
+from hub.config_warnings import config_warnings
+from routes import EXAMPLE_CONFIG
+from routes.config import HubConfig
+
+
+def example(**delivery: str) -> HubConfig:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["channels"]["bolcom"]["delivery"] = delivery
+    return HubConfig.model_validate(data, context={"env": {}})
+
+
+def test_the_example_as_shipped_warns_of_nothing() -> None:
+    assert config_warnings(example()) == []
+
+
+def test_a_marketplace_over_http_is_told_what_would_be_parked() -> None:
+    [warning] = config_warnings(example(transport="http", url="https://api.bol.com/retailer"))
+    assert warning.startswith("channels.bolcom.delivery: adapter 'bolcom' cannot write ")
+    assert "order.rejected (order-answers-to-channel)" in warning
+    assert "product.upserted (products-to-sales)" in warning
+    # What bol.com's API takes is not listed: stock, prices, tracking.
+    for written in ("stock.availability", "price.changed", "shipment.tracking"):
+        assert written not in warning
