@@ -151,10 +151,18 @@ async def changes_by_sku(
 
     figures, snap = await compute(conn, ctx, skus, channels_of, now.date(), snapshot=snapshot)
     if oversold is not None:
-        for sku in skus:
-            stock = snap.stocks.get(sku)
-            if stock is not None and stock.reserved > sum(stock.net_by_location.values()):
-                oversold.inc()
+        over = [
+            sku
+            for sku in skus
+            if (stock := snap.stocks.get(sku)) is not None
+            and stock.reserved > sum(stock.net_by_location.values())
+        ]
+        if over:  # units a backorder holds beyond the stock are promised, not oversold
+            backordered = await ledger.backordered(conn, over)
+            for sku in over:
+                stock = snap.stocks[sku]
+                if stock.reserved - backordered.get(sku, 0) > sum(stock.net_by_location.values()):
+                    oversold.inc()
     changed: list[tuple[str, str, Figure, int]] = []
     for (channel, sku), fig in figures.items():
         prev = snap.published.get((channel, sku))

@@ -182,6 +182,16 @@ async def substitutes(conn: Connection, skus: Collection[str]) -> dict[str, list
     return dict(found)
 
 
+async def backordered(conn: Connection, skus: Collection[str]) -> dict[str, int]:
+    """Units open backorders hold beyond the stock there was when they were taken, per SKU."""
+    rows = await conn.fetch(
+        "SELECT sku, sum(backordered)::int AS units FROM stock_reservation_lines"
+        " WHERE active AND backordered > 0 AND sku = ANY($1::text[]) GROUP BY sku",
+        list(skus),
+    )
+    return {r["sku"]: r["units"] for r in rows}
+
+
 async def all_skus(conn: Connection, after: str, limit: int) -> list[str]:
     """SKUs the hub knows stock or kits of, in order, one page after ``after`` (for resync)."""
     rows = await conn.fetch(

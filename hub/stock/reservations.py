@@ -107,7 +107,7 @@ async def reserve_many(
     taken: Counter[str] = Counter()  # what this batch's reservations hold so far
     results: list[ReservationResult] = []
     rows: list[dict[str, object]] = []
-    lines: tuple[list[str], list[str], list[int]] = ([], [], [])
+    lines: tuple[list[str], list[str], list[int], list[int]] = ([], [], [], [])
     for request, units in zip(requests, wanted, strict=True):
         answer = known.get(request.reservation_id)
         if answer is None:
@@ -115,7 +115,7 @@ async def reserve_many(
                 local = _local_free(units, kits, request.locations, nets, held, taken)
             else:
                 local = None
-            answer, holds = _decide(units, kits, free, request.allow_partial, local)
+            answer, holds, short = _decide(units, kits, free, request.allow_partial, local)
             taken.update(holds)
             known[request.reservation_id] = answer
             rows.append(_row(request, units, answer))
@@ -123,6 +123,7 @@ async def reserve_many(
                 lines[0].append(request.reservation_id)
                 lines[1].append(sku)
                 lines[2].append(qty)
+                lines[3].append(short.get(sku, 0))
         results.append(answer)
     if rows:
         await conn.execute(_WRITE, orjson.dumps(rows).decode(), *lines)
@@ -138,8 +139,8 @@ WITH answered AS (
     FROM jsonb_to_recordset($1::jsonb) AS t(id text, channel text, ref text, state text,
                                             lines jsonb, granted jsonb, shortages jsonb)
 )
-INSERT INTO stock_reservation_lines (reservation_id, sku, quantity)
-SELECT * FROM unnest($2::text[], $3::text[], $4::int[])
+INSERT INTO stock_reservation_lines (reservation_id, sku, quantity, backordered)
+SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[])
 """
 
 
@@ -171,30 +172,41 @@ def _decide(
     free: dict[str, int],
     allow_partial: bool,
     local: Mapping[str, int] | None = None,
-) -> tuple[ReservationResult, dict[str, int]]:
-    """All lines or none (or what there is, when partial is allowed); a kit takes components.
+) -> tuple[ReservationResult, dict[str, int], dict[str, int]]:
+    """All lines or none, or with ``allow_partial`` (a backorder) every line in full, the
+    units beyond what is free held as backordered; a kit takes components.
 
-    ``local`` caps a part at what the channel's locations have left. Takes the units it holds
-    out of ``free``, so the next reservation sees what is left.
+    A backorder holds what it will need, so units that arrive later (a receipt) go to it and
+    not to another channel before the ERP counts the order. ``local`` caps a part at what the
+    channel's locations have left. Takes the units it holds out of ``free``, so the next
+    reservation sees what is left; returns the answer, the units held and those backordered.
     """
     holds: Counter[str] = Counter()  # what is left of a part is its free units minus these
     granted: list[tuple[str, int]] = []
     shortages: dict[str, tuple[int, int]] = {}
     for sku, qty in units.items():
         parts = kits.get(sku) or {sku: 1}
-        can = min((_cap(free, local, part) - holds[part]) // per for part, per in parts.items())
-        take = min(can, qty)
-        if take < qty:
+        can = max(
+            0, min((_cap(free, local, part) - holds[part]) // per for part, per in parts.items())
+        )
+        take = qty if allow_partial else min(can, qty)
+        if can < qty:
             shortages[sku] = (qty, can)
         if take > 0:
             granted.append((sku, take))
             for part, per in parts.items():
                 holds[part] += take * per
     if granted and (allow_partial or not shortages):
+        short = {
+            part: held - max(0, _cap(free, local, part))
+            for part, held in holds.items()
+            if held > max(0, _cap(free, local, part))
+        }
         for part, held in holds.items():
             free[part] = free.get(part, 0) - held
-        return ReservationResult(True, shortages, tuple(granted), tuple(sorted(holds))), holds
-    return ReservationResult(False, shortages), {}
+        result = ReservationResult(True, shortages, tuple(granted), tuple(sorted(holds)))
+        return result, holds, short
+    return ReservationResult(False, shortages), {}, {}
 
 
 def _cap(free: Mapping[str, int], local: Mapping[str, int] | None, part: str) -> int:
@@ -269,6 +281,7 @@ async def keep_only(conn: Connection, reservation_id: str, lines: Mapping[str, i
             keep[part] += units * per
     changed = await conn.fetch(
         "UPDATE stock_reservation_lines AS l SET quantity = least(l.quantity,"
+        " coalesce(k.keep, l.quantity)), backordered = least(l.backordered,"
         " coalesce(k.keep, l.quantity)), active = coalesce(k.keep, 0) > 0"
         " FROM stock_reservation_lines AS o"
         " LEFT JOIN unnest($2::text[], $3::int[]) AS k(sku, keep) ON k.sku = o.sku"

@@ -13,7 +13,7 @@ import pytest
 from hub.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
-from order_kit import ADDRESS_GB, ADDRESS_NL, World, open_world, order_data, parties
+from order_kit import ADDRESS_GB, ADDRESS_NL, World, open_world, order_data, parties, silent
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ async def test_backorder_channel_accepts_a_partly_available_order(world: World) 
         ]
         assert status["data"]["status"] == "backordered"
         assert "LAMP-1" in status["data"]["detail"]
-        assert await world.held("LAMP-1") == 3
+        assert await world.held("LAMP-1") == 5  # 3 in stock and 2 backordered
 
 
 async def test_two_channels_racing_for_the_last_unit_one_wins(world: World) -> None:
@@ -119,3 +119,32 @@ async def test_two_channels_racing_for_the_last_unit_one_wins(world: World) -> N
             for b in seen[shop].of("stock.availability")
         ]
         assert all(f >= 0 for f in figures)
+
+
+async def test_a_backorder_keeps_the_units_that_arrive_before_the_erp_counts_it(
+    world: World,
+) -> None:
+    """Units the backorder waits for must not go on sale elsewhere when they arrive, and the
+    units it holds beyond the stock are a promise, not an oversell."""
+    async with parties(world, erp=silent) as seen:  # the ERP has not counted the order yet
+        await world.place("webshop-nl", order_data("webshop-nl", "W-B1", [("LAMP-1", 5, "25.50")]))
+        await seen["webshop-nl"].wait("order.accepted")
+        assert await world.held("LAMP-1") == 5  # 3 in stock, 2 to come
+        await world.place("bolcom", order_data("bolcom", "B-LAST", [("LAST-1", 1, "9.99")]))
+        await seen["bolcom"].wait("order.accepted")
+        # Nothing left of LAST-1: the backorder channel still takes the order, for later.
+        await world.place("webshop-nl", order_data("webshop-nl", "W-B2", [("LAST-1", 2, "9.99")]))
+        await seen["webshop-nl"].wait("order.accepted", 2)
+        assert await world.held("LAST-1") == 3
+        for version, on_hand in ((2, 3), (3, 10)):  # a level as it was, then a receipt of 7
+            level = {"sku": "LAMP-1", "location": "main", "on_hand": on_hand, "version": version}
+            await world.send("erp", "stock.level", level)
+        await world.until("SELECT on_hand FROM stock_ledger WHERE sku = 'LAMP-1'", expect=10)
+        # 10 on hand, 5 held for W-B1: a marketplace order for 6 is short, for 5 it fits.
+        await world.place("bolcom", order_data("bolcom", "B-L6", [("LAMP-1", 6, "25.50")]))
+        [rejected] = await seen["bolcom"].wait("order.rejected")
+        assert "6 of SKU LAMP-1 ordered, 5 available" in rejected["data"]["reasons"][0]["message"]
+        await world.place("bolcom", order_data("bolcom", "B-L5", [("LAMP-1", 5, "25.50")]))
+        await seen["bolcom"].wait("order.accepted", 2)
+        assert await world.held("LAMP-1") == 10
+    assert world.hub.metrics.registry.get_sample_value("hub_oversell_total") == 0

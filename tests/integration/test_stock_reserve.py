@@ -50,7 +50,8 @@ async def test_all_or_none_counts_components_shared_with_plain_lines(pool) -> No
     assert await held(pool) == {}
 
 
-async def test_partial_takes_what_there_is_and_a_repeat_answers_the_same(pool) -> None:
+async def test_a_backorder_holds_every_line_in_full_and_a_repeat_answers_the_same(pool) -> None:
+    """Units beyond the free ones are held as backordered, so a receipt goes to this order."""
     async with pool.acquire() as conn:
         first = await reservations.reserve(
             conn,
@@ -68,10 +69,12 @@ async def test_partial_takes_what_there_is_and_a_repeat_answers_the_same(pool) -
             lines=[("A", 3), ("KIT", 2)],
             allow_partial=True,
         )
-    assert first.granted and dict(first.lines) == {"A": 3, "KIT": 1}
+    assert first.granted and dict(first.lines) == {"A": 3, "KIT": 2}
     assert first.shortages == {"KIT": (2, 1)}
     assert again == first
-    assert await held(pool) == {"A": 5, "B": 1}  # 3 + 2 per kit; 1 per kit
+    assert await held(pool) == {"A": 7, "B": 2}  # 3 + 2 per kit; 1 per kit
+    rows = await pool.fetch("SELECT sku, backordered FROM stock_reservation_lines ORDER BY sku")
+    assert [tuple(r) for r in rows] == [("A", 1), ("B", 0)]  # A: 6 free, 7 held
 
 
 async def test_release_gives_the_units_back_once(pool) -> None:
@@ -94,7 +97,7 @@ async def test_a_batch_is_served_in_order_and_a_refusal_holds_nothing(pool) -> N
         ask("b2", "c", "o2", [("KIT", 1)]),  # needs A 2 + B 1: fits exactly
         ask("b3", "c", "o3", [("A", 1), ("B", 1)]),  # A is gone: refused, B stays free
         ask("b1", "c", "o1", [("A", 4)]),  # a copy: the first answer, nothing more held
-        ask("b4", "c", "o4", [("B", 9)], allow_partial=True),  # takes the 4 B that are left
+        ask("b4", "c", "o4", [("B", 9)], allow_partial=True),  # 4 B left: 5 backordered
     ]
     async with pool.acquire() as conn, conn.transaction():
         results = await reservations.reserve_many(conn, batch)
@@ -102,12 +105,12 @@ async def test_a_batch_is_served_in_order_and_a_refusal_holds_nothing(pool) -> N
     assert results[2].shortages == {"A": (1, 0)} and results[2].held == ()
     assert results[3] == results[0]
     assert results[1].held == ("A", "B") and dict(results[1].lines) == {"KIT": 1}
-    assert dict(results[4].lines) == {"B": 4} and results[4].shortages == {"B": (9, 4)}
-    assert await held(pool) == {"A": 6, "B": 5}
+    assert dict(results[4].lines) == {"B": 9} and results[4].shortages == {"B": (9, 4)}
+    assert await held(pool) == {"A": 6, "B": 10}
     async with pool.acquire() as conn:  # asked again later, every id answers as it did
         again = await reservations.reserve_many(conn, batch)
     assert again == results
-    assert await held(pool) == {"A": 6, "B": 5}
+    assert await held(pool) == {"A": 6, "B": 10}
 
 
 async def test_a_channel_counting_some_locations_reserves_only_what_they_hold(pool) -> None:
@@ -125,20 +128,21 @@ async def test_a_channel_counting_some_locations_reserves_only_what_they_hold(po
         ask("l1", "uk", "o1", [("C", 2)], locations=main),  # main: 3 -> 1 left
         ask("l2", "uk", "o2", [("C", 2)], locations=main),  # 1 left at main: refused
         ask("l3", "nl", "o3", [("C", 5)]),  # every location: 11 free -> granted
-        ask("l4", "uk", "o4", [("C", 2)], locations=main, allow_partial=True),  # 3 - 7 held
+        ask("l4", "uk", "o4", [("C", 2)], locations=main, allow_partial=True),  # backordered
         ask("l5", "pos", "o5", [("KIT", 1)], locations=store),  # its parts are at main only
     ]
     async with pool.acquire() as conn, conn.transaction():
         results = await reservations.reserve_many(conn, batch)
-    assert [r.granted for r in results] == [True, False, True, False, False]
+    assert [r.granted for r in results] == [True, False, True, True, False]
     assert results[1].shortages == {"C": (2, 1)}
-    assert results[3].shortages == {"C": (2, 0)}
+    assert results[3].shortages == {"C": (2, 0)}  # 3 at main - 7 held: all 2 backordered
     assert results[4].shortages == {"KIT": (1, 0)}
-    assert await held(pool) == {"C": 7}
+    assert await held(pool) == {"C": 9}
     async with pool.acquire() as conn:  # a later batch sees the holds in the database
         [later] = await reservations.reserve_many(
             conn, [ask("l6", "uk", "o6", [("C", 1)], locations=main)]
         )
         [anywhere] = await reservations.reserve_many(conn, [ask("l7", "nl", "o7", [("C", 6)])])
     assert later.shortages == {"C": (1, 0)} and not later.granted
-    assert anywhere.granted and await held(pool) == {"C": 13}
+    assert anywhere.shortages == {"C": (6, 4)} and not anywhere.granted  # 13 - 9 held
+    assert await held(pool) == {"C": 9}
