@@ -151,17 +151,20 @@ async def changes_by_sku(
 
     figures, snap = await compute(conn, ctx, skus, channels_of, now.date(), snapshot=snapshot)
     if oversold is not None:
+        # Hub holds above what is left once the ERP's commitments are met. A net below zero
+        # with nothing held is the ERP's own backorder (it took the order over), not an
+        # oversell; units a backorder holds beyond the stock are promised, not oversold.
         over = [
             sku
             for sku in skus
             if (stock := snap.stocks.get(sku)) is not None
-            and stock.reserved > sum(stock.net_by_location.values())
+            and stock.reserved > max(0, sum(stock.net_by_location.values()))
         ]
-        if over:  # units a backorder holds beyond the stock are promised, not oversold
+        if over:
             backordered = await ledger.backordered(conn, over)
             for sku in over:
-                stock = snap.stocks[sku]
-                if stock.reserved - backordered.get(sku, 0) > sum(stock.net_by_location.values()):
+                stock, net = snap.stocks[sku], sum(snap.stocks[sku].net_by_location.values())
+                if stock.reserved - backordered.get(sku, 0) > max(0, net):
                     oversold.inc()
     changed: list[tuple[str, str, Figure, int]] = []
     for (channel, sku), fig in figures.items():

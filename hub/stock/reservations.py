@@ -1,10 +1,12 @@
-"""Atomic stock reservations for the order flow: all lines or none, never more than there is.
+"""Atomic stock reservations for the order flow: all lines or none, never more than there is
+(a backorder holds every line in full, the units beyond the stock marked backordered).
 
 Call these inside the caller's transaction (an orders handler's savepoint); they lock ledger
 rows of the SKUs involved in SKU order (``SELECT ... FOR UPDATE``), so two orders racing for
-the last units are serialised per SKU and exactly the available units are granted. The pool
-is SKU-wide: sum over every location of (on hand - ERP committed) - open hub reservations; a
-channel that counts only some locations is also held to the net there less every open hold.
+the last units are serialised per SKU and exactly the available units are granted (beyond
+them, only a backorder holds, and says so). The pool is SKU-wide: sum over every location of
+(on hand - ERP committed) - open hub reservations; a channel that counts only some locations
+is also held to the net there less every open hold.
 A kit line reserves its components. Each reservation id has one answer: asking again returns
 the first result unchanged, so a redelivered order reserves once.
 
@@ -281,8 +283,9 @@ async def keep_only(conn: Connection, reservation_id: str, lines: Mapping[str, i
             keep[part] += units * per
     changed = await conn.fetch(
         "UPDATE stock_reservation_lines AS l SET quantity = least(l.quantity,"
-        " coalesce(k.keep, l.quantity)), backordered = least(l.backordered,"
-        " coalesce(k.keep, l.quantity)), active = coalesce(k.keep, 0) > 0"
+        " coalesce(k.keep, l.quantity)), backordered = greatest(0, l.backordered"
+        " - (l.quantity - least(l.quantity, coalesce(k.keep, l.quantity)))),"
+        " active = coalesce(k.keep, 0) > 0"
         " FROM stock_reservation_lines AS o"
         " LEFT JOIN unnest($2::text[], $3::int[]) AS k(sku, keep) ON k.sku = o.sku"
         " WHERE l.reservation_id = $1 AND l.active AND o.reservation_id = l.reservation_id"

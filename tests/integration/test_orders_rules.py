@@ -148,3 +148,26 @@ async def test_a_backorder_keeps_the_units_that_arrive_before_the_erp_counts_it(
         await seen["bolcom"].wait("order.accepted", 2)
         assert await world.held("LAMP-1") == 10
     assert world.hub.metrics.registry.get_sample_value("hub_oversell_total") == 0
+
+
+async def test_a_backorder_the_erp_has_taken_over_is_not_an_oversell(world: World) -> None:
+    """Once the ERP counts the backorder its committed units take the net below zero: that is
+    the ERP's backorder now, with nothing of the hub's held above the stock."""
+    async with parties(world) as seen:  # the ERP creates the sales order
+        await world.place("webshop-nl", order_data("webshop-nl", "W-B3", [("LAMP-1", 5, "25.50")]))
+        [accepted] = await seen["webshop-nl"].wait("order.accepted")
+        await seen["warehouse"].wait("pick.request")  # the ERP's number is recorded
+        assert await world.held("LAMP-1") == 5
+        level = {
+            "sku": "LAMP-1",
+            "location": "main",
+            "on_hand": 3,
+            "committed": 5,
+            "version": 2,
+            "included_order_ids": ["SO-W-B3"],
+        }
+        await world.send("erp", "stock.level", level)
+        await world.until("SELECT committed FROM stock_ledger WHERE sku = 'LAMP-1'", expect=5)
+        assert await world.held("LAMP-1") == 0  # handed over in the same transaction
+        assert accepted["data"]["channel_order_id"] == "W-B3"
+    assert world.hub.metrics.registry.get_sample_value("hub_oversell_total") == 0
