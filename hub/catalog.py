@@ -83,7 +83,7 @@ async def _pages(pool: asyncpg.Pool) -> AsyncIterator[Sequence[ProductUpserted |
     after = ""
     while rows := await pool.fetch(_PRODUCTS, after, PAGE):
         after = rows[-1]["sku"]
-        yield [ProductUpserted.model_validate(_json(r["data"])) for r in rows]
+        yield [ProductUpserted.model_validate(orjson.loads(r["data"])) for r in rows]
     last = ("", "")
     while rows := await pool.fetch(_PRICES, *last, PAGE):
         last = (rows[-1]["sku"], rows[-1]["price_list"])
@@ -101,10 +101,6 @@ def _price(row: Any) -> PriceChanged:
             "version": row["version"],
         }
     )
-
-
-def _json(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _for(

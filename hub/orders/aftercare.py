@@ -88,7 +88,7 @@ async def withdraw(
     if order.reservation_id and rest is None:
         out.extend(await stockport.release(conn, deps.stock, out.cause, order.reservation_id))
     elif order.reservation_id:  # what was packed or shipped stays held until the ERP counts it
-        packed = _by_sku(order, order.picked)
+        packed = returns.by_sku(order, order.picked)
         found = await stockport.release_rest(
             conn, deps.stock, out.cause, order.reservation_id, packed
         )
@@ -115,14 +115,6 @@ def _rest_lines(order: Order, rest: Mapping[str, int]) -> tuple[FulfilmentLine, 
         FulfilmentLine(line_id=line_id, sku=sku_of[line_id], quantity=units)
         for line_id, units in rest.items()
     )
-
-
-def _by_sku(order: Order, units_by_line: Mapping[str, int]) -> dict[str, int]:
-    sku_of = {line.line_id: line.sku for line in order.placed.lines}
-    units: Counter[str] = Counter()
-    for line_id, n in units_by_line.items():
-        units[sku_of[line_id]] += n
-    return dict(units)
 
 
 async def _cancel_after_shipment(

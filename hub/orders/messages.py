@@ -35,16 +35,7 @@ class Outgoing:
         """Send a message the hub originates to where the routes take it; how many copies.
         Route filters see the message's own SKUs (a shipment's lines, say) or else those of
         ``about`` (the order), its value, and the market of the channel it came from."""
-        skus, value, market = self._facts("hub", message, about, origin)
-        channels = self.table.destinations(
-            "hub",
-            message.TYPE,
-            origin=origin,
-            market=market,
-            skus=skus,
-            order_value=value,
-            narrow=False,
-        )
+        channels = self._channels("hub", message, about, origin)
         data = message.model_dump(mode="json")
         for channel in channels:
             event = caused_event(
@@ -63,16 +54,7 @@ class Outgoing:
     ) -> int:
         """Pass a message on as its source sent it (invoice, return), like the Router does;
         route filters see what ``send`` shows them."""
-        skus, value, market = self._facts(event.source, message, about, origin)
-        found = self.table.destinations(
-            event.source,
-            event.type,
-            origin=origin,
-            market=market,
-            skus=skus,
-            order_value=value,
-            narrow=False,
-        )
+        found = self._channels(event.source, message, about, origin)
         channels = [ch for ch in found if ch != event.source]
         for channel in channels:
             data = self.table.as_channel_sees_it(channel, event.data)
@@ -80,16 +62,29 @@ class Outgoing:
             self.envelopes.append(to_channel(self.names, channel, copy))
         return len(channels)
 
-    def _facts(
+    def _channels(
         self, source: str, message: Message, about: Message | None, origin: str
-    ) -> tuple[tuple[str, ...], Decimal | None, str | None]:
-        """SKUs, order value and market for route filters, worked out only when a route for
-        this (source, type) has filters: the message's own SKUs or else the order's."""
-        if not self.table.filters_on_data(source, message.TYPE):
-            return (), None, None
-        own = routing_facts(message)
-        facts = routing_facts(about) if about is not None else own
-        return own["skus"] or facts["skus"], facts["order_value"], self.table.market_of(origin)
+    ) -> tuple[str, ...]:
+        """Where the routes take the message; their filters see SKUs, order value and market,
+        worked out only when a route for this (source, type) has filters: the message's own
+        SKUs or else the order's, the order's value, its channel's market."""
+        skus: tuple[str, ...] = ()
+        value: Decimal | None = None
+        market: str | None = None
+        if self.table.filters_on_data(source, message.TYPE):
+            own = routing_facts(message)
+            facts = routing_facts(about) if about is not None else own
+            skus, value = own["skus"] or facts["skus"], facts["order_value"]
+            market = self.table.market_of(origin)
+        return self.table.destinations(
+            source,
+            message.TYPE,
+            origin=origin,
+            market=market,
+            skus=skus,
+            order_value=value,
+            narrow=False,
+        )
 
     def extend(self, envelopes: list[Envelope]) -> None:
         """Add messages built elsewhere (stock availability after a reservation)."""

@@ -18,13 +18,18 @@ from hub.orders.store import Order
 from schemas.returns import ReturnLine, ReturnRequested
 
 
+def by_sku(order: Order, units_by_line: Mapping[str, int]) -> dict[str, int]:
+    """Units per line id (picked, shipped, ...) as units per SKU, lines of one SKU added up."""
+    sku_of = {line.line_id: line.sku for line in order.placed.lines}
+    units: Counter[str] = Counter()
+    for line_id, n in units_by_line.items():
+        units[sku_of[line_id]] += n
+    return dict(units)
+
+
 def shipped_by_sku(order: Order) -> dict[str, int]:
     """Units shipped per SKU, over all the order's lines."""
-    sku_of = {line.line_id: line.sku for line in order.placed.lines}
-    shipped: Counter[str] = Counter()
-    for line_id, units in order.shipped.items():
-        shipped[sku_of[line_id]] += units
-    return dict(shipped)
+    return by_sku(order, order.shipped)
 
 
 def left_to_return(order: Order, asked: Mapping[str, Mapping[str, int]]) -> dict[str, int]:

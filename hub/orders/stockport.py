@@ -57,10 +57,8 @@ async def release_rest(
 ) -> list[Envelope]:
     """Give back all but the units of ``keep`` (the part of the order that left); the figures
     that rose as a result."""
-    skus = await reservations.reservation_skus(conn, reservation_id)
-    if not await reservations.keep_only(conn, reservation_id, keep):
-        return []
-    return await availability_changes(conn, ctx, skus, cause)
+    skus = await reservations.keep_only(conn, reservation_id, keep)
+    return await availability_changes(conn, ctx, skus, cause) if skus else []
 
 
 async def confirm(conn: Connection, reservation_id: str, erp_order_number: str) -> None:

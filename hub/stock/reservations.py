@@ -72,8 +72,9 @@ async def reserve(
     allow_partial: bool = False,
     locations: Collection[str] | None = None,
 ) -> ReservationResult:
-    """Hold stock for all lines (or as much as there is, with ``allow_partial``), exactly once;
-    with ``locations``, only from units there (the locations the channel's figure counts)."""
+    """Hold stock for all lines, exactly once (with ``allow_partial``, a backorder: every line in
+    full, what is not free as backordered); with ``locations``, only from units there (the
+    locations the channel's figure counts)."""
     request = ReservationRequest(
         reservation_id, channel, order_ref, lines, allow_partial, locations
     )
@@ -199,11 +200,9 @@ def _decide(
             for part, per in parts.items():
                 holds[part] += take * per
     if granted and (allow_partial or not shortages):
-        short = {
-            part: held - max(0, _cap(free, local, part))
-            for part, held in holds.items()
-            if held > max(0, _cap(free, local, part))
-        }
+        available = {part: max(0, _cap(free, local, part)) for part in holds}
+        short = {part: held - available[part] for part, held in holds.items()}
+        short = {part: units for part, units in short.items() if units > 0}
         for part, held in holds.items():
             free[part] = free.get(part, 0) - held
         result = ReservationResult(True, shortages, tuple(granted), tuple(sorted(holds)))
@@ -263,10 +262,10 @@ async def release(conn: Connection, reservation_id: str) -> bool:
     return True
 
 
-async def keep_only(conn: Connection, reservation_id: str, lines: Mapping[str, int]) -> bool:
+async def keep_only(conn: Connection, reservation_id: str, lines: Mapping[str, int]) -> list[str]:
     """Hold no more than the units of ``lines`` (SKU -> units, kits as their components): what
     part of an order is cancelled gives its units back, what already left stays held until the
-    ERP counts it. False if the reservation holds nothing."""
+    ERP counts it. The physical SKUs whose holds it changed (none if it held nothing)."""
     skus = await reservation_skus(conn, reservation_id)
     await ledger.lock_skus(conn, skus)
     kits = await conn.fetch(
@@ -294,7 +293,7 @@ async def keep_only(conn: Connection, reservation_id: str, lines: Mapping[str, i
         list(keep),
         list(keep.values()),
     )
-    return bool(changed)
+    return [r["sku"] for r in changed]
 
 
 async def owner(conn: Connection, reservation_id: str) -> tuple[str, bool] | None:
