@@ -36,6 +36,7 @@ class OutboundTranslator(Protocol):
         """The canonical types this adapter can write, so config checks can refuse the rest."""
         ...
 
-    def from_canonical(self, message: Message) -> dict[str, Any]:
-        """The JSON-ready native payload for one canonical message, or raise TranslationError."""
+    def from_canonical(self, message: Message) -> dict[str, Any] | None:
+        """The JSON-ready native payload for one canonical message, None when the system needs
+        no call for it, or raise TranslationError."""
         ...

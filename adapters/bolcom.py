@@ -1,4 +1,4 @@
-"""bol.com Retailer API v10: orders in; offer stock, offer price and shipments out.
+"""bol.com Retailer API v10: orders in; offer stock, offer price, shipments and cancellations out.
 
 bol.com has no order webhook: the adapter process polls ``GET /retailer/orders`` and publishes
 each new order, as ``GET /retailer/orders/{order-id}`` returns it, as the native event
@@ -14,11 +14,11 @@ from typing import Any
 
 from adapters._native import Native, money_text, person
 from adapters.base import TranslationError
-from adapters.table import ReadsAndWrites
+from adapters.table import ReadsAndWrites, nothing_to_write
 from schemas.catalog import PriceChanged
-from schemas.fulfilment import ShipmentTracking
+from schemas.fulfilment import FulfilmentLine, ShipmentTracking
 from schemas.inventory import StockAvailability
-from schemas.orders import OrderPlaced
+from schemas.orders import CancelledBy, OrderAccepted, OrderPlaced, OrderRejected, OrderStatus
 
 CURRENCY = "EUR"
 MAX_STOCK = 999  # the most an offer's stock amount may say
@@ -35,6 +35,20 @@ TRANSPORTERS: Mapping[str, str] = {
     "gls": "GLS",
     "ups": "UPS",
     "fedex": "FEDEX_NL",
+}
+
+# The hub's reason codes -> bol.com cancellation reason codes; any other reason is OTHER.
+CANCEL_REASONS: Mapping[str, str] = {
+    "out_of_stock": "OUT_OF_STOCK",
+    "price_mismatch": "INCORRECT_PRICE",
+    "unknown_sku": "UNFINDABLE_ITEM",
+    "timeout": "TECH_ISSUE",
+}
+# Who cancelled -> the reason bol.com is given; a buyer's cancellation is confirmed as theirs.
+CANCELLED_BY: Mapping[CancelledBy, str] = {
+    "channel": "REQUESTED_BY_CUSTOMER",
+    "erp": "OTHER",
+    "hub": "OTHER",
 }
 
 
@@ -126,9 +140,53 @@ def shipment(message: ShipmentTracking) -> dict[str, Any]:
     }
 
 
+def _cancellation(lines: tuple[FulfilmentLine, ...], code_of: Mapping[str, str]) -> dict[str, Any]:
+    """Body for ``PUT orders/cancellation``: bol.com cancels per order item, each with a reason
+    code; it cancels what of the item is not shipped yet."""
+    if not lines:
+        raise TranslationError("lines: bol.com cancels per order item and none are named")
+    return {
+        "orderItems": [
+            {"orderItemId": line.line_id, "reasonCode": code_of[line.line_id]} for line in lines
+        ]
+    }
+
+
+def order_refused(message: OrderRejected) -> dict[str, Any]:
+    """The hub (or the ERP) refused the order: cancel its items on bol.com, each with its own
+    line's reason where one names the line, else the order's first reason."""
+    first = CANCEL_REASONS.get(message.reasons[0].code, "OTHER")
+    per_line = {
+        reason.line_id: CANCEL_REASONS.get(reason.code, "OTHER")
+        for reason in reversed(message.reasons)  # the first reason for a line wins
+        if reason.line_id is not None
+    }
+    codes = {line.line_id: per_line.get(line.line_id, first) for line in message.lines}
+    return _cancellation(message.lines, codes)
+
+
+def order_state(message: OrderStatus) -> dict[str, Any] | None:
+    """A cancellation is written as bol.com's: the ERP's or the hub's cancels the items, a
+    buyer's request is confirmed. Other states need no call: bol.com follows the order
+    through its shipments."""
+    part = message.cancelled
+    if part is None:
+        return None
+    code = CANCELLED_BY[part.by]
+    return _cancellation(part.lines, {line.line_id: code for line in part.lines})
+
+
 TRANSLATOR = ReadsAndWrites(
     "bolcom",
     readers={"order": order_placed},
-    writers={StockAvailability: offer_stock, PriceChanged: offer_price, ShipmentTracking: shipment},
+    writers={
+        StockAvailability: offer_stock,
+        PriceChanged: offer_price,
+        ShipmentTracking: shipment,
+        OrderAccepted: nothing_to_write,  # bol.com has no acceptance step: the retailer ships
+        OrderRejected: order_refused,
+        OrderStatus: order_state,
+    },
 )
-"""bol.com orders (the order resource, as polled) into the hub; stock, prices, shipments back."""
+"""bol.com orders (the order resource, as polled) into the hub; stock, prices, shipments and
+cancellations back."""

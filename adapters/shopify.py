@@ -1,4 +1,4 @@
-"""Shopify Admin REST: order webhooks in; stock, prices and fulfillments out.
+"""Shopify Admin REST: order webhooks in; stock, prices, fulfillments and cancellations out.
 
 Inbound payloads are the bodies of the ``orders/create`` and ``orders/cancelled`` webhooks
 (topic ``orders/create`` becomes the native event ``orders-create``). Outbound payloads carry
@@ -18,11 +18,18 @@ from adapters._native import (
     numeric_id,
     person,
 )
-from adapters.table import ReadsAndWrites
+from adapters.table import ReadsAndWrites, nothing_to_write
 from schemas.catalog import PriceChanged
 from schemas.fulfilment import ShipmentTracking
 from schemas.inventory import StockAvailability
-from schemas.orders import OrderCancelled, OrderPlaced
+from schemas.orders import (
+    CancelledPart,
+    OrderAccepted,
+    OrderCancelled,
+    OrderPlaced,
+    OrderRejected,
+    OrderStatus,
+)
 
 
 def _address(raw: Native, email: str) -> dict[str, Any]:
@@ -143,6 +150,54 @@ def fulfillment(message: ShipmentTracking) -> dict[str, Any]:
     }
 
 
+def _cancel(channel_order_id: str, reason: str) -> dict[str, Any]:
+    """Body for ``orders/{id}/cancel``: the buyer is emailed; Shopify does not restock, since
+    the hub sets the shop's inventory levels itself."""
+    return {
+        "order_id": numeric_id(channel_order_id),
+        "cancel": {"reason": reason, "email": True, "restock": False},
+    }
+
+
+def order_refused(message: OrderRejected) -> dict[str, Any]:
+    """The hub (or the ERP) refused the order: cancel it on Shopify, "inventory" when stock
+    was short, so the buyer is told and not charged for what never ships."""
+    short = any(reason.code == "out_of_stock" for reason in message.reasons)
+    return _cancel(message.channel_order_id, "inventory" if short else "other")
+
+
+def _withdraw_lines(channel_order_id: str, part: CancelledPart) -> dict[str, Any]:
+    """Body for ``orders/{id}/refunds``: Shopify cannot cancel an order that has fulfillments,
+    so the unfulfilled rest is taken off as refund line items of restock type "cancel". It
+    moves no money; the amount is refunded where the merchant refunds (the ERP, the PSP)."""
+    return {
+        "order_id": numeric_id(channel_order_id),
+        "refund": {
+            "notify": True,
+            "refund_line_items": [
+                {
+                    "line_item_id": numeric_id(line.line_id),
+                    "quantity": line.quantity,
+                    "restock_type": "cancel",
+                }
+                for line in part.lines
+            ],
+        },
+    }
+
+
+def order_state(message: OrderStatus) -> dict[str, Any] | None:
+    """A cancellation by the ERP or the hub is made on Shopify too; Shopify shows the other
+    states through fulfillments (written from tracking), so they need no call, nor does the
+    shop's own cancellation coming back."""
+    part = message.cancelled
+    if part is None or part.by == "channel":
+        return None
+    if part.whole_order:
+        return _cancel(message.channel_order_id, "other")
+    return _withdraw_lines(message.channel_order_id, part)
+
+
 TRANSLATOR = ReadsAndWrites(
     "shopify",
     readers={"orders-create": order_placed, "orders-cancelled": order_cancelled},
@@ -150,6 +205,9 @@ TRANSLATOR = ReadsAndWrites(
         StockAvailability: inventory_level,
         PriceChanged: variant_price,
         ShipmentTracking: fulfillment,
+        OrderAccepted: nothing_to_write,  # a Shopify order is open until fulfilled or cancelled
+        OrderRejected: order_refused,
+        OrderStatus: order_state,
     },
 )
-"""Shopify orders into the hub; stock, prices and tracking back to the shop."""
+"""Shopify orders into the hub; stock, prices, tracking and cancellations back to the shop."""

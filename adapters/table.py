@@ -17,8 +17,9 @@ from schemas.base import Message
 Reader = Callable[[Native, str], Message]
 """Native payload (wrapped for located errors) and the channel name -> canonical message."""
 
-Writer = Callable[[Any], dict[str, Any]]
-"""One canonical message (of the type it is registered for) -> the system's native body."""
+Writer = Callable[[Any], dict[str, Any] | None]
+"""One canonical message (of the type it is registered for) -> the system's native body, or
+None when the system has nothing to do with it (Shopify has no call to accept an order)."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,15 @@ class ReadsAndWrites(Reads):
         """The canonical types this adapter can write."""
         return frozenset(kind.TYPE for kind in self.writers)
 
-    def from_canonical(self, message: Message) -> dict[str, Any]:
-        """The native body for one canonical message, or refuse a type it cannot write."""
+    def from_canonical(self, message: Message) -> dict[str, Any] | None:
+        """The native body for one canonical message (None: no call is needed), or refuse a
+        type it cannot write."""
         writer = self.writers.get(type(message))
         if writer is None:
             raise refuse_type(self.name, message, self.outbound_types())
         return writer(message)
+
+
+def nothing_to_write(message: Message) -> None:
+    """The system takes this type but needs no call for it, so it is delivered by doing nothing
+    (a type it cannot write would be parked for an operator each time)."""

@@ -25,7 +25,7 @@ from schemas.catalog import PriceChanged
 from schemas.common import minor_units
 from schemas.fulfilment import ShipmentTracking
 from schemas.inventory import StockAvailability
-from schemas.orders import OrderLifecycle, OrderPlaced, OrderStatus
+from schemas.orders import OrderAccepted, OrderLifecycle, OrderPlaced, OrderRejected, OrderStatus
 
 # The hub's order lifecycle -> WooCommerce order status. "returned" has no counterpart: a
 # refund is money, made in WooCommerce, not a state the hub can set.
@@ -161,12 +161,33 @@ def shipment_tracking(message: ShipmentTracking) -> dict[str, Any]:
     return body
 
 
+def _set_status(channel_order_id: str, status: str) -> dict[str, Any]:
+    """Body for ``PUT orders/{id}`` that sets the order's status."""
+    return {"id": numeric_id(channel_order_id), "status": status}
+
+
 def order_status(message: OrderStatus) -> dict[str, Any]:
-    """Body for ``PUT orders/{id}``: the hub's lifecycle state as a WooCommerce status."""
+    """The hub's lifecycle state as a WooCommerce status. Cancelling the rest of a partly
+    shipped order completes it: WooCommerce has no partial cancellation, and "cancelled"
+    would deny the parcels that left."""
+    part = message.cancelled
+    if part is not None and not part.whole_order:
+        return _set_status(message.channel_order_id, "completed")
     status = ORDER_STATUSES.get(message.status)
     if status is None:
         raise TranslationError(f"status: WooCommerce has no order status for {message.status!r}")
-    return {"id": numeric_id(message.channel_order_id), "status": status}
+    return _set_status(message.channel_order_id, status)
+
+
+def order_accepted(message: OrderAccepted) -> dict[str, Any]:
+    """The hub took the order: it is being processed."""
+    return _set_status(message.channel_order_id, ORDER_STATUSES["accepted"])
+
+
+def order_refused(message: OrderRejected) -> dict[str, Any]:
+    """The hub or the ERP refused the order: cancelled in the shop (the reasons stay in the
+    hub's order history, not in the shop's notes to the buyer)."""
+    return _set_status(message.channel_order_id, ORDER_STATUSES["rejected"])
 
 
 TRANSLATOR = ReadsAndWrites(
@@ -177,6 +198,8 @@ TRANSLATOR = ReadsAndWrites(
         PriceChanged: product_price,
         ShipmentTracking: shipment_tracking,
         OrderStatus: order_status,
+        OrderAccepted: order_accepted,
+        OrderRejected: order_refused,
     },
 )
-"""WooCommerce orders into the hub; stock, prices, tracking and status back to the shop."""
+"""WooCommerce orders into the hub; stock, prices, tracking and order status back to the shop."""

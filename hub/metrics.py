@@ -103,7 +103,8 @@ class Metrics:
         )
         self.deliveries = Counter(
             "hub_deliveries_total",
-            "HTTP delivery to a channel's API: ok, retry (per failed attempt), parked, coalesced",
+            "HTTP delivery to a channel's API: ok, retry (per failed attempt), parked, coalesced,"
+            " not_needed (the channel has no call for that message)",
             ["channel", "outcome"],
             registry=r,
         )

@@ -22,6 +22,7 @@ from schemas.common import (
     VatRate,
     same_currency,
 )
+from schemas.fulfilment import FulfilmentLine, Lines
 
 
 class OrderLine(CanonicalModel):
@@ -134,6 +135,12 @@ class OrderRejected(Message):
     channel_order_id: Identifier
     order_id: Identifier | None = None
     reasons: Annotated[tuple[Reason, ...], ItemCount(1, MAX_LINES)]
+    lines: Annotated[tuple[FulfilmentLine, ...], ItemCount(0, MAX_LINES)] = ()
+    """Every line of the refused order (none if the hub could not read them), so a channel
+    that refuses per line, as bol.com does, needs no look-up."""
+
+
+CancelledBy = Literal["channel", "erp", "hub"]
 
 
 class OrderCancelled(Message):
@@ -145,7 +152,7 @@ class OrderCancelled(Message):
     channel_order_id: Identifier
     order_id: Identifier | None = None
     reason: ShortText
-    cancelled_by: Literal["channel", "erp", "hub"]
+    cancelled_by: CancelledBy
 
 
 OrderLifecycle = Literal[
@@ -165,6 +172,16 @@ OrderLifecycle = Literal[
 """Every state an order can be in, as a channel is told it."""
 
 
+class CancelledPart(CanonicalModel):
+    """What a cancellation took off an order, so a channel can undo it in its own terms."""
+
+    by: CancelledBy
+    whole_order: bool
+    """False when part of the order shipped or is packed: only ``lines`` are withdrawn."""
+    lines: Lines
+    """The lines and units withdrawn (every line of the order when it is the whole order)."""
+
+
 class OrderStatus(Message):
     """Where an order is in its lifecycle, sent back to the channel it came from."""
 
@@ -175,3 +192,5 @@ class OrderStatus(Message):
     channel_order_id: Identifier
     status: OrderLifecycle
     detail: ShortText | None = None
+    cancelled: CancelledPart | None = None
+    """Set when this status reports a cancellation: who cancelled and what it withdrew."""

@@ -74,8 +74,9 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def native_body(event: CloudEvent, translator: OutboundTranslator) -> bytes:
-    """The adapter's payload for the event, as JSON; NotDeliverable says why it has none."""
+def native_body(event: CloudEvent, translator: OutboundTranslator) -> bytes | None:
+    """The adapter's payload for the event, as JSON, or None when the channel needs no call for
+    it; NotDeliverable says why it has none."""
     if event.type not in translator.outbound_types():
         raise NotDeliverable(
             f"adapter {translator.name!r} cannot write {event.type!r} "
@@ -85,16 +86,17 @@ def native_body(event: CloudEvent, translator: OutboundTranslator) -> bytes:
     if model is None:
         raise NotDeliverable(f"type {event.type!r} is not a canonical type")
     try:
-        payload: dict[str, Any] = translator.from_canonical(model.model_validate(event.data))
-        return orjson.dumps(payload)
+        payload: dict[str, Any] | None = translator.from_canonical(model.model_validate(event.data))
+        return None if payload is None else orjson.dumps(payload)
     except (ValidationError, TranslationError, TypeError, ValueError) as exc:
         raise NotDeliverable(f"{translator.name} cannot write {event.type}: {exc}") from exc
 
 
 def build_request(
     event: CloudEvent, raw_body: bytes, translator: OutboundTranslator | None, secret: str | None
-) -> Request:
-    """The channel's native payload when its adapter writes one, else the CloudEvent as sent.
+) -> Request | None:
+    """The channel's native payload when its adapter writes one, else the CloudEvent as sent;
+    None when its adapter says the channel needs no call for this message.
 
     The message id is the ``Idempotency-Key``, so a retry (or a redelivery after a crash) has
     its effect once at an API that honours it; the type travels in a header because a native
@@ -103,7 +105,10 @@ def build_request(
     if translator is None:
         body, content_type = raw_body, CONTENT_TYPE
     else:
-        body, content_type = native_body(event, translator), NATIVE_CONTENT_TYPE
+        native = native_body(event, translator)
+        if native is None:
+            return None
+        body, content_type = native, NATIVE_CONTENT_TYPE
     headers = {
         "Content-Type": content_type,
         "Idempotency-Key": event.id,

@@ -1,6 +1,7 @@
 """One channel's HTTP delivery: consume ``hub.out.<channel>``, POST each message, then settle it.
 
-2xx acks. 4xx (but 408/409/429) parks at once with the status and the start of the body.
+2xx acks, and so does a message the channel's adapter needs no call for (``not_needed``).
+4xx (but 408/409/429) parks at once with the status and the start of the body.
 429, 5xx, 408/409 and no answer are retried with exponential back-off, waiting at least the
 Retry-After, which also pauses the whole channel (its token bucket); after the last attempt
 the message is parked. Every outcome is counted per channel.
@@ -166,6 +167,11 @@ class ChannelWorker:
         except PermanentError as exc:
             await self._park(item.raw, exc, attempts=1, prior=item.prior_attempts)
             self.backlog.done(item)
+            return
+        if request is None:  # the channel has no call for it: delivered by doing nothing
+            self.backlog.done(item, delivered=True)
+            await self._ack(item.raw)
+            self._count("not_needed")
             return
         try:
             await self._attempts(item, request)

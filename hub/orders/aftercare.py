@@ -20,7 +20,7 @@ from hub.orders.store import Order
 from schemas.billing import InvoiceIssued
 from schemas.erp import SalesOrderCancel
 from schemas.fulfilment import FulfilmentLine, PickCancel
-from schemas.orders import OrderCancelled, OrderLifecycle
+from schemas.orders import CancelledBy, OrderCancelled, OrderLifecycle
 from schemas.returns import ReturnReceived, ReturnRequested
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,14 @@ async def cancel(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
     await withdraw(conn, deps, order, out, msg.reason, tell_erp=source != deps.config.erp)
     await transition(conn, deps, order, "cancelled", inbound, now)
     detail = f"cancelled by {msg.cancelled_by}: {msg.reason}"
-    requests.send(out, order, requests.status(order, "cancelled", detail), "cancelled")
+    withdrawn = requests.cancellation(order, _canceller(deps, source))
+    requests.send(out, order, requests.status(order, "cancelled", detail, withdrawn), "cancelled")
     return out
+
+
+def _canceller(deps: OrderDeps, source: str) -> CancelledBy:
+    """Who cancelled, from the sender the routes vouch for rather than what the message says."""
+    return "erp" if source == deps.config.erp else "channel"
 
 
 async def withdraw(
@@ -133,18 +139,21 @@ async def _cancel_after_shipment(
         return await ignore(conn, deps, order, inbound, now)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
     details = []
+    withdrawn = None
     if rest:
         reason = f"{msg.reason} (the rest of order {order.order_id}, not packed yet)"
         tell_erp = inbound.event.source != deps.config.erp
         await withdraw(conn, deps, order, out, reason, tell_erp=tell_erp, rest=rest)
         details.append(f"cancelled by {msg.cancelled_by}: {msg.reason}")
+        withdrawn = requests.cancellation(order, _canceller(deps, inbound.event.source), rest)
     if left:
         await returns.ask_back(conn, out, order, return_id, left, "cancelled after shipment", now)
         details.append(f"cancellation after shipment becomes return {return_id}")
     requests.wait_for(deps, order, None, now)
     await transition(conn, deps, order, "return_requested" if left else "cancelled", inbound, now)
     lifecycle: OrderLifecycle = "cancelled" if rest else "shipped"
-    requests.send(out, order, requests.status(order, lifecycle, "; ".join(details)), "cancelled")
+    told = requests.status(order, lifecycle, "; ".join(details), withdrawn)
+    requests.send(out, order, told, "cancelled")
     return out
 
 

@@ -190,7 +190,9 @@ def _cancelled_early(
     order.state = "cancelled"
     requests.wait_for(deps, order, None, out.now)
     detail = f"cancelled before the order arrived, by {cancelled}"
-    requests.send(out, order, requests.status(order, "cancelled", detail), "cancelled")
+    withdrawn = requests.cancellation(order, "channel")  # only its own channel keeps one
+    status = requests.status(order, "cancelled", detail, withdrawn)
+    requests.send(out, order, status, "cancelled")
     labelled(deps.metrics.placed, order.channel, "cancelled").inc()
     labelled(deps.metrics.transitions, order.state).inc()
     return (order, "cancelled", detail, t.inbound.event.id)

@@ -5,7 +5,7 @@ Building them in one place lets the timeout sweeper send exactly the same reques
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from hub.db import Connection
@@ -17,7 +17,15 @@ from routes.config import HubConfig
 from schemas.base import Message
 from schemas.erp import SalesOrderCreate
 from schemas.fulfilment import FulfilmentLine, Parcel, PickRequest, ShipmentRequest
-from schemas.orders import OrderContent, OrderLifecycle, OrderRejected, OrderStatus, Reason
+from schemas.orders import (
+    CancelledBy,
+    CancelledPart,
+    OrderContent,
+    OrderLifecycle,
+    OrderRejected,
+    OrderStatus,
+    Reason,
+)
 
 _CONTENT_FIELDS = tuple(OrderContent.model_fields)
 
@@ -27,13 +35,28 @@ def pick_id(order: Order) -> str:
     return f"P-{order.order_id}"
 
 
-def fulfilment_lines(order: Order, quantities: dict[str, int]) -> tuple[FulfilmentLine, ...]:
+def fulfilment_lines(order: Order, quantities: Mapping[str, int]) -> tuple[FulfilmentLine, ...]:
     """Lines with the given units per line id, in the order's line order."""
     return tuple(
         FulfilmentLine(line_id=line.line_id, sku=line.sku, quantity=quantities[line.line_id])
         for line in order.placed.lines
         if quantities.get(line.line_id, 0) > 0
     )
+
+
+def every_line(order: Order) -> tuple[FulfilmentLine, ...]:
+    """The order's lines with the units ordered, as a channel numbers them."""
+    return fulfilment_lines(order, {line.line_id: line.quantity for line in order.placed.lines})
+
+
+def cancellation(
+    order: Order, by: CancelledBy, rest: Mapping[str, int] | None = None
+) -> CancelledPart:
+    """What a cancellation withdrew: the whole order, or with ``rest`` (line id -> units) only
+    the part not packed yet."""
+    if rest is None:
+        return CancelledPart(by=by, whole_order=True, lines=every_line(order))
+    return CancelledPart(by=by, whole_order=False, lines=fulfilment_lines(order, rest))
 
 
 def salesorder_create(order: Order, config: HubConfig) -> SalesOrderCreate:
@@ -76,7 +99,12 @@ def shipment_request(
     )
 
 
-def status(order: Order, value: OrderLifecycle, detail: str | None = None) -> OrderStatus:
+def status(
+    order: Order,
+    value: OrderLifecycle,
+    detail: str | None = None,
+    cancelled: CancelledPart | None = None,
+) -> OrderStatus:
     """The order's lifecycle state as its channel is told it."""
     return OrderStatus(
         order_id=order.order_id,
@@ -84,6 +112,7 @@ def status(order: Order, value: OrderLifecycle, detail: str | None = None) -> Or
         channel_order_id=order.channel_order_id,
         status=value,
         detail=detail,
+        cancelled=cancelled,
     )
 
 
@@ -94,6 +123,7 @@ def rejection(order: Order, reasons: Sequence[Reason]) -> OrderRejected:
         channel_order_id=order.channel_order_id,
         order_id=order.order_id,
         reasons=tuple(reasons),
+        lines=every_line(order),
     )
 
 

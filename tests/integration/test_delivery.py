@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import socket
+import sys
 import time
 import uuid
 from collections import Counter
@@ -18,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -38,6 +41,9 @@ from hub.settings import Settings
 from routes.config import DeliveryConfig, HubConfig
 from schemas.envelope import CONTENT_TYPE, derived_id, new_event
 from schemas.inventory import StockAvailability
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
+from order_kit import erp_creates, erp_refuses, open_world, order_data, orders_config, responder
 
 pytestmark = pytest.mark.integration
 
@@ -331,14 +337,14 @@ async def test_a_permanent_400_is_parked_with_the_status_and_body(
 async def test_what_cannot_be_sent_is_parked_without_a_request(start_hub, bus, example_config, api):
     shop = await api()
     hub = await start_hub(over_http(example_config, shop.url))
-    accepted = new_event(source="hub", type="order.accepted", data={"order_id": "O-1"})
-    await put_out(bus, to_channel(hub.names, SHOP, accepted))
+    invoice = new_event(source="hub", type="invoice.issued", data={"order_id": "O-1"})
+    await put_out(bus, to_channel(hub.names, SHOP, invoice))
     await bus.publish("webshop-nl.order.status", b"not json", exchange=bus.names.outbound_exchange)
 
     parked = await bus.drain(bus.names.dead_queue, expect=2)
     reasons = {m.headers["x-hub-error-type"]: m.headers["x-hub-error"] for m in parked}
     assert set(reasons) == {"not_deliverable", "malformed"}
-    assert "cannot write 'order.accepted'" in reasons["not_deliverable"]
+    assert "cannot write 'invoice.issued'" in reasons["not_deliverable"]
     await until(lambda: outcome(hub, "parked") == 2)
     assert shop.seen == []
 
@@ -423,3 +429,101 @@ async def test_stopping_hands_held_messages_back_to_the_queue(isolated, bus, exa
     assert sorted(orjson.loads(m.body)["data"]["sku"] for m in back) == [
         f"HOLD-{i}" for i in range(3)
     ]
+
+
+# --- order answers ----------------------------------------------------------------------------
+
+SHOPIFY_OUT = Path(__file__).parents[2] / "adapters" / "fixtures" / "shopify" / "outbound"
+
+
+async def test_an_answer_shopify_has_no_call_for_is_acked_without_a_request(
+    start_hub, bus, example_config, api
+):
+    shop = await api()
+    hub = await start_hub(over_http(example_config, shop.url))
+    answers = [
+        _answer(hub, "order.accepted"),
+        _answer(hub, "order.status", status="confirmed", cancelled=None),
+    ]
+    answers.append(_answer(hub, "order.status"))  # cancelled by the ERP: cancel it on Shopify
+    await put_out(bus, *answers)
+
+    [seen] = await shop.wait_ok(1)
+    assert seen.json == {
+        "order_id": 5841203740712,
+        "cancel": {"reason": "other", "email": True, "restock": False},
+    }
+    assert seen.headers["x-hub-message-type"] == "order.status"
+    await until(lambda: outcome(hub, "not_needed") == 2 and outcome(hub, "ok") == 1)
+    await asyncio.sleep(0.3)
+    assert len(shop.seen) == 1
+    assert outcome(hub, "parked") == 0
+
+
+def _answer(hub: Hub, type_: str, **changes: Any) -> Envelope:
+    """An order answer for the Shopify shop, from its golden fixture."""
+    document = json.loads((SHOPIFY_OUT / f"{type_}.canonical.json").read_text())
+    event = new_event(source="hub", type=type_, data={**document["data"], **changes})
+    return to_channel(hub.names, SHOP, event)
+
+
+def bolcom_over_http(url: str) -> HubConfig:
+    """The order kit's config with bol.com on its own adapter, delivered by the hub over HTTP."""
+
+    def edit(data: dict[str, Any]) -> None:
+        bol = data["channels"]["bolcom"]
+        bol["adapter"] = "bolcom"
+        bol["delivery"] = {"transport": "http", "url": url, "rate_per_second": 100, "burst": 100}
+
+    return orders_config(edit)
+
+
+def cancellations(api: ChannelApi) -> list[Any]:
+    answers = ("order.rejected", "order.status")
+    return [s.json for s in api.ok() if s.headers["x-hub-message-type"] in answers]
+
+
+async def test_an_order_the_erp_refuses_is_cancelled_on_bolcom_item_by_item(isolated, bus, api):
+    bol = await api()
+    config = bolcom_over_http(bol.url)
+    async with (
+        open_world(isolated, bus, config, services=(DeliveryService,)) as world,
+        responder(bus.connection, bus.names, "erp", erp_refuses),
+    ):
+        order = order_data("bolcom", "B-REF", [("LAMP-1", 1, "25.50"), ("DESK-1", 1, "199.00")])
+        await world.place("bolcom", order)
+        await until(lambda: bool(cancellations(bol)))
+        await world.state("bolcom", "B-REF", "rejected")
+        assert cancellations(bol) == [
+            {
+                "orderItems": [
+                    {"orderItemId": "L1", "reasonCode": "OTHER"},
+                    {"orderItemId": "L2", "reasonCode": "OTHER"},
+                ]
+            }
+        ]
+        accepted = {"channel": "bolcom", "outcome": "not_needed"}  # bol.com has no such call
+        await until(lambda: count(world.hub, "hub_deliveries_total", **accepted) == 1)
+
+
+async def test_a_buyers_cancellation_is_confirmed_on_bolcom_and_the_erps_is_made_there(
+    isolated, bus, api
+):
+    bol = await api()
+    config = bolcom_over_http(bol.url)
+    async with (
+        open_world(isolated, bus, config, services=(DeliveryService,)) as world,
+        responder(bus.connection, bus.names, "erp", erp_creates),
+    ):
+        for coid in ("B-BUYER", "B-ERP"):
+            await world.place("bolcom", order_data("bolcom", coid, [("DESK-1", 1, "199.00")]))
+            await world.state("bolcom", coid, "picking")
+        buyer = {"channel": "bolcom", "channel_order_id": "B-BUYER", "reason": "changed mind"}
+        await world.send("bolcom", "order.cancelled", {**buyer, "cancelled_by": "channel"})
+        erp = {"channel": "bolcom", "channel_order_id": "B-ERP", "reason": "no longer made"}
+        await world.send("erp", "order.cancelled", {**erp, "cancelled_by": "erp"})
+
+        await until(lambda: len(cancellations(bol)) == 2)
+        codes = sorted(i["reasonCode"] for c in cancellations(bol) for i in c["orderItems"])
+        assert codes == ["OTHER", "REQUESTED_BY_CUSTOMER"]
+        assert all(c["orderItems"][0]["orderItemId"] == "L1" for c in cancellations(bol))

@@ -105,6 +105,7 @@ async def test_erp_refusal_releases_the_stock_and_tells_the_channel(world: World
         await world.place("bolcom", order_data("bolcom", "B-REF", [("LAMP-1", 3, "25.50")]))
         [rejected] = await seen["bolcom"].wait("order.rejected")
         assert rejected["data"]["reasons"][0]["code"] == "erp_refused"
+        assert rejected["data"]["lines"] == [{"line_id": "L1", "sku": "LAMP-1", "quantity": 3}]
         await world.state("bolcom", "B-REF", "rejected")
         assert await world.held("LAMP-1") == 0
         assert not seen["warehouse"].of("pick.request")

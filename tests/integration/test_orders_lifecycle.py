@@ -55,8 +55,13 @@ async def test_cancel_before_shipment_releases_stock_and_informs_erp_and_warehou
         [erp_cancel] = await seen["erp"].wait("salesorder.cancel")
         assert erp_cancel["data"]["erp_order_number"] == "SO-B-C1"
         await seen["warehouse"].wait("pick.cancel")
-        statuses = [b["data"]["status"] for b in await seen["bolcom"].wait("order.status", 2)]
-        assert statuses[-1] == "cancelled"
+        told = await seen["bolcom"].wait("order.status", 2)
+        assert told[-1]["data"]["status"] == "cancelled"
+        assert told[-1]["data"]["cancelled"] == {
+            "by": "channel",
+            "whole_order": True,
+            "lines": [{"line_id": "L1", "sku": "LAMP-1", "quantity": 2}],
+        }
         await world.state("bolcom", "B-C1", "cancelled")
         assert await world.held("LAMP-1") == 0
         assert erp_cancel["data"]["lines"] == []  # the whole order
@@ -80,6 +85,8 @@ async def test_cancel_by_the_erp_releases_stock_and_tells_the_channel(world: Wor
         await seen["warehouse"].wait("pick.cancel")
         assert not seen["erp"].of("salesorder.cancel")  # the ERP cancelled it itself
         assert await world.held("DESK-1") == 0
+        told = await seen["bolcom"].wait("order.status", 2)  # confirmed, cancelled
+        assert told[-1]["data"]["cancelled"]["by"] == "erp"  # so the channel cancels it too
 
 
 async def test_cancel_after_shipment_becomes_a_return_then_return_received(
@@ -448,6 +455,8 @@ async def test_cancelling_a_partly_shipped_order_withdraws_the_rest_and_returns_
         statuses = await seen["bolcom"].wait("order.status", 3)  # confirmed, partial, this
         assert statuses[-1]["data"]["status"] == "cancelled"
         assert "becomes return R-" in statuses[-1]["data"]["detail"]
+        withdrawn = {"by": "channel", "whole_order": False, "lines": rest}
+        assert statuses[-1]["data"]["cancelled"] == withdrawn
         row = await world.order("bolcom", "B-PC1")
         assert row is not None and row["awaiting"] is None and row["deadline"] is None
         # Cancelled again: noted, nothing sent twice.
@@ -541,6 +550,7 @@ async def test_a_cancellation_that_overtakes_its_order_cancels_it_on_arrival(
         [status] = await seen["bolcom"].wait("order.status")
         assert status["data"]["status"] == "cancelled"
         assert "cancelled before the order arrived, by channel: buyer" in status["data"]["detail"]
+        assert status["data"]["cancelled"]["by"] == "channel"
         await world.place("bolcom", order_data("bolcom", "B-E1", [("LAMP-1", 1, "25.50")]))
         await world.until(  # sent again: a duplicate, still cancelled
             "SELECT count(*) FROM order_history WHERE event = 'duplicate'", expect=1

@@ -48,6 +48,7 @@ def fixture_event(name: str) -> CloudEvent:
 def test_a_channel_with_an_outbound_adapter_gets_its_native_payload_signed():
     event = fixture_event("stock.availability")
     request = build_request(event, event.to_bytes(), shopify(), "s3cret")
+    assert request is not None
     native = json.loads((OUTBOUND / "stock.availability.json").read_text())
     assert orjson.loads(request.body) == native
     assert request.headers["Content-Type"] == "application/json"
@@ -61,18 +62,27 @@ def test_a_canonical_channel_gets_the_cloudevent_exactly_as_published_unsigned()
     event = new_event(source="hub", type="pick.request", data={"anything": 1})
     raw = event.to_bytes()
     request = build_request(event, raw, None, None)
+    assert request is not None
     assert request.body == raw
     assert request.headers["Content-Type"] == CONTENT_TYPE
     assert "X-Hub-Signature-256" not in request.headers
 
 
 def test_a_type_the_adapter_cannot_write_or_bad_data_is_not_deliverable():
-    with pytest.raises(NotDeliverable, match=r"cannot write 'order\.accepted'"):
-        event = new_event(source="hub", type="order.accepted", data={})
+    with pytest.raises(NotDeliverable, match=r"cannot write 'invoice\.issued'"):
+        event = new_event(source="hub", type="invoice.issued", data={})
         build_request(event, event.to_bytes(), shopify(), None)
     broken = new_event(source="hub", type="stock.availability", data={"sku": "X"})
     with pytest.raises(NotDeliverable, match=r"shopify cannot write stock\.availability"):
         build_request(broken, broken.to_bytes(), shopify(), None)
+
+
+def test_a_message_the_channel_needs_no_call_for_builds_no_request():
+    accepted = fixture_event("order.accepted")
+    assert build_request(accepted, accepted.to_bytes(), shopify(), "s3cret") is None
+    broken = new_event(source="hub", type="order.accepted", data={})
+    with pytest.raises(NotDeliverable, match=r"shopify cannot write order\.accepted"):
+        build_request(broken, broken.to_bytes(), shopify(), None)  # still validated first
 
 
 def test_the_signing_secret_comes_from_either_setting_and_empty_means_none():
