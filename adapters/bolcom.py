@@ -2,9 +2,10 @@
 
 bol.com has no order webhook: the adapter process polls ``GET /retailer/orders`` and publishes
 each new order, as ``GET /retailer/orders/{order-id}`` returns it, as the native event
-``order``. bol.com trades in euros, prices include VAT, and the merchant's SKU is the offer's
-``reference``. Outbound bodies name the offer by that reference; the transport finds the
-offer id.
+``order``, and an order whose items carry a buyer's ``cancellationRequest`` as
+``cancellation-request``. bol.com trades in euros, prices include VAT, and the merchant's SKU
+is the offer's ``reference``. Outbound bodies name the offer by that reference; the transport
+finds the offer id.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from adapters.table import ReadsAndWrites, nothing_to_write
 from schemas.catalog import PriceChanged
 from schemas.fulfilment import FulfilmentLine, ShipmentTracking
 from schemas.inventory import StockAvailability
-from schemas.orders import CancelledBy, OrderAccepted, OrderPlaced, OrderRejected, OrderStatus
+from schemas.orders import (
+    CancelledBy,
+    OrderAccepted,
+    OrderCancelled,
+    OrderPlaced,
+    OrderRejected,
+    OrderStatus,
+)
 
 CURRENCY = "EUR"
 MAX_STOCK = 999  # the most an offer's stock amount may say
@@ -103,6 +111,43 @@ def order_placed(order: Native, channel: str) -> OrderPlaced:
     )
 
 
+def _open_units(item: Native) -> int:
+    """Units of an order item neither shipped nor cancelled yet."""
+    done = sum(
+        item.integer(key) for key in ("quantityShipped", "quantityCancelled") if item.raw(key)
+    )
+    return item.integer("quantity") - done
+
+
+def cancellation_requested(order: Native, channel: str) -> OrderCancelled:
+    """The order resource, polled again, with ``cancellationRequest`` on its items: the buyer
+    asked bol.com to cancel. The hub cancels whole orders, so a request for only some of the
+    open items, or on an order part of which shipped, is refused with the reason rather than
+    widened to the whole order (the retailer answers it in bol.com's seller dashboard)."""
+    items = order.objects("orderItems")
+    open_items = [(i, item) for i, item in enumerate(items) if _open_units(item) > 0]
+    asked = [i for i, item in open_items if item.flag("cancellationRequest", default=False)]
+    if not asked:
+        raise TranslationError("orderItems: no open item has cancellationRequest true")
+    if len(asked) < len(open_items):
+        raise TranslationError(
+            f"orderItems[{asked[0]}].cancellationRequest: the buyer asks to cancel {len(asked)}"
+            f" of {len(open_items)} open items; the hub cancels whole orders only"
+        )
+    for i, item in enumerate(items):
+        if item.raw("quantityShipped"):
+            raise TranslationError(
+                f"orderItems[{i}].quantityShipped: part of the order shipped; the hub cancels"
+                " unshipped orders only"
+            )
+    return OrderCancelled(
+        channel=channel,
+        channel_order_id=order.text("orderId"),
+        reason="the buyer asked bol.com to cancel",
+        cancelled_by="channel",
+    )
+
+
 def offer_stock(message: StockAvailability) -> dict[str, Any]:
     """Body for ``PUT offers/{offer-id}/stock``; we manage the stock, not bol.com."""
     return {
@@ -178,7 +223,7 @@ def order_state(message: OrderStatus) -> dict[str, Any] | None:
 
 TRANSLATOR = ReadsAndWrites(
     "bolcom",
-    readers={"order": order_placed},
+    readers={"order": order_placed, "cancellation-request": cancellation_requested},
     writers={
         StockAvailability: offer_stock,
         PriceChanged: offer_price,

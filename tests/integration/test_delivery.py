@@ -478,6 +478,15 @@ def bolcom_over_http(url: str) -> HubConfig:
     return orders_config(edit)
 
 
+def buyer_asks(order_id: str) -> dict[str, Any]:
+    """bol.com's order resource, polled again after the buyer asked to cancel its one item."""
+    fixture = Path(__file__).parents[2] / "adapters/fixtures/bolcom/cancellation-request.json"
+    order: dict[str, Any] = json.loads(fixture.read_text())
+    item = {**order["orderItems"][0], "orderItemId": "L1", "quantity": 1}
+    item["offer"] = {**item["offer"], "reference": "DESK-1"}
+    return {**order, "orderId": order_id, "orderItems": [item]}
+
+
 def cancellations(api: ChannelApi) -> list[Any]:
     answers = ("order.rejected", "order.status")
     return [s.json for s in api.ok() if s.headers["x-hub-message-type"] in answers]
@@ -518,8 +527,7 @@ async def test_a_buyers_cancellation_is_confirmed_on_bolcom_and_the_erps_is_made
         for coid in ("B-BUYER", "B-ERP"):
             await world.place("bolcom", order_data("bolcom", coid, [("DESK-1", 1, "199.00")]))
             await world.state("bolcom", coid, "picking")
-        buyer = {"channel": "bolcom", "channel_order_id": "B-BUYER", "reason": "changed mind"}
-        await world.send("bolcom", "order.cancelled", {**buyer, "cancelled_by": "channel"})
+        await world.send("bolcom", "native.bolcom.cancellation-request", buyer_asks("B-BUYER"))
         erp = {"channel": "bolcom", "channel_order_id": "B-ERP", "reason": "no longer made"}
         await world.send("erp", "order.cancelled", {**erp, "cancelled_by": "erp"})
 

@@ -155,3 +155,46 @@ def test_woocommerce_completes_an_order_whose_unshipped_rest_was_cancelled() -> 
     woo = _outbound("woocommerce")
     assert woo.from_canonical(rest_cancelled) == {"id": 72815, "status": "completed"}
     assert woo.from_canonical(all_cancelled) == {"id": 72815, "status": "cancelled"}
+
+
+# --- bol.com cancellation requests, read -------------------------------------------------------
+
+
+def _requested(**changes: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(
+        (FIXTURES / "bolcom" / "cancellation-request.json").read_text()
+    )
+    for index, fields in changes.items():
+        payload["orderItems"][int(index.removeprefix("item"))].update(fields)
+    return payload
+
+
+def test_a_bolcom_request_to_cancel_every_open_item_cancels_the_order() -> None:
+    # An item already cancelled on bol.com does not need the request to cancel the order.
+    payload = _requested(item1={"cancellationRequest": False, "quantityCancelled": 1})
+
+    cancelled = registry.load("bolcom").to_canonical("cancellation-request", payload, "bolcom")
+
+    assert cancelled.model_dump(include={"channel_order_id", "cancelled_by"}) == {
+        "channel_order_id": "A2K8JV0XL3",
+        "cancelled_by": "channel",
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"item1": {"cancellationRequest": False}}, r"asks to cancel 1 of 2 open items"),
+        ({"item0": {"quantityShipped": 1}}, r"orderItems\[0\]\.quantityShipped: part of the"),
+        (
+            {"item0": {"cancellationRequest": False}, "item1": {"cancellationRequest": False}},
+            "no open item has cancellationRequest true",
+        ),
+    ],
+    ids=["some-items", "part-shipped", "none"],
+)
+def test_a_bolcom_request_the_hub_cannot_honour_whole_is_refused_with_why(
+    changes: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(TranslationError, match=reason):
+        registry.load("bolcom").to_canonical("cancellation-request", _requested(**changes), "b")
