@@ -21,8 +21,9 @@ class Translator(Protocol):
         """The native event names this adapter reads, as in ``native.<adapter>.<event>``."""
         ...
 
-    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
-        """Translate one native payload into its canonical message, or raise TranslationError."""
+    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message | None:
+        """Translate one native payload into its canonical message, None when it holds nothing
+        for the hub, or raise TranslationError."""
         ...
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from adapters._native import Native, check_event, refuse_type
 from schemas.base import Message
 
-Reader = Callable[[Native, str], Message]
-"""Native payload (wrapped for located errors) and the channel name -> canonical message."""
+Reader = Callable[[Native, str], Message | None]
+"""Native payload (wrapped for located errors) and the channel name -> canonical message, or
+None when the event holds nothing for the hub (an order update that is not a cancellation)."""
 
 Writer = Callable[[Any], dict[str, Any] | None]
 """One canonical message (of the type it is registered for) -> the system's native body, or
@@ -38,11 +39,15 @@ class Reads:
         native messages can be found by the type an operator knows them as."""
         reader = self.readers.get(event)
         made = get_type_hints(reader).get("return") if reader is not None else None
-        type_ = getattr(made, "TYPE", None)
-        return type_ if isinstance(type_, str) else None
+        for kind in (made, *get_args(made)):  # OrderCancelled, or OrderCancelled | None
+            type_ = getattr(kind, "TYPE", None)
+            if isinstance(type_, str):
+                return type_
+        return None
 
-    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message:
-        """Translate one native payload, or refuse an event this adapter does not read."""
+    def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message | None:
+        """Translate one native payload (None: nothing in it for the hub), or refuse an event
+        this adapter does not read."""
         check_event(self.name, event, self.readers)
         return self.readers[event](Native(payload), channel)
 

@@ -4,6 +4,7 @@ The ``order.created`` webhook body is the v3 order resource. Its line ``price`` 
 float taken *after* coupons and *without* tax, so the unit price the buyer saw (and the price
 list holds) is rebuilt from the line's ``subtotal`` (+ ``subtotal_tax`` when the shop's prices
 include tax), which WooCommerce sends as text; every number is read through ``str()``.
+``order.updated`` (the same resource) is read only for a cancellation.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from schemas.catalog import PriceChanged
 from schemas.common import minor_units
 from schemas.fulfilment import ShipmentTracking
 from schemas.inventory import StockAvailability
-from schemas.orders import OrderAccepted, OrderLifecycle, OrderPlaced, OrderRejected, OrderStatus
+from schemas.orders import (
+    OrderAccepted,
+    OrderCancelled,
+    OrderLifecycle,
+    OrderPlaced,
+    OrderRejected,
+    OrderStatus,
+)
 
 # The hub's order lifecycle -> WooCommerce order status. "returned" has no counterpart: a
 # refund is money, made in WooCommerce, not a state the hub can set.
@@ -138,6 +146,20 @@ def order_placed(order: Native, channel: str) -> OrderPlaced:
     )
 
 
+def order_updated(order: Native, channel: str) -> OrderCancelled | None:
+    """An ``order.updated`` webhook body: WooCommerce's only sign of a cancellation (in the
+    admin, or an unpaid order timed out). Any other update holds nothing for the hub: the
+    shop's own status changes, the ones the hub sets included, come back this way too."""
+    if order.text("status") != "cancelled":
+        return None
+    return OrderCancelled(
+        channel=channel,
+        channel_order_id=order.text("id"),
+        reason="cancelled in WooCommerce",
+        cancelled_by="channel",
+    )
+
+
 def product_stock(message: StockAvailability) -> dict[str, Any]:
     """Body for ``PUT products/{id}`` (the transport finds the id by SKU)."""
     return {"sku": message.sku, "manage_stock": True, "stock_quantity": message.available}
@@ -192,7 +214,7 @@ def order_refused(message: OrderRejected) -> dict[str, Any]:
 
 TRANSLATOR = ReadsAndWrites(
     "woocommerce",
-    readers={"order-created": order_placed},
+    readers={"order-created": order_placed, "order-updated": order_updated},
     writers={
         StockAvailability: product_stock,
         PriceChanged: product_price,

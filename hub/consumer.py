@@ -22,7 +22,7 @@ from hub.committer import BatchCommitter, Outcome
 from hub.errors import HubError, PermanentError, TransientError, Unroutable, one_line
 from hub.faults import FaultHandler
 from hub.handlers import FORWARDS, Handler
-from hub.intake import Validator
+from hub.intake import NothingForTheHub, Validator
 from hub.metrics import Metrics, labelled
 from hub.router import Router
 
@@ -62,6 +62,10 @@ class InboundConsumer:
             )
         except HubError as exc:
             self._settle(raw, "invalid", started, Outcome("failed", exc))
+            return
+        except NothingForTheHub as nothing:
+            labelled(self._metrics.native_ignored, nothing.source, nothing.native_type).inc()
+            self._settle(raw, nothing.native_type, started, Outcome("done"))
             return
         except Exception as exc:  # a bug in a translator, say: retried, then parked, not lost
             log.exception("validating %s failed unexpectedly", raw.header.properties.message_id)

@@ -54,6 +54,16 @@ def decode_event(body: bytes) -> CloudEvent:
     return event
 
 
+class NothingForTheHub(Exception):
+    """A native event its adapter reads but finds nothing in (an order update that is not a
+    cancellation): acked and counted, neither routed nor parked."""
+
+    def __init__(self, source: str, native_type: str) -> None:
+        super().__init__(f"{native_type} from {source}: nothing for the hub")
+        self.source = source
+        self.native_type = native_type
+
+
 class Validator:
     """Checks source, type and data against the config and the schemas; translates native types."""
 
@@ -62,7 +72,8 @@ class Validator:
         self._translators = translators
 
     def validate(self, body: bytes, routing_key: str, reply_to: str | None = None) -> Inbound:
-        """A canonical ``Inbound`` for a good message; a PermanentError saying why otherwise."""
+        """A canonical ``Inbound`` for a good message; a PermanentError saying why otherwise
+        (NothingForTheHub for a native event that holds nothing to act on)."""
         event = decode_event(body)
         channel = self._config.channels.get(event.source)
         if channel is None:
@@ -73,6 +84,8 @@ class Validator:
             )
         if event.type.startswith("native."):
             message = self._translate(event, channel.adapter)
+            if message is None:
+                raise NothingForTheHub(event.source, event.type)
             data = message.model_dump(mode="json")
             if channel.sku_map:
                 data = rename_skus(data, channel.sku_map)
@@ -88,7 +101,7 @@ class Validator:
             message = _validated(event.type, model, event.data)
         return Inbound(event=event, message=message, routing_key=routing_key, reply_to=reply_to)
 
-    def _translate(self, event: CloudEvent, adapter_key: str) -> Message:
+    def _translate(self, event: CloudEvent, adapter_key: str) -> Message | None:
         _, _, rest = event.type.partition(".")
         adapter, _, native_event = rest.partition(".")
         translator = self._translators.get(event.source)

@@ -24,6 +24,12 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.native_ignored = Counter(
+            "hub_native_ignored_total",
+            "Native events their adapter found nothing in for the hub (acked, not routed)",
+            ["source", "type"],
+            registry=r,
+        )
         self.received = Counter(
             "hub_messages_received_total",
             "Messages taken from hub.in",

@@ -432,6 +432,42 @@ async def test_a_channel_cannot_drive_another_partys_steps_or_release_an_orders_
         assert not seen["bolcom"].of("order.rejected")
 
 
+def woocommerce_uk(data: dict[str, Any]) -> None:
+    data["channels"]["webshop-uk"]["adapter"] = "woocommerce"
+
+
+async def test_a_woocommerce_update_cancels_only_when_the_shop_cancelled(
+    isolated: Settings, bus: Any
+) -> None:
+    async with (
+        open_world(isolated, bus, orders_config(woocommerce_uk)) as world,
+        parties(world, warehouse=silent) as seen,
+    ):
+        lines = [("DESK-1", 1, "199.00")]
+        await world.place("webshop-uk", order_data("webshop-uk", "7001", lines, currency="GBP"))
+        await seen["warehouse"].wait("pick.request")
+        update = {"id": 7001, "status": "processing", "line_items": []}  # the hub's own echo
+        await world.send("webshop-uk", "native.woocommerce.order-updated", update)
+        ignored = {"source": "webshop-uk", "type": "native.woocommerce.order-updated"}
+        registry = world.hub.metrics.registry
+        for _ in range(200):
+            if registry.get_sample_value("hub_native_ignored_total", ignored) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert registry.get_sample_value("hub_native_ignored_total", ignored) == 1
+        await world.state("webshop-uk", "7001", "picking")
+
+        await world.send(
+            "webshop-uk", "native.woocommerce.order-updated", {**update, "status": "cancelled"}
+        )
+        await world.state("webshop-uk", "7001", "cancelled")
+        [erp_cancel] = await seen["erp"].wait("salesorder.cancel")
+        assert erp_cancel["data"]["reason"] == "cancelled in WooCommerce"
+        await seen["warehouse"].wait("pick.cancel")
+        assert await world.held("DESK-1") == 0
+        assert await bus.drain(bus.names.dead_queue, expect=0) == []  # nothing parked
+
+
 async def test_cancelling_a_partly_shipped_order_withdraws_the_rest_and_returns_what_shipped(
     world: World,
 ) -> None:

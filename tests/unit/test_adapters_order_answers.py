@@ -11,6 +11,7 @@ import pytest
 
 from adapters import registry
 from adapters.base import OutboundTranslator, TranslationError
+from adapters.table import Reads
 from schemas import model_for
 from schemas.fulfilment import FulfilmentLine
 from schemas.orders import CancelledPart, OrderRejected, OrderStatus, Reason
@@ -198,3 +199,19 @@ def test_a_bolcom_request_the_hub_cannot_honour_whole_is_refused_with_why(
 ) -> None:
     with pytest.raises(TranslationError, match=reason):
         registry.load("bolcom").to_canonical("cancellation-request", _requested(**changes), "b")
+
+
+# --- WooCommerce order updates, read ----------------------------------------------------------
+
+
+def test_a_woocommerce_update_is_read_only_for_a_cancellation() -> None:
+    woo = registry.load("woocommerce")
+    assert isinstance(woo, Reads)
+    payload = json.loads((FIXTURES / "woocommerce" / "order-updated.json").read_text())
+
+    cancelled = woo.to_canonical("order-updated", payload, "webshop-uk")
+    completed = woo.to_canonical("order-updated", {**payload, "status": "completed"}, "webshop-uk")
+
+    assert cancelled is not None and cancelled.TYPE == "order.cancelled"
+    assert completed is None  # the hub's own status change coming back, say
+    assert woo.canonical_type("order-updated") == "order.cancelled"
