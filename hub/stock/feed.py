@@ -1,11 +1,11 @@
 """Stock spreadsheets (CSV, XLSX) read into validated ``StockLevel`` messages, all or nothing.
 
 Columns (header row, any case, any order): ``sku``, ``location`` (or ``--location`` for the
-whole file), ``on_hand`` (or ``quantity``), optional ``version`` (default: the import's
-timestamp in milliseconds, so a later import always wins), optional ``committed``, and
-optionally ``incoming_quantity`` with ``expected_date`` for a purchase receipt. Every row is
-checked and every bad one reported with its line number (the header is line 1); a file with
-any bad row yields no levels at all.
+whole file), ``on_hand`` (or ``quantity``), optional ``version`` (left blank: the import gives
+the row one more than the version the hub holds, see ``hub.stock.service``), optional
+``committed``, and optionally ``incoming_quantity`` with ``expected_date`` for a purchase
+receipt. Every row is checked and every bad one reported with its line number (the header is
+line 1); a file with any bad row yields no levels at all.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class Feed:
     levels: tuple[tuple[int, StockLevel], ...]
     errors: tuple[FeedError, ...]
     digest: str = ""
+    unversioned: frozenset[int] = frozenset()
+    """Lines without a version of their own (they carry the default one)."""
 
 
 def _rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
@@ -117,10 +119,11 @@ def _level(cells: dict[str, Any], location: str | None, version: int) -> StockLe
     return StockLevel.model_validate(data)
 
 
-def read_feed(path: Path, *, location: str | None = None, version: int | None = None) -> Feed:
-    """Every row as a level, or every problem with its line; never a partial result."""
-    default_version = version if version is not None else int(datetime.now().timestamp() * 1000)
+def read_feed(path: Path, *, location: str | None = None, version: int = 0) -> Feed:
+    """Every row as a level, or every problem with its line; never a partial result. A row
+    without a version gets ``version`` and is listed in ``unversioned``."""
     errors: list[FeedError] = []
+    unversioned: set[int] = set()
     levels: list[tuple[int, StockLevel]] = []
     seen: dict[tuple[str, str], int] = {}
     try:
@@ -140,7 +143,7 @@ def read_feed(path: Path, *, location: str | None = None, version: int | None = 
                 continue
             cells = dict(zip(columns, row, strict=False))
             try:
-                level = _level(cells, location, default_version)
+                level = _level(cells, location, version)
             except ValidationError as exc:
                 errors.append(FeedError(line, describe(exc)))
                 continue
@@ -153,8 +156,11 @@ def read_feed(path: Path, *, location: str | None = None, version: int | None = 
                 continue
             seen[key] = line
             levels.append((line, level))
+            if _blank(cells.get("version")):
+                unversioned.add(line)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # unreadable, not a feed
         return Feed((), (FeedError(0, str(exc)),))
     if errors:
         return Feed((), tuple(errors))
-    return Feed(tuple(levels), (), hashlib.sha256(path.read_bytes()).hexdigest()[:24])
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+    return Feed(tuple(levels), (), digest, frozenset(unversioned))

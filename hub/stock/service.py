@@ -19,7 +19,7 @@ from hub.bus import Envelope, Publisher
 from hub.settings import Settings
 from hub.stock import ledger
 from hub.stock.availability import StockContext, availability_changes
-from hub.stock.feed import FeedError, read_feed
+from hub.stock.feed import Feed, FeedError, read_feed
 from hub.topology import Names
 from routes.config import HubConfig
 from routes.matching import RouteTable
@@ -54,7 +54,8 @@ async def import_file(
         return ImportResult(0, feed.errors)
     names = Names(settings.name_prefix)
     envelopes = []
-    for line, level in feed.levels:
+    levels = await _versioned(settings, feed)
+    for line, level in levels:
         event = new_event(
             source=sender,
             type=StockLevel.TYPE,
@@ -80,6 +81,37 @@ async def import_file(
     finally:
         await publisher.stop()
     return ImportResult(len(envelopes), ())
+
+
+async def _versioned(settings: Settings, feed: Feed) -> list[tuple[int, StockLevel]]:
+    """Rows without a version get one more than the version the hub holds for them, so the
+    import applies now and the source's next change still does. (A timestamp would outrank
+    every version of a source that counts in seconds or from 1, and freeze those rows
+    against it for good.)"""
+    if not feed.unversioned:
+        return list(feed.levels)
+    keys = [(level.sku, level.location) for line, level in feed.levels if line in feed.unversioned]
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT l.sku, l.location, l.version FROM stock_ledger AS l"
+            " JOIN unnest($1::text[], $2::text[]) AS k(sku, location)"
+            " ON l.sku = k.sku AND l.location = k.location",
+            [sku for sku, _ in keys],
+            [location for _, location in keys],
+        )
+    finally:
+        await conn.close()
+    held = {(r["sku"], r["location"]): int(r["version"]) for r in rows}
+    return [
+        (line, level)
+        if line not in feed.unversioned
+        else (
+            line,
+            level.model_copy(update={"version": held.get((level.sku, level.location), 0) + 1}),
+        )
+        for line, level in feed.levels
+    ]
 
 
 async def resync(settings: Settings, config: HubConfig, channel: str | None = None) -> Counter[str]:

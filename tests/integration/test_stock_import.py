@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,41 @@ async def test_good_spreadsheet_reaches_ledger_and_channels_once(start_hub, bus,
     assert resent["version"] == max(d["version"] for d in bol if d["sku"] == "DESK-1")
     uk = await bus.bodies(bus.names.channel_queue("webshop-uk"), expect=2)
     assert uk and all(b["causationid"].startswith("stock-import-") for b in uk)  # no resync
+
+
+async def test_a_file_without_versions_corrects_stock_without_freezing_it_against_the_erp(
+    start_hub, bus, isolated, tmp_path
+):
+    hub = await start_hub(CONFIG)
+    level = {"sku": "DESK-1", "location": "main", "on_hand": 20, "version": 1_700_000_000}
+    await bus.publish("erp.stock.level", _event("erp", level))  # versions in seconds, as Odoo's
+    await _until_on_hand(hub, 20)
+
+    count = tmp_path / "stock-count.csv"
+    count.write_text("sku,location,on_hand\nDESK-1,main,17\n")
+    result = await import_file(isolated, CONFIG, count)
+    assert result.errors == () and result.published == 1
+    await _until_on_hand(hub, 17)  # the count applies now ...
+
+    later = {**level, "on_hand": 16, "version": 1_700_000_060}
+    await bus.publish("erp.stock.level", _event("erp", later))
+    await _until_on_hand(hub, 16)  # ... and the ERP's next change still does
+
+
+def _event(source: str, data: dict) -> dict:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": source,
+        "type": "stock.level",
+        "time": datetime.now(UTC).isoformat(),
+        "data": data,
+    }
+
+
+async def _until_on_hand(hub, expected: int) -> None:
+    for _ in range(200):
+        if (await ledger(hub)).get(("DESK-1", "main")) == expected:
+            return
+        await asyncio.sleep(0.05)
+    assert (await ledger(hub)).get(("DESK-1", "main")) == expected

@@ -54,6 +54,7 @@ def test_location_option_covers_a_file_without_the_column(tmp_path: Path) -> Non
         ("A", "store", 3),
         ("B", "store", 3),
     ]
+    assert feed.unversioned == {2, 4}  # given a version by the import (the hub's next one)
 
 
 def test_xlsx_is_read_like_csv_with_row_numbers(tmp_path: Path) -> None:
