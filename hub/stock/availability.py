@@ -97,6 +97,10 @@ async def compute(
     wanted = set(skus) | (set(snap.kits) if with_kits else set())
     out: dict[tuple[str, str], Figure] = {}
     for sku in sorted(wanted):
+        if sku in snap.inactive:  # the ERP deactivated it: its orders are refused, show none
+            for channel in channels_of(sku):
+                out[(channel, sku)] = atp.Figure(0)
+            continue
         for channel in channels_of(sku):
             out[(channel, sku)] = atp.figure(
                 ctx.rules(channel), sku, snap.stocks, today, snap.kits.get(sku)

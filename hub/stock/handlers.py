@@ -122,7 +122,8 @@ class StockLevelHandler:
 
 
 class ProductFactsHandler:
-    """Keeps kit components and substitution groups, then routes the product on as before."""
+    """Keeps kit components, substitution groups and the active flag, then routes the product
+    on as before."""
 
     stateful = True
     forwards = True
@@ -142,7 +143,8 @@ class ProductFactsHandler:
     async def handle_many(
         self, inbounds: Sequence[Inbound], conn: Connection | None, now: datetime
     ) -> list[Sequence[Envelope]]:
-        """Many products in a few statements; kits whose composition changed get figures."""
+        """Many products in a few statements; kits whose composition changed, and products
+        (de)activated, get figures."""
         products: list[ProductUpserted] = []
         for inbound in inbounds:
             product = inbound.message
@@ -150,14 +152,15 @@ class ProductFactsHandler:
             products.append(product)
         db = _need(conn)
         async with _contention():
-            stored = await ledger.store_products(db, products, [i.event.data for i in inbounds])
-            kits = {
+            data = [i.event.data for i in inbounds]
+            stored, flipped = await ledger.store_products(db, products, data)
+            refigure = {  # the SKUs whose figures may change, and the message that changed each
                 p.sku: position
                 for position, p in enumerate(products)
-                if p.is_kit and p.sku in stored
+                if (p.is_kit and p.sku in stored) or p.sku in flipped
             }
-            causes = {sku: inbounds[position].event for sku, position in kits.items()}
-            found = await changes_by_sku(db, self._ctx, list(kits), causes) if kits else []
+            causes = {sku: inbounds[position].event for sku, position in refigure.items()}
+            found = await changes_by_sku(db, self._ctx, list(refigure), causes) if refigure else []
         news = _newest(products, stored)
         out: list[list[Envelope]] = [
             list(self._router.envelopes(i)) if position in news else []
@@ -166,7 +169,7 @@ class ProductFactsHandler:
         if self._stale is not None and len(news) < len(products):
             self._stale.labels(ProductUpserted.TYPE).inc(len(products) - len(news))
         for sku, envelope in found:
-            out[kits.get(sku, 0)].append(envelope)
+            out[refigure.get(sku, 0)].append(envelope)
         return list(out)
 
 

@@ -27,6 +27,8 @@ class Snapshot:
     kits: dict[str, dict[str, int]]
     stocks: dict[str, SkuStock]
     published: dict[tuple[str, str], tuple[int, date | None, int]]
+    inactive: frozenset[str] = frozenset()
+    """SKUs the ERP deactivated: no channel is shown any of them."""
 
 
 async def lock_skus(conn: Connection, skus: Collection[str]) -> None:
@@ -88,21 +90,26 @@ async def store_products(
     conn: Connection,
     products: Sequence[ProductUpserted],
     data: Sequence[Mapping[str, Any]] | None = None,
-) -> set[str]:
+) -> tuple[set[str], set[str]]:
     """Keep many products' stock facts (and, given, their data as sent, for a catalog resync)
-    in a few statements; returns the SKUs that changed."""
+    in a few statements; returns the SKUs that changed, and of those the ones whose active
+    flag changed (a new inactive product counts), whose figures change with it."""
     latest: dict[str, int] = {}
     for i, p in enumerate(products):  # one row per SKU per statement: the highest version wins
         if p.sku not in latest or products[latest[p.sku]].version < p.version:
             latest[p.sku] = i
     kept = [products[i] for i in latest.values()]
     rows = await conn.fetch(
-        "INSERT INTO stock_products AS p (sku, substitution_group, active, version, data)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::jsonb[])"
-        " ON CONFLICT (sku) DO UPDATE SET"
+        # Every part of the statement sees the table as it was before: "was" is the old flag.
+        "WITH was AS (SELECT sku, active FROM stock_products WHERE sku = ANY($1::text[])),"
+        " stored AS (INSERT INTO stock_products AS p (sku, substitution_group, active, version,"
+        " data) SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[],"
+        " $5::jsonb[]) ON CONFLICT (sku) DO UPDATE SET"
         " substitution_group = EXCLUDED.substitution_group, active = EXCLUDED.active,"
         " version = EXCLUDED.version, data = EXCLUDED.data"
-        " WHERE p.version < EXCLUDED.version RETURNING sku",
+        " WHERE p.version < EXCLUDED.version RETURNING sku, active)"
+        " SELECT s.sku, s.active IS DISTINCT FROM coalesce(w.active, true) AS flipped"
+        " FROM stored AS s LEFT JOIN was AS w ON w.sku = s.sku",
         list(latest),
         [p.substitution_group for p in kept],
         [p.active for p in kept],
@@ -110,6 +117,7 @@ async def store_products(
         [orjson.dumps(data[i]).decode() if data else None for i in latest.values()],
     )
     stored = {r["sku"] for r in rows}
+    flipped = {r["sku"] for r in rows if r["flipped"]}
     if data and len(stored) < len(latest):  # a repeat fills in data kept before migration 018
         again = [(sku, i) for sku, i in latest.items() if sku not in stored]
         await conn.execute(
@@ -121,7 +129,7 @@ async def store_products(
             [orjson.dumps(data[i]).decode() for _, i in again],
         )
     if not stored:
-        return stored
+        return stored, flipped
     await conn.execute(
         "DELETE FROM stock_kit_components WHERE kit_sku = ANY($1::text[])", list(stored)
     )
@@ -134,7 +142,7 @@ async def store_products(
             [c for _, c, _ in components],
             [q for _, _, q in components],
         )
-    return stored
+    return stored, flipped
 
 
 async def snapshot(conn: Connection, skus: Collection[str], *, lock: bool = True) -> Snapshot:
@@ -165,7 +173,7 @@ def _parse_snapshot(doc: dict[str, Any], skus: Collection[str]) -> Snapshot:
         (ch, sku): (avail, date.fromisoformat(d) if d else None, version)
         for ch, sku, avail, d, version in doc["published"]
     }
-    return Snapshot(kits, stocks, published)
+    return Snapshot(kits, stocks, published, frozenset(doc.get("inactive", ())))
 
 
 async def substitutes(conn: Connection, skus: Collection[str]) -> dict[str, list[str]]:

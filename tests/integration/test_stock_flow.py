@@ -372,3 +372,24 @@ async def test_an_older_or_repeated_product_version_reaches_no_channel(
         "hub_catalog_stale_dropped_total", {"type": "product.upserted"}
     )
     assert stale == 2
+
+
+async def test_a_deactivated_product_is_shown_as_none_until_it_is_active_again(
+    start_hub, bus, stock_config
+):
+    """Its orders are refused as unknown SKUs: listing it in stock would only sell what is
+    then cancelled."""
+    await start_hub(stock_config)
+    await bus.publish("erp.product.upserted", product("DESK-1", version=1))
+    await bus.publish("erp.stock.level", level("DESK-1", 10, 1))
+
+    def shown(bodies: list[dict]) -> list[int]:
+        return [b["data"]["available"] for b in bodies if b["type"] == "stock.availability"]
+
+    nl = bus.names.channel_queue("webshop-nl")
+    assert shown(await bus.bodies(nl, expect=2)) == [8]  # the product, then its figure
+    await bus.publish("erp.product.upserted", product("DESK-1", version=2, active=False))
+    assert shown(await bus.bodies(nl, expect=2)) == [0]
+    await bus.publish("erp.stock.level", level("DESK-1", 12, 2))  # still none to sell
+    await bus.publish("erp.product.upserted", product("DESK-1", version=3, active=True))
+    assert shown(await bus.bodies(nl, expect=2)) == [10]
