@@ -36,7 +36,7 @@ from schemas.orders import (
 )
 
 # The hub's order lifecycle -> WooCommerce order status. "returned" has no counterpart: a
-# refund is money, made in WooCommerce, not a state the hub can set.
+# refund is money, made in WooCommerce, not a state the hub can set, so it needs no call.
 ORDER_STATUSES: Mapping[OrderLifecycle, str] = {
     "accepted": "processing",
     "sent_to_erp": "processing",
@@ -188,13 +188,16 @@ def _set_status(channel_order_id: str, status: str) -> dict[str, Any]:
     return {"id": numeric_id(channel_order_id), "status": status}
 
 
-def order_status(message: OrderStatus) -> dict[str, Any]:
+def order_status(message: OrderStatus) -> dict[str, Any] | None:
     """The hub's lifecycle state as a WooCommerce status. Cancelling the rest of a partly
     shipped order completes it: WooCommerce has no partial cancellation, and "cancelled"
-    would deny the parcels that left."""
+    would deny the parcels that left. Goods back need no call (the shop's refund sets
+    "refunded")."""
     part = message.cancelled
     if part is not None and not part.whole_order:
         return _set_status(message.channel_order_id, "completed")
+    if message.status == "returned":
+        return None
     status = ORDER_STATUSES.get(message.status)
     if status is None:
         raise TranslationError(f"status: WooCommerce has no order status for {message.status!r}")
