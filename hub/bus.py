@@ -95,8 +95,14 @@ class Publisher:
         return self._channel
 
     async def queue_depth(self, queue: str) -> int | None:
-        """Messages waiting in ``queue`` (None: not connected, or no such queue), asked on a
-        channel of its own: a passive declare of a missing queue closes its channel."""
+        """Messages waiting in ``queue`` (None: not connected, or no such queue)."""
+        state = await self.queue_state(queue)
+        return None if state is None else state[0]
+
+    async def queue_state(self, queue: str) -> tuple[int, int] | None:
+        """Messages waiting in ``queue`` and its consumers (None: not connected, or no such
+        queue), asked on a channel of its own: a passive declare of a missing queue closes its
+        channel."""
         if not self.connected or self._connection is None:
             return None
         try:
@@ -104,8 +110,10 @@ class Publisher:
                 declared = await channel.declare_queue(queue, passive=True)
         except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException, OSError):
             return None
-        count = declared.declaration_result.message_count
-        return int(count) if count is not None else None
+        result = declared.declaration_result
+        if result.message_count is None or result.consumer_count is None:
+            return None
+        return int(result.message_count), int(result.consumer_count)
 
     async def publish(self, envelope: Envelope) -> None:
         """Publish one message and wait for the broker's confirm; anything else raises."""

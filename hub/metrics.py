@@ -83,6 +83,18 @@ class Metrics:
             "Inbox entries deleted past the retention window (HUB_INBOX_RETENTION_DAYS)",
             registry=r,
         )
+        self.channel_queue_messages = Gauge(
+            "hub_channel_queue_messages",
+            "Messages waiting in hub.out.<channel> for the channel's adapter (or HTTP delivery)",
+            ["channel"],
+            registry=r,
+        )
+        self.channel_queue_consumers = Gauge(
+            "hub_channel_queue_consumers",
+            "Consumers of hub.out.<channel>: 0 means nothing takes the channel's messages",
+            ["channel"],
+            registry=r,
+        )
         self.parked_waiting = Gauge(
             "hub_parked_waiting",
             "Parked messages not yet replayed or purged (in hub.dead or the parking-lot store)",

@@ -25,6 +25,7 @@ from hub.inbox import InboxPruner
 from hub.intake import Validator
 from hub.metrics import Metrics
 from hub.outbox import OutboxRelay
+from hub.queue_watch import ChannelQueues
 from hub.router import Router
 from hub.settings import Settings
 from hub.subscription import InboundSubscription
@@ -93,6 +94,7 @@ class Hub:
         self._relay: OutboxRelay | None = None
         self._pruner: InboxPruner | None = None
         self._depth: ParkedDepth | None = None
+        self._queues: ChannelQueues | None = None
         self._http: HttpServer | None = None
         self.handlers: dict[str, Handler] = {}
 
@@ -150,6 +152,14 @@ class Hub:
             s.parked_depth_interval_s,
         )
         self._depth.start()
+        self._queues = ChannelQueues(
+            self.publisher,
+            {name: self.names.channel_queue(name) for name in self.config.channels},
+            self.metrics.channel_queue_messages,
+            self.metrics.channel_queue_consumers,
+            s.parked_depth_interval_s,
+        )
+        self._queues.start()
         if s.outbox_grace_s <= s.publish_timeout_s:
             log.warning(
                 "HUB_OUTBOX_GRACE_S (%ss) is not above HUB_PUBLISH_TIMEOUT_S (%ss): the relay may"
@@ -236,7 +246,7 @@ class Hub:
                 await self._relay.relay_once(grace_s=0)
             except Exception as exc:  # shutdown must go on; the rows stay for the next start
                 log.warning("outbox flush on shutdown failed: %s", exc)
-        for background in (self._pruner, self._depth):
+        for background in (self._pruner, self._depth, self._queues):
             if background is not None:
                 await background.stop()
         if self._http is not None:

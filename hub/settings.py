@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # come within hours or days; past the window the inbox row is deleted.
     inbox_retention_days: float = Field(default=30.0, ge=0, le=36_500)
     inbox_prune_interval_s: float = Field(default=600.0, gt=0)
-    parked_depth_interval_s: float = Field(default=15.0, gt=0)  # the DLQ depth gauge
+    parked_depth_interval_s: float = Field(default=15.0, gt=0)  # the DLQ and channel queue gauges
     db_pool_max: int = Field(default=10, ge=1)
     # uvloop where it is installed (not on Windows): about 8% lower latency at load, the same
     # throughput (bench/findings.md); "asyncio" runs on the standard library's loop.
