@@ -119,6 +119,12 @@ class Metrics:
             ["type"],
             registry=r,
         )
+        self.delivery_active = Gauge(
+            "hub_delivery_active",
+            "1 where this hub holds the channel's HTTP delivery lease (one hub per channel)",
+            ["channel"],
+            registry=r,
+        )
         self.deliveries = Counter(
             "hub_deliveries_total",
             "HTTP delivery to a channel's API: ok, retry (per failed attempt), parked, coalesced,"

@@ -22,6 +22,7 @@ class DeliveryPolicy:
     prefetch: int = 256  # messages taken off the queue: the window coalescing can see
     max_in_flight: int = 16  # requests (and held retries) per channel
     stop_grace_s: float = 10.0
+    lease_interval_s: float = 2.0  # how often a standby hub asks for a channel, a holder checks
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.first_delay_s <= 0 or self.max_in_flight < 1:

@@ -1,13 +1,25 @@
-"""The runtime service that runs an HTTP delivery worker for every channel configured for one."""
+"""The runtime service that runs an HTTP delivery worker for every channel configured for one.
+
+One hub of a deployment delivers each channel: its worker holds the channel's lease, a
+PostgreSQL session-level advisory lock, and the other hubs stand by, asking again every
+``lease_interval_s``. Several hubs each consuming the channel's queue would each spend the
+channel's whole rate (a marketplace sees N times its limit, and a Retry-After pauses only
+one of them), and two figures for one SKU could be in flight at once from two hubs, the older
+landing last. A hub that stops, or loses its database session, lets go (its unacked messages
+go back to the queue) and a standby takes the channel over within the interval.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 import aiormq
+import asyncpg
 import httpx
 from aio_pika.abc import AbstractRobustConnection
 
@@ -41,6 +53,12 @@ def outbound_translator(channel: ChannelConfig) -> OutboundTranslator | None:
     return translator if isinstance(translator, OutboundTranslator) else None
 
 
+def lease_key(name_prefix: str, channel: str) -> int:
+    """The advisory lock whose holder, among the hubs of one deployment, delivers a channel."""
+    digest = hashlib.sha256(f"commerce-hub delivery/{name_prefix}/{channel}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 class DeliveryService:
     """Every HTTP channel's worker, on a broker connection of its own; does nothing without one."""
 
@@ -51,8 +69,9 @@ class DeliveryService:
         self.workers: dict[str, ChannelWorker] = {}
         self.started = asyncio.Event()
         self._connection: AbstractRobustConnection | None = None
-        self._clients: list[httpx.AsyncClient] = []
+        self._clients: dict[str, httpx.AsyncClient] = {}
         self._task: asyncio.Task[None] | None = None
+        self._lease_db: asyncpg.Connection | None = None
 
     def start(self) -> None:
         """Connect and consume in the background; without an HTTP channel, do nothing."""
@@ -75,16 +94,58 @@ class DeliveryService:
         hub = self._hub
         faults = FaultHandler(hub.publisher, hub.names, hub.metrics)
         arguments = work_queue_arguments(hub.names, hub.settings.delivery_limit)
-        try:
-            self._connection = await self._connect()
-            for name, channel in self.channels.items():
-                worker = self.workers[name] = self._worker(name, channel, faults)
+        self._connection = await self._connect()
+        while True:
+            try:
+                self._lease_db = await asyncpg.connect(hub.settings.database_url)
+                while True:
+                    await self._take_leases(self._lease_db, faults, arguments)
+                    self.started.set()
+                    await asyncio.sleep(self._policy.lease_interval_s)
+                    await self._lease_db.fetchval("SELECT 1")  # the session holds the leases
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("HTTP delivery lost its lease session (%s): letting go", exc)
+            except Exception:  # a bug must not end delivery for good: let go and start over
+                log.exception("HTTP delivery failed unexpectedly: letting go")
+            await self._let_go()
+            await asyncio.sleep(hub.settings.reconnect_interval_s)
+
+    async def _take_leases(
+        self, db: asyncpg.Connection, faults: FaultHandler, arguments: dict[str, Any]
+    ) -> None:
+        """Start the worker of every channel whose lease this hub holds or can take now."""
+        assert self._connection is not None
+        prefix = self._hub.settings.name_prefix
+        for name, channel in self.channels.items():
+            if name in self.workers:
+                continue
+            key = lease_key(prefix, name)
+            if not await db.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                continue  # another hub delivers it
+            worker = self._worker(name, channel, faults)
+            try:
                 await worker.start(await self._connection.channel(), arguments)
-        except Exception:  # the hub keeps running; the metrics show nothing is delivered
-            log.exception("HTTP delivery could not start")
-            return
-        self.started.set()
-        log.info("HTTP delivery started for %s", ", ".join(self.workers))
+            except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException, OSError):
+                log.exception("HTTP delivery to %s could not start; will try again", name)
+                await worker.stop()
+                await self._clients.pop(name).aclose()
+                await db.execute("SELECT pg_advisory_unlock($1)", key)
+                continue
+            self.workers[name] = worker
+            self._hub.metrics.delivery_active.labels(name).set(1)
+            log.info("HTTP delivery to %s started here", name)
+
+    async def _let_go(self) -> None:
+        """Stop every worker (their unacked messages go back) and end the lease session."""
+        for name, worker in list(self.workers.items()):
+            await worker.stop()
+            await self._clients.pop(name).aclose()
+            self._hub.metrics.delivery_active.labels(name).set(0)
+        self.workers.clear()
+        if self._lease_db is not None:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._lease_db.close()
+            self._lease_db = None
 
     def _worker(self, name: str, channel: ChannelConfig, faults: FaultHandler) -> ChannelWorker:
         delivery = channel.delivery
@@ -94,7 +155,7 @@ class DeliveryService:
             limits=httpx.Limits(max_connections=policy.max_in_flight),
             headers={"User-Agent": USER_AGENT},
         )
-        self._clients.append(client)
+        self._clients[name] = client
         return ChannelWorker(
             name,
             url=str(delivery.url),
@@ -113,12 +174,7 @@ class DeliveryService:
         """Stop every worker (requests in flight finish), then close the clients and connection."""
         await cancel_and_wait(self._task)
         self._task = None
-        for worker in self.workers.values():
-            await worker.stop()
-        self.workers.clear()
-        for client in self._clients:
-            await client.aclose()
-        self._clients.clear()
+        await self._let_go()
         if self._connection is not None:
             await self._connection.close()
             self._connection = None

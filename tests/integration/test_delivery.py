@@ -535,3 +535,34 @@ async def test_a_buyers_cancellation_is_confirmed_on_bolcom_and_the_erps_is_made
         codes = sorted(i["reasonCode"] for c in cancellations(bol) for i in c["orderItems"])
         assert codes == ["OTHER", "REQUESTED_BY_CUSTOMER"]
         assert all(c["orderItems"][0]["orderItemId"] == "L1" for c in cancellations(bol))
+
+
+# --- one hub per channel ----------------------------------------------------------------------
+
+
+async def test_of_two_hubs_one_delivers_a_channel_and_the_other_takes_over_when_it_stops(
+    hub_with, bus, example_config, api
+):
+    shop = await api()
+    config = over_http(example_config, shop.url, rate_per_second=1000, burst=1000)
+    policy = DeliveryPolicy(lease_interval_s=0.2)
+    first, second = await hub_with(config, policy), await hub_with(config, policy)
+
+    def active(hub: Hub) -> float:
+        return count(hub, "hub_delivery_active", channel=SHOP)
+
+    await until(lambda: active(first) + active(second) == 1)
+    await asyncio.sleep(0.6)  # a few lease rounds: the standby keeps standing by
+    assert active(first) + active(second) == 1
+    holder, standby = (first, second) if active(first) else (second, first)
+
+    await put_out(bus, *(figure(holder, f"SKU-{i}", i) for i in range(20)))
+    await shop.wait_ok(20)
+    assert count(standby, "hub_deliveries_total", channel=SHOP, outcome="ok") == 0
+
+    await holder.stop()
+    await until(lambda: active(standby) == 1, timeout=5)
+    await put_out(bus, figure(standby, "SKU-LATE", 5))
+    seen = await shop.wait_ok(21)
+    assert seen[-1].json["sku"] == "SKU-LATE"
+    assert len({s.key for s in seen}) == 21  # each once
