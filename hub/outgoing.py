@@ -22,7 +22,8 @@ def caused_event(
     data: dict[str, Any] | None = None,
     type: str | None = None,
 ) -> CloudEvent:
-    """An event caused by ``cause``: stable id from (cause, key), correlation carried over.
+    """An event caused by ``cause``: stable id from (cause, key), correlation carried over;
+    its ``dataschemaversion`` is the message's schema version (a copy keeps the cause's).
 
     Built without re-validation: every part comes from validated models or from the hub.
     """
@@ -34,6 +35,7 @@ def caused_event(
         subject=subject if subject is not None else cause.subject,
         correlationid=cause.correlationid or cause.id,
         causationid=cause.id,
+        dataschemaversion=message.SCHEMA_VERSION if message else cause.dataschemaversion,
         data=data if data is not None else (message.model_dump(mode="json") if message else {}),
     )
 
@@ -64,6 +66,7 @@ def caused_envelope(
     subject: str,
     time: datetime,
     data: dict[str, Any],
+    dataschemaversion: str | None = None,
 ) -> Envelope:
     """``to_channel(caused_event(...))`` from the hub as source, without the event model: the
     stock fan-out builds one per changed figure inside its batch transaction (a third of the
@@ -77,6 +80,7 @@ def caused_envelope(
         time=time,
         data=data,
         subject=subject,
+        dataschemaversion=dataschemaversion,
         correlationid=correlation,
         causationid=cause.id,
     )

@@ -42,6 +42,7 @@ class SalesOrderCancel(Message):
     """Cancel the sales order in the ERP (cancelled before it shipped, or its unshipped rest)."""
 
     TYPE: ClassVar[str] = "salesorder.cancel"
+    SCHEMA_VERSION: ClassVar[str] = "2.0"  # lines: only these units are withdrawn
 
     order_id: Identifier
     erp_order_number: Identifier | None = None

@@ -62,6 +62,7 @@ class PickCancel(Message):
     """Stop picking for an order (cancelled before it shipped, or the rest of a partial one)."""
 
     TYPE: ClassVar[str] = "pick.cancel"
+    SCHEMA_VERSION: ClassVar[str] = "2.0"  # lines: only these units are withdrawn
 
     order_id: Identifier
     pick_id: Identifier | None = None

@@ -130,6 +130,7 @@ class OrderRejected(Message):
     """The hub refused the order, with every reason, so nobody has to guess or retype it."""
 
     TYPE: ClassVar[str] = "order.rejected"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # lines
 
     channel: ChannelName
     channel_order_id: Identifier
@@ -186,6 +187,7 @@ class OrderStatus(Message):
     """Where an order is in its lifecycle, sent back to the channel it came from."""
 
     TYPE: ClassVar[str] = "order.status"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # cancelled
 
     order_id: Identifier
     channel: ChannelName

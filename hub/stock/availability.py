@@ -252,6 +252,7 @@ def _envelope(
         subject=listed_as,
         time=now,
         data=data,
+        dataschemaversion=StockAvailability.SCHEMA_VERSION,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -23,6 +24,8 @@ async def test_a_channel_nobody_consumes_shows_its_backlog_and_no_consumer(
     assert _gauge(hub, "messages", "carrier") == 0  # every channel is read, quiet ones too
 
     taken = await bus.channel.get_queue(queue, ensure=False)
+    first = await taken.get(no_ack=True)
+    assert orjson.loads(first.body)["dataschemaversion"] == "1.0"  # the hub stamps its own
 
     async def ack(message: Any) -> None:
         await message.ack()

@@ -57,6 +57,8 @@ async def test_cancel_before_shipment_releases_stock_and_informs_erp_and_warehou
         await seen["warehouse"].wait("pick.cancel")
         told = await seen["bolcom"].wait("order.status", 2)
         assert told[-1]["data"]["status"] == "cancelled"
+        assert told[-1]["dataschemaversion"] == "1.1"  # stamped by the hub: cancelled is new
+        assert erp_cancel["dataschemaversion"] == "2.0"  # lines may withdraw a part
         assert told[-1]["data"]["cancelled"] == {
             "by": "channel",
             "whole_order": True,
