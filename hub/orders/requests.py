@@ -74,13 +74,16 @@ def salesorder_create(order: Order, config: HubConfig) -> SalesOrderCreate:
     )
 
 
-def pick_request(order: Order) -> PickRequest:
-    """Ask the warehouse to pick whatever has not been picked yet."""
+def pick_request(order: Order, config: HubConfig) -> PickRequest:
+    """Ask the warehouse to pick whatever has not been picked yet, from the one location the
+    order's channel sells from when it names one (its stock was reserved there)."""
+    locations = config.channels[order.channel].stock.locations
     return PickRequest(
         order_id=order.order_id,
         pick_id=pick_id(order),
         lines=fulfilment_lines(order, order.unpicked()),
         ship_to=order.placed.shipping_address,
+        location=locations[0] if locations and len(locations) == 1 else None,
         shipping_method=order.placed.shipping_method,
     )
 
@@ -145,7 +148,7 @@ async def resend(conn: Connection, deps: OrderDeps, order: Order, out: Outgoing)
         send(out, order, salesorder_create(order, deps.config), "salesorder.create")
         return True
     if order.awaiting == "warehouse" and order.unpicked():
-        send(out, order, pick_request(order), "pick.request")
+        send(out, order, pick_request(order, deps.config), "pick.request")
         return True
     if order.awaiting == "carrier":
         shipments = await store.open_shipments(conn, order.order_id)

@@ -81,7 +81,7 @@ async def erp_created(
     await transition(conn, deps, order, "picking", inbound, now)
     detail = f"ERP order {msg.erp_order_number}"
     requests.send(out, order, requests.status(order, "confirmed", detail), "confirmed")
-    requests.send(out, order, requests.pick_request(order), "pick.request")
+    requests.send(out, order, requests.pick_request(order, deps.config), "pick.request")
     return out
 
 

@@ -338,3 +338,13 @@ async def test_route_filters_see_the_order_of_an_invoice_the_hub_passes_on(
         assert [i["data"]["invoice_number"] for i in seen["warehouse"].of("invoice.issued")] == [
             "INV-B-I1"
         ]
+
+
+async def test_the_warehouse_is_told_the_location_a_channel_reserved_from(world: World) -> None:
+    async with parties(world, warehouse=lambda body: []) as seen:
+        uk = order_data("webshop-uk", "UK-LOC", [("DESK-1", 1, "199.00")], currency="GBP")
+        await world.place("webshop-uk", uk)  # webshop-uk ships from main only
+        await world.place("bolcom", order_data("bolcom", "B-LOC", [("LAMP-1", 1, "25.50")]))
+        picks = await seen["warehouse"].wait("pick.request", 2)
+        where = {p["data"]["lines"][0]["sku"]: p["data"]["location"] for p in picks}
+        assert where == {"DESK-1": "main", "LAMP-1": None}  # bol.com sells from every one
