@@ -152,7 +152,7 @@ async def resend(conn: Connection, deps: OrderDeps, order: Order, out: Outgoing)
         return True
     if order.awaiting == "carrier":
         shipments = await store.open_shipments(conn, order.order_id)
-        for shipment_id, lines in shipments:
-            send(out, order, shipment_request(order, shipment_id, lines, 1), shipment_id)
+        for shipment_id, lines, parcels in shipments:
+            send(out, order, shipment_request(order, shipment_id, lines, parcels), shipment_id)
         return bool(shipments)
     return False

@@ -126,10 +126,11 @@ async def picked(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
     for line_id, units in packed.items():
         order.picked[line_id] = order.picked.get(line_id, 0) + units
     shipment_id = f"S{await store.shipment_count(conn, order.order_id) + 1}-{order.order_id}"
-    await store.add_shipment(conn, order.order_id, shipment_id, packed, now)
+    parcels = max(msg.parcels or 1, 1)
+    await store.add_shipment(conn, order.order_id, shipment_id, packed, now, parcels)
     requests.wait_for(deps, order, "carrier", now)
     await transition(conn, deps, order, order.state, inbound, now)
-    request = requests.shipment_request(order, shipment_id, packed, msg.parcels or 1)
+    request = requests.shipment_request(order, shipment_id, packed, parcels)
     requests.send(out, order, request, shipment_id)
     return out
 

@@ -248,16 +248,22 @@ async def note(
 
 
 async def add_shipment(
-    conn: Connection, order_id: str, shipment_id: str, lines: dict[str, int], now: datetime
+    conn: Connection,
+    order_id: str,
+    shipment_id: str,
+    lines: dict[str, int],
+    now: datetime,
+    parcels: int = 1,
 ) -> None:
-    """Record a shipment asked of the carrier."""
+    """Record a shipment asked of the carrier, in how many parcels."""
     await conn.execute(
-        "INSERT INTO order_shipments (order_id, shipment_id, status, lines, created_at)"
-        " VALUES ($1, $2, 'requested', $3::jsonb, $4) ON CONFLICT DO NOTHING",
+        "INSERT INTO order_shipments (order_id, shipment_id, status, lines, created_at, parcels)"
+        " VALUES ($1, $2, 'requested', $3::jsonb, $4, $5) ON CONFLICT DO NOTHING",
         order_id,
         shipment_id,
         orjson.dumps(lines).decode(),
         now,
+        parcels,
     )
 
 
@@ -315,14 +321,14 @@ async def update_tracking(
     return True
 
 
-async def open_shipments(conn: Connection, order_id: str) -> list[tuple[str, dict[str, int]]]:
-    """Shipments asked of the carrier but not yet created: (shipment id, lines)."""
+async def open_shipments(conn: Connection, order_id: str) -> list[tuple[str, dict[str, int], int]]:
+    """Shipments asked of the carrier but not yet created: (shipment id, lines, parcels)."""
     rows = await conn.fetch(
-        "SELECT shipment_id, lines FROM order_shipments"
+        "SELECT shipment_id, lines, parcels FROM order_shipments"
         " WHERE order_id = $1 AND status = 'requested' ORDER BY created_at, shipment_id",
         order_id,
     )
-    return [(r["shipment_id"], dict(_json(r["lines"]))) for r in rows]
+    return [(r["shipment_id"], dict(_json(r["lines"])), int(r["parcels"])) for r in rows]
 
 
 async def shipment_count(conn: Connection, order_id: str) -> int:

@@ -24,6 +24,7 @@ from order_kit import (
     orders_config,
     parties,
     silent,
+    warehouse_picks,
 )
 
 pytestmark = pytest.mark.integration
@@ -203,7 +204,11 @@ async def test_silent_warehouse_gets_the_order_rejected_and_withdrawn_everywhere
 async def test_a_silent_carrier_stalls_the_order_since_its_goods_are_packed(world: World) -> None:
     rules = world.hub.config.channels["carrier"].orders
     assert rules.on_timeout == "reject"
-    async with parties(world, carrier=silent) as seen:
+
+    def picks_in_three_boxes(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        return [(t, {**d, "parcels": 3}) for t, d in warehouse_picks(body)]
+
+    async with parties(world, warehouse=picks_in_three_boxes, carrier=silent) as seen:
         await world.place("bolcom", order_data("bolcom", "B-T4", [("LAMP-1", 1, "25.50")]))
         await seen["carrier"].wait("shipment.request")
 
@@ -214,6 +219,8 @@ async def test_a_silent_carrier_stalls_the_order_since_its_goods_are_packed(worl
             world, rules.warehouse_timeout_seconds, rules.max_retries, asked_again
         )
         await world.state("bolcom", "B-T4", "stalled")
+        asked = seen["carrier"].of("shipment.request")
+        assert [len(a["data"]["parcels"]) for a in asked] == [3] * len(asked)  # resent alike
         statuses = [b["data"]["status"] for b in seen["bolcom"].of("order.status")]
         assert statuses[-1] == "stalled"
         assert not seen["bolcom"].of("order.rejected")
