@@ -89,17 +89,33 @@ def pick_request(order: Order, config: HubConfig) -> PickRequest:
 
 
 def shipment_request(
-    order: Order, shipment_id: str, lines: dict[str, int], parcels: int
+    order: Order,
+    shipment_id: str,
+    lines: dict[str, int],
+    parcels: int,
+    grams: Mapping[str, int] | None = None,
 ) -> ShipmentRequest:
-    """Ask the carrier to ship these picked lines in this many parcels."""
+    """Ask the carrier to ship these picked lines in this many parcels, each weighing its
+    share of the units' weights (when every SKU packed has one) so the carrier prices it."""
+    shipped = fulfilment_lines(order, lines)
+    count = max(parcels, 1)
+    weight = None
+    if grams and all(line.sku in grams for line in shipped):
+        total = sum(grams[line.sku] * line.quantity for line in shipped)
+        weight = -(-total // count) if total > 0 else None  # rounded up: never under-declared
     return ShipmentRequest(
         order_id=order.order_id,
         shipment_id=shipment_id,
         service=order.placed.shipping_method,
         ship_to=order.placed.shipping_address,
-        parcels=tuple(Parcel() for _ in range(max(parcels, 1))),
-        lines=fulfilment_lines(order, lines),
+        parcels=tuple(Parcel(weight_grams=weight) for _ in range(count)),
+        lines=shipped,
     )
+
+
+async def weighed(conn: Connection, order: Order) -> dict[str, int]:
+    """Grams per unit of the order's SKUs."""
+    return await store.weights(conn, sorted({line.sku for line in order.placed.lines}))
 
 
 def status(
@@ -152,7 +168,9 @@ async def resend(conn: Connection, deps: OrderDeps, order: Order, out: Outgoing)
         return True
     if order.awaiting == "carrier":
         shipments = await store.open_shipments(conn, order.order_id)
+        grams = await weighed(conn, order) if shipments else {}
         for shipment_id, lines, parcels in shipments:
-            send(out, order, shipment_request(order, shipment_id, lines, parcels), shipment_id)
+            request = shipment_request(order, shipment_id, lines, parcels, grams)
+            send(out, order, request, shipment_id)
         return bool(shipments)
     return False

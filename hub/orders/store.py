@@ -331,6 +331,16 @@ async def open_shipments(conn: Connection, order_id: str) -> list[tuple[str, dic
     return [(r["shipment_id"], dict(_json(r["lines"])), int(r["parcels"])) for r in rows]
 
 
+async def weights(conn: Connection, skus: list[str]) -> dict[str, int]:
+    """Grams per unit of these SKUs, as the ERP's products give them (those with a weight)."""
+    rows = await conn.fetch(
+        "SELECT sku, (data->>'weight_grams')::bigint AS grams FROM stock_products"
+        " WHERE sku = ANY($1::text[]) AND data->>'weight_grams' IS NOT NULL",
+        skus,
+    )
+    return {r["sku"]: int(r["grams"]) for r in rows}
+
+
 async def shipment_count(conn: Connection, order_id: str) -> int:
     """How many shipments the order has had asked (numbers the next one)."""
     return int(

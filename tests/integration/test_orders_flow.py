@@ -348,3 +348,27 @@ async def test_the_warehouse_is_told_the_location_a_channel_reserved_from(world:
         picks = await seen["warehouse"].wait("pick.request", 2)
         where = {p["data"]["lines"][0]["sku"]: p["data"]["location"] for p in picks}
         assert where == {"DESK-1": "main", "LAMP-1": None}  # bol.com sells from every one
+
+
+async def test_the_carrier_is_given_the_parcels_weight_from_the_products(world: World) -> None:
+    await world.send(
+        "erp",
+        "product.upserted",
+        {"sku": "LAMP-1", "name": "Lamp", "version": 2, "weight_grams": 1250},
+    )
+    await world.until(
+        "SELECT data->>'weight_grams' FROM stock_products WHERE sku = 'LAMP-1'", expect="1250"
+    )
+    async with parties(world) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-KG", [("LAMP-1", 2, "25.50")]))
+        mixed = [("LAMP-1", 1, "25.50"), ("DESK-1", 1, "199.00")]  # the desk has no weight
+        await world.place("bolcom", order_data("bolcom", "B-KG2", mixed))
+        requests = await seen["carrier"].wait("shipment.request", 2)
+        weights = {
+            r["data"]["order_id"]: [p["weight_grams"] for p in r["data"]["parcels"]]
+            for r in requests
+        }
+        first = await world.order("bolcom", "B-KG")
+        second = await world.order("bolcom", "B-KG2")
+        assert first is not None and second is not None
+        assert weights == {first["order_id"]: [2500], second["order_id"]: [None]}
