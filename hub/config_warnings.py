@@ -4,6 +4,7 @@ A channel delivered over HTTP gets each message in its adapter's native form; a 
 adapter cannot write is parked as ``not_deliverable`` every time one arrives. Such a route is
 not an error (an ``origin`` route reaches every sales channel, and some types a marketplace
 simply has no API for), but the operator should know before the first order is parked.
+Likewise markets of different VAT rates sharing one price list.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from schemas.registry import CANONICAL_TYPES
 
 
 def config_warnings(config: HubConfig) -> list[str]:
-    """One line per HTTP channel whose routes send it types its adapter cannot write."""
-    warnings: list[str] = []
+    """One line per HTTP channel whose routes send it types its adapter cannot write, and per
+    market that shares a price list with a market of another VAT rate."""
+    warnings: list[str] = _shared_lists_across_vat(config)
     for name, channel in config.channels.items():
         if channel.delivery.transport != "http":
             continue
@@ -41,6 +43,23 @@ def config_warnings(config: HubConfig) -> list[str]:
                 " over HTTP each such message is parked as not_deliverable"
             )
     return warnings
+
+
+def _shared_lists_across_vat(config: HubConfig) -> list[str]:
+    """Orders are checked against the VAT rates the price list carries, one per SKU: markets
+    of different rates (NL 21%, LU 17%) sharing a list would see one market's orders that
+    state their VAT refused as vat_mismatch, and its net prices compared at the other rate."""
+    first: dict[str, tuple[str, object]] = {}
+    found: list[str] = []
+    for name, market in config.markets.items():
+        other, rate = first.setdefault(market.price_list, (name, market.vat_rate))
+        if rate != market.vat_rate:
+            found.append(
+                f"markets.{name}.vat_rate: {market.vat_rate} differs from market {other!r}"
+                f" ({rate}), which shares price list {market.price_list!r}: give each its own"
+                " list, or its orders are checked at the list's VAT rates"
+            )
+    return found
 
 
 def _reaches(targets: list[str], name: str, channel: ChannelConfig) -> bool:

@@ -29,3 +29,16 @@ def test_a_marketplace_over_http_is_told_what_would_be_parked() -> None:
     answers = ("order.accepted", "order.rejected", "order.status")
     for type_ in written + answers:
         assert f"{type_} (" not in warning
+
+
+def test_markets_sharing_a_price_list_across_vat_rates_are_warned_of() -> None:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    nl = data["markets"]["nl"]
+    data["markets"]["lu"] = {**nl, "country": "LU", "vat_rate": 0.17}
+    data["markets"]["be"] = {**nl, "country": "BE"}  # the same rate: fine
+    config = HubConfig.model_validate(data, context={"env": {}})
+
+    [warning] = config_warnings(config)
+
+    assert warning.startswith("markets.lu.vat_rate: 0.17 differs from market 'nl' (0.21)")
+    assert "shares price list 'nl-retail'" in warning
