@@ -192,8 +192,10 @@ def order_status(message: OrderStatus) -> dict[str, Any] | None:
     """The hub's lifecycle state as a WooCommerce status. Cancelling the rest of a partly
     shipped order completes it: WooCommerce has no partial cancellation, and "cancelled"
     would deny the parcels that left. Goods back need no call (the shop's refund sets
-    "refunded")."""
+    "refunded"), nor does the shop's own cancellation coming back."""
     part = message.cancelled
+    if part is not None and part.by == "channel":
+        return None  # the shop cancelled it itself: setting it again would echo back
     if part is not None and not part.whole_order:
         return _set_status(message.channel_order_id, "completed")
     if message.status == "returned":

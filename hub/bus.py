@@ -110,6 +110,8 @@ class Publisher:
                 declared = await channel.declare_queue(queue, passive=True)
         except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException, OSError):
             return None
+        except RuntimeError:  # the connection is reconnecting (ChannelInvalidStateError)
+            return None
         result = declared.declaration_result
         if result.message_count is None or result.consumer_count is None:
             return None

@@ -35,7 +35,7 @@ def caused_event(
         subject=subject if subject is not None else cause.subject,
         correlationid=cause.correlationid or cause.id,
         causationid=cause.id,
-        dataschemaversion=message.SCHEMA_VERSION if message else cause.dataschemaversion,
+        dataschemaversion=message.data_version() if message else cause.dataschemaversion,
         data=data if data is not None else (message.model_dump(mode="json") if message else {}),
     )
 

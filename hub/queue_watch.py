@@ -58,6 +58,6 @@ class ChannelQueues(Background):
         while True:
             try:
                 await self.measure()
-            except OSError as exc:
+            except Exception as exc:  # the gauges must go on: a frozen one hides a dead adapter
                 log.warning("reading the channel queues failed: %s; will retry", exc)
             await asyncio.sleep(self._interval_s)

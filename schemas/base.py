@@ -19,3 +19,8 @@ class Message(CanonicalModel):
     TYPE: ClassVar[str] = ""
     SCHEMA_VERSION: ClassVar[str] = "1.0"
     """MAJOR.MINOR of ``data``: a minor adds optional fields, a major breaks (dataschemaversion)."""
+
+    def data_version(self) -> str:
+        """The version to stamp on this message: the oldest a reader may be written for, so a
+        message that uses nothing of a newer major version does not lock out older readers."""
+        return self.SCHEMA_VERSION

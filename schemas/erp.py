@@ -48,3 +48,7 @@ class SalesOrderCancel(Message):
     erp_order_number: Identifier | None = None
     reason: ShortText
     lines: RestLines = ()
+
+    def data_version(self) -> str:
+        """2.0 only for a part (lines given): a whole-order cancel reads as it did in 1.0."""
+        return self.SCHEMA_VERSION if self.lines else "1.0"

@@ -69,6 +69,10 @@ class PickCancel(Message):
     reason: ShortText
     lines: RestLines = ()
 
+    def data_version(self) -> str:
+        """2.0 only for a part (lines given): a whole-order cancel reads as it did in 1.0."""
+        return self.SCHEMA_VERSION if self.lines else "1.0"
+
 
 class Parcel(CanonicalModel):
     """One parcel to label; the weight lets the carrier pick a service and price."""

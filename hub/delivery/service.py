@@ -125,7 +125,7 @@ class DeliveryService:
             worker = self._worker(name, channel, faults)
             try:
                 await worker.start(await self._connection.channel(), arguments)
-            except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException, OSError):
+            except Exception:  # a broker reconnecting (RuntimeError) among others: next round
                 log.exception("HTTP delivery to %s could not start; will try again", name)
                 await worker.stop()
                 await self._clients.pop(name).aclose()

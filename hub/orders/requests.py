@@ -95,14 +95,15 @@ def shipment_request(
     parcels: int,
     grams: Mapping[str, int] | None = None,
 ) -> ShipmentRequest:
-    """Ask the carrier to ship these picked lines in this many parcels, each weighing its
-    share of the units' weights (when every SKU packed has one) so the carrier prices it."""
+    """Ask the carrier to ship these picked lines in this many parcels. One parcel weighs
+    what its units weigh (when every SKU packed has a weight), so the carrier prices it; of
+    several, the hub does not know which box holds what, and leaves the weights to the
+    carrier's defaults rather than under-declare the heaviest."""
     shipped = fulfilment_lines(order, lines)
     count = max(parcels, 1)
     weight = None
-    if grams and all(line.sku in grams for line in shipped):
-        total = sum(grams[line.sku] * line.quantity for line in shipped)
-        weight = -(-total // count) if total > 0 else None  # rounded up: never under-declared
+    if count == 1 and grams and all(line.sku in grams for line in shipped):
+        weight = sum(grams[line.sku] * line.quantity for line in shipped) or None
     return ShipmentRequest(
         order_id=order.order_id,
         shipment_id=shipment_id,

@@ -153,6 +153,8 @@ class ProductFactsHandler:
         db = _need(conn)
         async with _contention():
             data = [i.event.data for i in inbounds]
+            # Under the SKUs' locks, so a flag another hub is changing is read as it commits.
+            await ledger.lock_skus(db, {p.sku for p in products})
             stored, flipped = await ledger.store_products(db, products, data)
             refigure = {  # the SKUs whose figures may change, and the message that changed each
                 p.sku: position

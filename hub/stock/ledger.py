@@ -100,7 +100,8 @@ async def store_products(
             latest[p.sku] = i
     kept = [products[i] for i in latest.values()]
     rows = await conn.fetch(
-        # Every part of the statement sees the table as it was before: "was" is the old flag.
+        # Every part of the statement sees the table as it was before: "was" is the old flag
+        # (the caller holds the SKUs' locks, so no other hub's write of them is in flight).
         "WITH was AS (SELECT sku, active FROM stock_products WHERE sku = ANY($1::text[])),"
         " stored AS (INSERT INTO stock_products AS p (sku, substitution_group, active, version,"
         " data) SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[],"

@@ -215,3 +215,14 @@ def test_a_woocommerce_update_is_read_only_for_a_cancellation() -> None:
     assert cancelled is not None and cancelled.TYPE == "order.cancelled"
     assert completed is None  # the hub's own status change coming back, say
     assert woo.canonical_type("order-updated") == "order.cancelled"
+
+
+def test_woocommerce_is_not_told_of_its_own_cancellation() -> None:
+    status = _fixture("woocommerce", "order.status")
+    assert isinstance(status, OrderStatus)
+    own = _rest("channel", ("40211", "HOODIE-GRY-L", 1), ("40212", "MUG/WHITE", 2))
+    whole = own.model_copy(update={"whole_order": True})
+
+    told = status.model_copy(update={"status": "cancelled", "cancelled": whole})
+
+    assert _outbound("woocommerce").from_canonical(told) is None
