@@ -5,8 +5,11 @@ PostgreSQL session-level advisory lock, and the other hubs stand by, asking agai
 ``lease_interval_s``. Several hubs each consuming the channel's queue would each spend the
 channel's whole rate (a marketplace sees N times its limit, and a Retry-After pauses only
 one of them), and two figures for one SKU could be in flight at once from two hubs, the older
-landing last. A hub that stops, or loses its database session, lets go (its unacked messages
-go back to the queue) and a standby takes the channel over within the interval.
+landing last. A hub that stops lets go (its unacked messages go back to the queue) and a
+standby takes the channel over within the interval. A hub that loses its database session
+loses the lock at once but may still be finishing requests: it notices at its next heartbeat
+and stops, and the standby, which sees the old holder's recent heartbeat in
+``delivery_leases``, waits that long (``fence_s``) before it consumes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
@@ -72,6 +76,8 @@ class DeliveryService:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._task: asyncio.Task[None] | None = None
         self._lease_db: asyncpg.Connection | None = None
+        self.holder = uuid.uuid4().hex
+        self._locked: set[str] = set()  # channels whose advisory lock this session holds
 
     def start(self) -> None:
         """Connect and consume in the background; without an HTTP channel, do nothing."""
@@ -95,15 +101,28 @@ class DeliveryService:
         faults = FaultHandler(hub.publisher, hub.names, hub.metrics)
         arguments = work_queue_arguments(hub.names, hub.settings.delivery_limit)
         self._connection = await self._connect()
+        policy = self._policy
         while True:
             try:
-                self._lease_db = await asyncpg.connect(hub.settings.database_url)
+                self._lease_db = db = await asyncpg.connect(
+                    hub.settings.database_url,
+                    server_settings={"application_name": f"commerce-hub lease {self.holder}"},
+                )
+                # Nothing is delivered from here yet: a lease this hub held before it lost its
+                # last session is no longer its to keep alive.
+                await db.execute("DELETE FROM delivery_leases WHERE holder = $1", self.holder)
                 while True:
-                    await self._take_leases(self._lease_db, faults, arguments)
+                    await self._take_leases(db, faults, arguments)
                     self.started.set()
-                    await asyncio.sleep(self._policy.lease_interval_s)
-                    await self._lease_db.fetchval("SELECT 1")  # the session holds the leases
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    await asyncio.sleep(policy.lease_interval_s)
+                    await db.execute(  # the heartbeat of what it delivers; fails with the session
+                        "UPDATE delivery_leases SET beat_at = now()"
+                        " WHERE holder = $1 AND lease = ANY($2::text[])",
+                        self.holder,
+                        [self._lease_name(name) for name in self.workers],
+                        timeout=policy.lease_interval_s,
+                    )
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("HTTP delivery lost its lease session (%s): letting go", exc)
             except Exception:  # a bug must not end delivery for good: let go and start over
                 log.exception("HTTP delivery failed unexpectedly: letting go")
@@ -120,8 +139,12 @@ class DeliveryService:
             if name in self.workers:
                 continue
             key = lease_key(prefix, name)
-            if not await db.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                continue  # another hub delivers it
+            if name not in self._locked:
+                if not await db.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                    continue  # another hub delivers it
+                self._locked.add(name)
+            if not await self._claim(db, self._lease_name(name)):
+                continue  # the last holder may still be sending: ask again next round
             worker = self._worker(name, channel, faults)
             try:
                 await worker.start(await self._connection.channel(), arguments)
@@ -130,22 +153,55 @@ class DeliveryService:
                 await worker.stop()
                 await self._clients.pop(name).aclose()
                 await db.execute("SELECT pg_advisory_unlock($1)", key)
+                self._locked.discard(name)
                 continue
             self.workers[name] = worker
             self._hub.metrics.delivery_active.labels(name).set(1)
             log.info("HTTP delivery to %s started here", name)
 
+    def _lease_name(self, channel: str) -> str:
+        return f"{self._hub.settings.name_prefix}/{channel}"
+
+    @property
+    def fence_s(self) -> float:
+        """How long after its last heartbeat a holder that lost its session may still send:
+        until its next heartbeat fails (two intervals at most), then its stop's grace."""
+        return 2 * self._policy.lease_interval_s + self._policy.stop_grace_s + 1.0
+
+    async def _claim(self, db: asyncpg.Connection, lease: str) -> bool:
+        """Record this hub as the lease's holder, unless another beat too recently to have
+        surely stopped; False means wait."""
+        taken = await db.fetchval(
+            "INSERT INTO delivery_leases AS d (lease, holder, beat_at) VALUES ($1, $2, now())"
+            " ON CONFLICT (lease) DO UPDATE SET holder = $2, beat_at = now()"
+            " WHERE d.holder = $2 OR d.beat_at < now() - make_interval(secs => $3)"
+            " RETURNING 1",
+            lease,
+            self.holder,
+            self.fence_s,
+        )
+        return taken is not None
+
     async def _let_go(self) -> None:
-        """Stop every worker (their unacked messages go back) and end the lease session."""
+        """Stop every worker (their unacked messages go back), say so, end the lease session."""
         for name, worker in list(self.workers.items()):
             await worker.stop()
             await self._clients.pop(name).aclose()
             self._hub.metrics.delivery_active.labels(name).set(0)
         self.workers.clear()
-        if self._lease_db is not None:
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await self._lease_db.close()
-            self._lease_db = None
+        self._locked.clear()
+        db, self._lease_db = self._lease_db, None
+        if db is None:
+            return
+        lost = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+        with contextlib.suppress(*lost):  # stopped cleanly: the next holder need not wait
+            await db.execute(
+                "DELETE FROM delivery_leases WHERE holder = $1", self.holder, timeout=2.0
+            )
+        with contextlib.suppress(*lost):
+            await db.close(timeout=2.0)
+        if not db.is_closed():
+            db.terminate()
 
     def _worker(self, name: str, channel: ChannelConfig, faults: FaultHandler) -> ChannelWorker:
         delivery = channel.delivery

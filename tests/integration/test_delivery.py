@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import asyncpg
 import orjson
 import pytest
 import uvicorn
@@ -566,3 +567,39 @@ async def test_of_two_hubs_one_delivers_a_channel_and_the_other_takes_over_when_
     seen = await shop.wait_ok(21)
     assert seen[-1].json["sku"] == "SKU-LATE"
     assert len({s.key for s in seen}) == 21  # each once
+
+
+async def test_a_holder_that_lost_its_session_is_waited_for_before_the_standby_sends(
+    hub_with, bus, example_config, api
+):
+    shop = await api()
+    config = over_http(example_config, shop.url, rate_per_second=1000, burst=1000)
+    policy = DeliveryPolicy(lease_interval_s=0.2, stop_grace_s=2.0)  # fence: 3.4 s
+    first, second = await hub_with(config, policy), await hub_with(config, policy)
+
+    def active(hub: Hub) -> float:
+        return count(hub, "hub_delivery_active", channel=SHOP)
+
+    await until(lambda: active(first) + active(second) == 1)
+    holder, standby = (first, second) if active(first) else (second, first)
+    [service] = [s for s in holder._services if isinstance(s, DeliveryService)]
+    assert service.fence_s == pytest.approx(3.4)
+
+    db = await asyncpg.connect(holder.settings.database_url)
+    try:  # the holder's database session ends under it (a failover, a network cut)
+        ended = await db.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1",
+            f"commerce-hub lease {service.holder}",
+        )
+    finally:
+        await db.close()
+    assert ended == 1
+    lost_at = time.monotonic()
+    await until(lambda: active(holder) == 0, timeout=5)  # it notices and stops
+    await asyncio.sleep(max(0.0, lost_at + 1.5 - time.monotonic()))
+    assert active(standby) == 0  # the lock is free, but the old holder may still be sending
+    await until(lambda: active(standby) + active(holder) == 1, timeout=10)
+    await put_out(bus, figure(standby, "SKU-AFTER", 3))
+    [seen] = await shop.wait_ok(1)
+    assert seen.json["sku"] == "SKU-AFTER"
