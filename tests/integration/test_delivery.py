@@ -148,9 +148,9 @@ async def hub_with(isolated: Settings) -> AsyncIterator[Callable[..., Awaitable[
     """A real hub whose delivery service uses the given policy (the others use the default)."""
     running: list[Hub] = []
 
-    async def factory(config: HubConfig, policy: DeliveryPolicy) -> Hub:
+    async def factory(config: HubConfig, policy: DeliveryPolicy, **settings: Any) -> Hub:
         hub = Hub(
-            isolated,
+            isolated.model_copy(update=settings),
             config,
             handler_factories=HANDLER_FACTORIES,
             service_factories=(partial(DeliveryService, policy=policy),),
@@ -575,7 +575,8 @@ async def test_a_holder_that_lost_its_session_is_waited_for_before_the_standby_s
     shop = await api()
     config = over_http(example_config, shop.url, rate_per_second=1000, burst=1000)
     policy = DeliveryPolicy(lease_interval_s=0.2, stop_grace_s=2.0)  # fence: 3.4 s
-    first, second = await hub_with(config, policy), await hub_with(config, policy)
+    slow = {"reconnect_interval_s": 30.0}  # the old holder stays away: the fence must hold
+    first, second = await hub_with(config, policy, **slow), await hub_with(config, policy, **slow)
 
     def active(hub: Hub) -> float:
         return count(hub, "hub_delivery_active", channel=SHOP)
@@ -599,7 +600,8 @@ async def test_a_holder_that_lost_its_session_is_waited_for_before_the_standby_s
     await until(lambda: active(holder) == 0, timeout=5)  # it notices and stops
     await asyncio.sleep(max(0.0, lost_at + 1.5 - time.monotonic()))
     assert active(standby) == 0  # the lock is free, but the old holder may still be sending
-    await until(lambda: active(standby) + active(holder) == 1, timeout=10)
+    await until(lambda: active(standby) == 1, timeout=10)
+    assert time.monotonic() - lost_at >= 3.0  # about the fence after the last heartbeat
     await put_out(bus, figure(standby, "SKU-AFTER", 3))
     [seen] = await shop.wait_ok(1)
     assert seen.json["sku"] == "SKU-AFTER"
