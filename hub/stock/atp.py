@@ -42,6 +42,8 @@ class SkuStock:
     net_by_location: Mapping[str, int] = field(default_factory=dict)
     reserved: int = 0
     receipts: tuple[Receipt, ...] = ()
+    backordered: int = 0
+    """Of ``reserved``, the units open backorders hold beyond the stock (not yet covered)."""
 
 
 @dataclass(frozen=True)

@@ -155,21 +155,7 @@ async def changes_by_sku(
 
     figures, snap = await compute(conn, ctx, skus, channels_of, now.date(), snapshot=snapshot)
     if oversold is not None:
-        # Hub holds above what is left once the ERP's commitments are met. A net below zero
-        # with nothing held is the ERP's own backorder (it took the order over), not an
-        # oversell; units a backorder holds beyond the stock are promised, not oversold.
-        over = [
-            sku
-            for sku in skus
-            if (stock := snap.stocks.get(sku)) is not None
-            and stock.reserved > max(0, sum(stock.net_by_location.values()))
-        ]
-        if over:
-            backordered = await ledger.backordered(conn, over)
-            for sku in over:
-                stock, net = snap.stocks[sku], sum(snap.stocks[sku].net_by_location.values())
-                if stock.reserved - backordered.get(sku, 0) > max(0, net):
-                    oversold.inc()
+        await _count_oversold(conn, skus, snap, oversold)
     changed: list[tuple[str, str, Figure, int]] = []
     for (channel, sku), fig in figures.items():
         prev = snap.published.get((channel, sku))
@@ -200,6 +186,30 @@ async def changes_by_sku(
         (sku, envelope.in_outbox(outbox_id))
         for (sku, envelope), outbox_id in zip(found, ids, strict=True)
     ]
+
+
+async def _count_oversold(
+    conn: Connection, skus: Collection[str], snap: ledger.Snapshot, oversold: Counter
+) -> None:
+    """Count each SKU whose hub holds exceed what is left once the ERP's commitments are met.
+
+    A net below zero with nothing held is the ERP's own backorder (it took the order over),
+    not an oversell. Units a backorder holds beyond the stock are promised, not oversold, until
+    stock arrives for them: from then on they are held stock like any other, so a later drop
+    below them is an oversell (the units covered are recorded as such)."""
+    covered: dict[str, int] = {}
+    for sku in skus:
+        stock = snap.stocks.get(sku)
+        if stock is None:
+            continue
+        net = max(0, sum(stock.net_by_location.values()))
+        backordered = min(stock.backordered, max(0, stock.reserved - net))
+        if backordered < stock.backordered:
+            covered[sku] = stock.backordered - backordered
+        if stock.reserved - backordered > net:
+            oversold.inc()
+    if covered:
+        await ledger.cover_backorders(conn, covered)
 
 
 def _record(changed: list[tuple[str, str, Figure, int]], now: datetime) -> outbox.Along:

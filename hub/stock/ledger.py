@@ -164,10 +164,16 @@ def _parse_snapshot(doc: dict[str, Any], skus: Collection[str]) -> Snapshot:
     for sku, location, due, quantity in doc["receipts"]:
         receipts[sku].append(Receipt(location, date.fromisoformat(due), quantity))
     reserved: dict[str, int] = doc["reserved"]
+    backordered: dict[str, int] = doc.get("backordered", {})
     kits: dict[str, dict[str, int]] = doc["kits"]
     physical = {s for s in skus if s not in kits} | {c for comps in kits.values() for c in comps}
     stocks = {
-        s: SkuStock(net.get(s, {}), int(reserved.get(s, 0)), tuple(receipts.get(s, ())))
+        s: SkuStock(
+            net.get(s, {}),
+            int(reserved.get(s, 0)),
+            tuple(receipts.get(s, ())),
+            int(backordered.get(s, 0)),
+        )
         for s in physical
     }
     published = {
@@ -191,14 +197,24 @@ async def substitutes(conn: Connection, skus: Collection[str]) -> dict[str, list
     return dict(found)
 
 
-async def backordered(conn: Connection, skus: Collection[str]) -> dict[str, int]:
-    """Units open backorders hold beyond the stock there was when they were taken, per SKU."""
-    rows = await conn.fetch(
-        "SELECT sku, sum(backordered)::int AS units FROM stock_reservation_lines"
-        " WHERE active AND backordered > 0 AND sku = ANY($1::text[]) GROUP BY sku",
-        list(skus),
+async def cover_backorders(conn: Connection, covered: Mapping[str, int]) -> None:
+    """Stock arrived for these backordered units (per SKU): they are held stock from now on.
+    The oldest backorders are covered first; the caller holds the SKUs' locks."""
+    await conn.execute(
+        "WITH cut AS (SELECT * FROM unnest($1::text[], $2::int[]) AS c(sku, units)),"
+        " ranked AS (SELECT l.reservation_id, l.sku, c.units,"
+        " sum(l.backordered) OVER (PARTITION BY l.sku ORDER BY r.created_at, l.reservation_id)"
+        " - l.backordered AS before"
+        " FROM stock_reservation_lines AS l JOIN cut AS c ON c.sku = l.sku"
+        " JOIN stock_reservations AS r ON r.reservation_id = l.reservation_id"
+        " WHERE l.active AND l.backordered > 0)"
+        " UPDATE stock_reservation_lines AS l"
+        " SET backordered = l.backordered - least(l.backordered, k.units - k.before)"
+        " FROM ranked AS k WHERE l.reservation_id = k.reservation_id AND l.sku = k.sku"
+        " AND k.units > k.before",
+        list(covered),
+        list(covered.values()),
     )
-    return {r["sku"]: r["units"] for r in rows}
 
 
 async def all_skus(conn: Connection, after: str, limit: int) -> list[str]:

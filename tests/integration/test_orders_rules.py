@@ -171,3 +171,40 @@ async def test_a_backorder_the_erp_has_taken_over_is_not_an_oversell(world: Worl
         assert await world.held("LAMP-1") == 0  # handed over in the same transaction
         assert accepted["data"]["channel_order_id"] == "W-B3"
     assert world.hub.metrics.registry.get_sample_value("hub_oversell_total") == 0
+
+
+async def test_backordered_units_that_stock_arrived_for_count_when_the_stock_drops_again(
+    world: World,
+) -> None:
+    """Once a receipt covers a backorder, its units are held stock like any other: the ERP
+    selling them elsewhere before it counts the order is an oversell, and is counted."""
+
+    def backordered() -> Any:
+        return world.db.fetchval(
+            "SELECT sum(backordered) FROM stock_reservation_lines WHERE sku = 'LAMP-1' AND active"
+        )
+
+    async with parties(world, erp=silent) as seen:  # the ERP has not counted the order yet
+        await world.place("webshop-nl", order_data("webshop-nl", "W-B4", [("LAMP-1", 5, "25.50")]))
+        await seen["webshop-nl"].wait("order.accepted")
+        assert await backordered() == 2  # 3 in stock, 2 to come
+        for version, on_hand in ((2, 4), (3, 10)):  # one unit arrives, then a receipt of 6
+            level = {"sku": "LAMP-1", "location": "main", "on_hand": on_hand, "version": version}
+            await world.send("erp", "stock.level", level)
+            await world.until(
+                "SELECT on_hand FROM stock_ledger WHERE sku = 'LAMP-1'", expect=on_hand
+            )
+            await world.until(
+                "SELECT sum(backordered) FROM stock_reservation_lines WHERE sku = 'LAMP-1'",
+                expect=1 if on_hand == 4 else 0,
+            )
+        oversold = world.hub.metrics.registry.get_sample_value("hub_oversell_total")
+        assert oversold == 0
+        level = {"sku": "LAMP-1", "location": "main", "on_hand": 3, "version": 4}
+        await world.send("erp", "stock.level", level)  # sold elsewhere: 5 held, 3 left
+        await world.until("SELECT on_hand FROM stock_ledger WHERE sku = 'LAMP-1'", expect=3)
+        for _ in range(100):
+            if world.hub.metrics.registry.get_sample_value("hub_oversell_total"):
+                break
+            await asyncio.sleep(0.05)
+    assert world.hub.metrics.registry.get_sample_value("hub_oversell_total") == 1
