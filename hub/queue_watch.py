@@ -9,19 +9,18 @@ alerts watch.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 
 from prometheus_client import Gauge
 
-from hub.background import Background
+from hub.background import Poller
 from hub.bus import Publisher
 
 log = logging.getLogger(__name__)
 
 
-class ChannelQueues(Background):
+class ChannelQueues(Poller):
     """Sets the per-channel queue gauges every ``interval_s``."""
 
     task_name = "channel-queues"
@@ -34,12 +33,11 @@ class ChannelQueues(Background):
         consumers: Gauge,
         interval_s: float,
     ) -> None:
-        super().__init__()
+        super().__init__(interval_s)
         self._publisher = publisher
         self._queues = queues
         self._messages = messages
         self._consumers = consumers
-        self._interval_s = interval_s
 
     async def measure(self) -> dict[str, tuple[int, int]]:
         """Read every channel queue and set its gauges; a queue the broker does not answer
@@ -54,10 +52,9 @@ class ChannelQueues(Background):
             self._consumers.labels(channel).set(state[1])
         return seen
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.measure()
-            except Exception as exc:  # the gauges must go on: a frozen one hides a dead adapter
-                log.warning("reading the channel queues failed: %s; will retry", exc)
-            await asyncio.sleep(self._interval_s)
+    async def tick(self) -> None:
+        """One reading; a failure is logged and the next tick tries again."""
+        try:
+            await self.measure()
+        except Exception as exc:  # the gauges must go on: a frozen one hides a dead adapter
+            log.warning("reading the channel queues failed: %s; will retry", exc)

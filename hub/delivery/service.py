@@ -76,6 +76,7 @@ class DeliveryService:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._task: asyncio.Task[None] | None = None
         self._lease_db: asyncpg.Connection | None = None
+        self._stopping = asyncio.Event()
         self.holder = uuid.uuid4().hex
         self._locked: set[str] = set()  # channels whose advisory lock this session holds
 
@@ -102,7 +103,7 @@ class DeliveryService:
         arguments = work_queue_arguments(hub.names, hub.settings.delivery_limit)
         self._connection = await self._connect()
         policy = self._policy
-        while True:
+        while not self._stopping.is_set():
             try:
                 self._lease_db = db = await asyncpg.connect(
                     hub.settings.database_url,
@@ -114,7 +115,8 @@ class DeliveryService:
                 while True:
                     await self._take_leases(db, faults, arguments)
                     self.started.set()
-                    await asyncio.sleep(policy.lease_interval_s)
+                    if await self._stop_within(policy.lease_interval_s):
+                        return  # asked to stop: between rounds, never inside one
                     await db.execute(  # the heartbeat of what it delivers; fails with the session
                         "UPDATE delivery_leases SET beat_at = now()"
                         " WHERE holder = $1 AND lease = ANY($2::text[])",
@@ -127,7 +129,13 @@ class DeliveryService:
             except Exception:  # a bug must not end delivery for good: let go and start over
                 log.exception("HTTP delivery failed unexpectedly: letting go")
             await self._let_go()
-            await asyncio.sleep(hub.settings.reconnect_interval_s)
+            await self._stop_within(hub.settings.reconnect_interval_s)
+
+    async def _stop_within(self, seconds: float) -> bool:
+        """Wait this long, or less when asked to stop; True when asked."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return self._stopping.is_set()
 
     async def _take_leases(
         self, db: asyncpg.Connection, faults: FaultHandler, arguments: dict[str, Any]
@@ -227,9 +235,16 @@ class DeliveryService:
         )
 
     async def stop(self) -> None:
-        """Stop every worker (requests in flight finish), then close the clients and connection."""
-        await cancel_and_wait(self._task)
-        self._task = None
+        """Stop every worker (requests in flight finish), then close the clients and connection.
+
+        The lease loop ends between rounds: cancelled while a worker opens its AMQP channel,
+        aio-pika can be left waiting on it and the connection's close would hang."""
+        self._stopping.set()
+        task, self._task = self._task, None
+        if task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), timeout=10.0)
+            await cancel_and_wait(task)
         await self._let_go()
         if self._connection is not None:
             await self._connection.close()

@@ -7,19 +7,18 @@ alert window, nothing says they are still there. The gauge counts what waits, in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import asyncpg
 from prometheus_client import Gauge
 
-from hub.background import Background
+from hub.background import Poller
 from hub.bus import Publisher
 
 log = logging.getLogger(__name__)
 
 
-class ParkedDepth(Background):
+class ParkedDepth(Poller):
     """Sets the parked-messages gauge every ``interval_s``."""
 
     task_name = "parked-depth"
@@ -32,12 +31,11 @@ class ParkedDepth(Background):
         gauge: Gauge,
         interval_s: float,
     ) -> None:
-        super().__init__()
+        super().__init__(interval_s)
         self._pool = pool
         self._publisher = publisher
         self._dead_queue = dead_queue
         self._gauge = gauge
-        self._interval_s = interval_s
 
     async def measure(self) -> int | None:
         """Count what waits and set the gauge; None (gauge unchanged) when the broker is away."""
@@ -49,10 +47,9 @@ class ParkedDepth(Background):
         self._gauge.set(waiting)
         return waiting
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.measure()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("counting parked messages failed: %s; will retry", exc)
-            await asyncio.sleep(self._interval_s)
+    async def tick(self) -> None:
+        """One count; a failure is logged and the next tick tries again."""
+        try:
+            await self.measure()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("counting parked messages failed: %s; will retry", exc)
