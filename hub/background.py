@@ -35,12 +35,29 @@ class Background:
         self._task = None
 
 
+async def wait_or_stop(stopping: asyncio.Event, seconds: float) -> bool:
+    """Wait this long, or less when asked to stop; True when asked."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+    return stopping.is_set()
+
+
+async def finish_then_cancel(task: asyncio.Task[None] | None, wait_s: float) -> None:
+    """Let a loop that was asked to stop end its round (up to ``wait_s``), then make sure it
+    has ended: cancelled half-way through opening or closing an AMQP channel, aio-pika can be
+    left waiting on it, and the connection's close then hangs."""
+    if task is None:
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), timeout=wait_s)
+    await cancel_and_wait(task)
+
+
 class Poller(Background):
     """Runs ``tick`` every ``interval_s`` and stops between ticks, not inside one.
 
-    A tick that talks to the broker opens and closes channels; cancelled half-way, aio-pika can
-    be left waiting on a channel that never finishes opening or closing, and the hub's stop
-    then hangs on its connection. ``stop`` asks the loop to end and waits for the tick in
+    A tick that talks to the broker opens and closes channels (``finish_then_cancel`` says
+    why that must not be cut off): ``stop`` asks the loop to end and waits for the tick in
     progress (up to ``stop_wait_s``), cancelling only a tick that outlives that.
     """
 
@@ -59,8 +76,7 @@ class Poller(Background):
     async def _run(self) -> None:
         while not self._stopping.is_set():
             await self.tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval_s)
+            await wait_or_stop(self._stopping, self.interval_s)
 
     def start(self) -> None:
         """Run in the background."""
@@ -71,8 +87,4 @@ class Poller(Background):
         """Let the tick in progress finish, then end (cancel it only if it hangs)."""
         self._stopping.set()
         task, self._task = self._task, None
-        if task is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), timeout=self.stop_wait_s)
-        await cancel_and_wait(task)
+        await finish_then_cancel(task, self.stop_wait_s)

@@ -29,7 +29,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from adapters import registry as adapter_registry
 from adapters.base import OutboundTranslator
-from hub.background import cancel_and_wait
+from hub.background import finish_then_cancel, wait_or_stop
 from hub.delivery.bucket import TokenBucket
 from hub.delivery.policy import DeliveryPolicy
 from hub.delivery.wire import signing_secret
@@ -57,9 +57,12 @@ def outbound_translator(channel: ChannelConfig) -> OutboundTranslator | None:
     return translator if isinstance(translator, OutboundTranslator) else None
 
 
-def lease_key(name_prefix: str, channel: str) -> int:
+STOP_WAIT_S = 10.0  # how long stop waits for the lease loop's round in progress
+
+
+def lease_key(lease: str) -> int:
     """The advisory lock whose holder, among the hubs of one deployment, delivers a channel."""
-    digest = hashlib.sha256(f"commerce-hub delivery/{name_prefix}/{channel}".encode()).digest()
+    digest = hashlib.sha256(f"commerce-hub delivery/{lease}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -115,7 +118,7 @@ class DeliveryService:
                 while True:
                     await self._take_leases(db, faults, arguments)
                     self.started.set()
-                    if await self._stop_within(policy.lease_interval_s):
+                    if await wait_or_stop(self._stopping, policy.lease_interval_s):
                         return  # asked to stop: between rounds, never inside one
                     await db.execute(  # the heartbeat of what it delivers; fails with the session
                         "UPDATE delivery_leases SET beat_at = now()"
@@ -129,29 +132,23 @@ class DeliveryService:
             except Exception:  # a bug must not end delivery for good: let go and start over
                 log.exception("HTTP delivery failed unexpectedly: letting go")
             await self._let_go()
-            await self._stop_within(hub.settings.reconnect_interval_s)
-
-    async def _stop_within(self, seconds: float) -> bool:
-        """Wait this long, or less when asked to stop; True when asked."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        return self._stopping.is_set()
+            await wait_or_stop(self._stopping, hub.settings.reconnect_interval_s)
 
     async def _take_leases(
         self, db: asyncpg.Connection, faults: FaultHandler, arguments: dict[str, Any]
     ) -> None:
         """Start the worker of every channel whose lease this hub holds or can take now."""
         assert self._connection is not None
-        prefix = self._hub.settings.name_prefix
         for name, channel in self.channels.items():
             if name in self.workers:
                 continue
-            key = lease_key(prefix, name)
+            lease = self._lease_name(name)
+            key = lease_key(lease)
             if name not in self._locked:
                 if not await db.fetchval("SELECT pg_try_advisory_lock($1)", key):
                     continue  # another hub delivers it
                 self._locked.add(name)
-            if not await self._claim(db, self._lease_name(name)):
+            if not await self._claim(db, lease):
                 continue  # the last holder may still be sending: ask again next round
             worker = self._worker(name, channel, faults)
             try:
@@ -237,14 +234,10 @@ class DeliveryService:
     async def stop(self) -> None:
         """Stop every worker (requests in flight finish), then close the clients and connection.
 
-        The lease loop ends between rounds: cancelled while a worker opens its AMQP channel,
-        aio-pika can be left waiting on it and the connection's close would hang."""
+        The lease loop ends between rounds, not while a worker opens its AMQP channel."""
         self._stopping.set()
         task, self._task = self._task, None
-        if task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(task), timeout=10.0)
-            await cancel_and_wait(task)
+        await finish_then_cancel(task, STOP_WAIT_S)
         await self._let_go()
         if self._connection is not None:
             await self._connection.close()

@@ -19,7 +19,7 @@ from hub.orders.steps import OPEN_STATES, ignore, locked, transition
 from hub.orders.store import Order
 from schemas.billing import InvoiceIssued
 from schemas.erp import SalesOrderCancel
-from schemas.fulfilment import FulfilmentLine, PickCancel
+from schemas.fulfilment import PickCancel
 from schemas.orders import CancelledBy, OrderCancelled, OrderLifecycle
 from schemas.returns import ReturnReceived, ReturnRequested
 
@@ -90,7 +90,7 @@ async def withdraw(
     """Undo an unshipped order, or with ``rest`` (line id -> units) the part of it not packed
     yet: its stock back, the sales order (unless the ERP itself ended it) and the pick
     withdrawn, and no answer awaited any more."""
-    lines = () if rest is None else _rest_lines(order, rest)
+    lines = () if rest is None else requests.fulfilment_lines(order, rest)
     if order.reservation_id and rest is None:
         out.extend(await stockport.release(conn, deps.stock, out.cause, order.reservation_id))
     elif order.reservation_id:  # what was packed or shipped stays held until the ERP counts it
@@ -113,14 +113,6 @@ async def withdraw(
         )
         requests.send(out, order, pick_cancel, "pick.cancel")
     requests.wait_for(deps, order, None, now=out.now)
-
-
-def _rest_lines(order: Order, rest: Mapping[str, int]) -> tuple[FulfilmentLine, ...]:
-    sku_of = {line.line_id: line.sku for line in order.placed.lines}
-    return tuple(
-        FulfilmentLine(line_id=line_id, sku=sku_of[line_id], quantity=units)
-        for line_id, units in rest.items()
-    )
 
 
 async def _cancel_after_shipment(

@@ -114,9 +114,20 @@ def shipment_request(
     )
 
 
-async def weighed(conn: Connection, order: Order) -> dict[str, int]:
-    """Grams per unit of the order's SKUs."""
-    return await store.weights(conn, sorted({line.sku for line in order.placed.lines}))
+async def ask_carrier(
+    conn: Connection,
+    out: Outgoing,
+    order: Order,
+    shipment_id: str,
+    lines: dict[str, int],
+    parcels: int,
+) -> None:
+    """Send the shipment request; the products' weights are read only for a single parcel,
+    the one case that carries a weight."""
+    grams = None
+    if parcels <= 1:
+        grams = await store.weights(conn, sorted({line.sku for line in order.placed.lines}))
+    send(out, order, shipment_request(order, shipment_id, lines, parcels, grams), shipment_id)
 
 
 def status(
@@ -169,9 +180,7 @@ async def resend(conn: Connection, deps: OrderDeps, order: Order, out: Outgoing)
         return True
     if order.awaiting == "carrier":
         shipments = await store.open_shipments(conn, order.order_id)
-        grams = await weighed(conn, order) if shipments else {}
         for shipment_id, lines, parcels in shipments:
-            request = shipment_request(order, shipment_id, lines, parcels, grams)
-            send(out, order, request, shipment_id)
+            await ask_carrier(conn, out, order, shipment_id, lines, parcels)
         return bool(shipments)
     return False

@@ -130,9 +130,7 @@ async def picked(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
     await store.add_shipment(conn, order.order_id, shipment_id, packed, now, parcels)
     requests.wait_for(deps, order, "carrier", now)
     await transition(conn, deps, order, order.state, inbound, now)
-    grams = await requests.weighed(conn, order)
-    request = requests.shipment_request(order, shipment_id, packed, parcels, grams)
-    requests.send(out, order, request, shipment_id)
+    await requests.ask_carrier(conn, out, order, shipment_id, packed, parcels)
     return out
 
 

@@ -133,6 +133,11 @@ class ProductFactsHandler:
         self._router = router
         self._stale = stale
 
+    def lock_keys(self, inbound: Inbound) -> Iterable[str]:
+        """The product's SKU: its active flag is read as another hub's write of it commits."""
+        product = inbound.message
+        return (product.sku,) if isinstance(product, ProductUpserted) else ()
+
     async def handle(
         self, inbound: Inbound, conn: Connection | None, now: datetime
     ) -> Sequence[Envelope]:
@@ -153,8 +158,6 @@ class ProductFactsHandler:
         db = _need(conn)
         async with _contention():
             data = [i.event.data for i in inbounds]
-            # Under the SKUs' locks, so a flag another hub is changing is read as it commits.
-            await ledger.lock_skus(db, {p.sku for p in products})
             stored, flipped = await ledger.store_products(db, products, data)
             refigure = {  # the SKUs whose figures may change, and the message that changed each
                 p.sku: position
