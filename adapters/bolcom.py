@@ -232,6 +232,7 @@ TRANSLATOR = ReadsAndWrites(
         OrderRejected: order_refused,
         OrderStatus: order_state,
     },
+    prices_include_vat=True,
 )
 """bol.com orders (the order resource, as polled) into the hub; stock, prices, shipments and
 cancellations back."""

@@ -57,6 +57,9 @@ class ReadsAndWrites(Reads):
     """A translator that also writes canonical messages in the system's native form."""
 
     writers: Mapping[type[Message], Writer] = field(default_factory=dict)
+    prices_include_vat: bool | None = None
+    """The one VAT basis the system keeps prices on (bol.com: with VAT), which the hub converts
+    ``price.changed`` to; None where a setting of the shop's decides (the channel's config)."""
 
     def outbound_types(self) -> frozenset[str]:
         """The canonical types this adapter can write."""

@@ -133,7 +133,7 @@ def _for(
         return None
     told = event.model_copy(
         update={
-            "data": table.as_channel_sees_it(channel, data),
+            "data": router.as_channel_sees_it(channel, message.TYPE, data),
             "subject": table.channel_sku(channel, sku),
         }
     )

@@ -4,7 +4,8 @@ A channel delivered over HTTP gets each message in its adapter's native form; a 
 adapter cannot write is parked as ``not_deliverable`` every time one arrives. Such a route is
 not an error (an ``origin`` route reaches every sales channel, and some types a marketplace
 simply has no API for), but the operator should know before the first order is parked.
-Likewise markets of different VAT rates sharing one price list.
+Likewise markets of different VAT rates sharing one price list, prices that go to a shop
+on a VAT basis nobody stated, and HTTP delivery settings on a channel its own adapter serves.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ from fnmatch import fnmatchcase
 
 from adapters import registry as adapter_registry
 from adapters.base import OutboundTranslator
+from hub.price_basis import adapter_basis
 from routes.checks import ANY, KIND_PREFIX, ORIGIN, is_pattern
 from routes.config import SALES_KINDS, ChannelConfig, HubConfig
+from schemas.catalog import PriceChanged
 from schemas.registry import CANONICAL_TYPES
+
+HTTP_ONLY = ("rate_per_second", "burst", "coalesce_stock")
+"""Delivery settings only the hub's HTTP worker reads; an adapter process paces itself."""
 
 
 def config_warnings(config: HubConfig) -> list[str]:
@@ -23,7 +29,9 @@ def config_warnings(config: HubConfig) -> list[str]:
     market that shares a price list with a market of another VAT rate."""
     warnings: list[str] = _shared_lists_across_vat(config)
     for name, channel in config.channels.items():
+        warnings.extend(_price_basis(config, name, channel))
         if channel.delivery.transport != "http":
+            warnings.extend(_http_only_settings(config, name, channel))
             continue
         translator = adapter_registry.load(channel.adapter)
         if not isinstance(translator, OutboundTranslator):
@@ -60,6 +68,54 @@ def _shared_lists_across_vat(config: HubConfig) -> list[str]:
                 " list, or its orders are checked at the list's VAT rates"
             )
     return found
+
+
+def _price_basis(config: HubConfig, name: str, channel: ChannelConfig) -> list[str]:
+    """A basis the adapter overrides, or a shop written to over HTTP whose basis nobody gave
+    (its writer sends the amount as it is, so a net list would show as the gross price)."""
+    fixed = adapter_basis(channel.adapter) if channel.kind in SALES_KINDS else None
+    stated = channel.prices_include_vat
+    if fixed is not None and stated is not None and stated != fixed:
+        return [
+            f"channels.{name}.prices_include_vat: adapter {channel.adapter!r} keeps prices"
+            f" {'with' if fixed else 'without'} VAT; the hub sends them so, not as set here"
+        ]
+    if fixed is not None or stated is not None or channel.delivery.transport != "http":
+        return []
+    translator = adapter_registry.load(channel.adapter)
+    if not isinstance(translator, OutboundTranslator):
+        return []
+    if PriceChanged.TYPE not in translator.outbound_types() or not any(
+        _reaches(route.to, name, channel) and PriceChanged.TYPE in _types(route.types)
+        for route in config.routes
+    ):
+        return []
+    return [
+        f"channels.{name}.prices_include_vat: not set, so the ERP's prices reach"
+        f" {channel.adapter!r} as they are, net or gross: set it to the shop's"
+        " 'prices include tax' setting and the hub converts them"
+    ]
+
+
+def _http_only_settings(config: HubConfig, name: str, channel: ChannelConfig) -> list[str]:
+    """Delivery settings written for a channel whose own adapter process consumes its queue
+    (the ``defaults`` every channel inherits are policy for the HTTP ones, not a mistake)."""
+    inherited = config.defaults.delivery
+    written = sorted(
+        field
+        for field in set(HTTP_ONLY) & channel.delivery.model_fields_set
+        if inherited is None
+        or field not in inherited.model_fields_set
+        or getattr(inherited, field) != getattr(channel.delivery, field)
+    )
+    if not written:
+        return []
+    return [
+        f"channels.{name}.delivery: {', '.join(written)}"
+        f" {'applies' if len(written) == 1 else 'apply'} only with transport 'http';"
+        " the channel's adapter process consumes hub.out."
+        f"{name} and paces itself"
+    ]
 
 
 def _reaches(targets: list[str], name: str, channel: ChannelConfig) -> bool:

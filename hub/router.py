@@ -1,4 +1,5 @@
-"""The pure handler: a message goes unchanged to every channel the route table names.
+"""The pure handler: a message goes to every channel the route table names, unchanged but for
+a channel that names SKUs its own way or keeps prices on another VAT basis (its own copy).
 
 Every destination receives the same event, so it is published once: the first channel's
 routing key, the others in the ``CC`` header (RabbitMQ's sender-selected distribution routes
@@ -9,12 +10,14 @@ whatever the fan-out, where a plain relay pays N of each.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from hub.bus import Envelope
 from hub.errors import Unroutable
 from hub.handlers import Inbound
 from hub.intake import routing_facts
 from hub.outgoing import caused_event, to_channel
+from hub.price_basis import PriceBases
 from hub.topology import Names
 from routes.config import HubConfig
 from routes.matching import RouteTable
@@ -27,6 +30,7 @@ class Router:
     def __init__(self, table: RouteTable, names: Names, config: HubConfig | None = None) -> None:
         self._table = table
         self._names = names
+        self._price_bases = PriceBases(config)
         self._markets_of_price_list: dict[str, tuple[str, ...]] = {}
         for name, market in config.markets.items() if config else ():
             shown = self._markets_of_price_list.get(market.price_list, ())
@@ -47,7 +51,7 @@ class Router:
         if not destinations:
             return []
         own: list[Envelope] = []
-        if self._table.renames_skus:
+        if self._table.renames_skus or self._price_bases.converts(event.type):
             destinations, own = self._own_copies(event, destinations)
             if not destinations:
                 return own
@@ -82,16 +86,22 @@ class Router:
         ]
         return found[0] if len(found) == 1 else tuple(dict.fromkeys(sum(found, ())))
 
+    def as_channel_sees_it(self, channel: str, type_: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Message data in the channel's words: its own SKUs, prices on its VAT basis."""
+        data = self._table.as_channel_sees_it(channel, data)
+        return self._price_bases.as_channel_keeps_it(channel, type_, data)
+
     def _own_copies(
         self, event: CloudEvent, destinations: tuple[str, ...]
     ) -> tuple[tuple[str, ...], list[Envelope]]:
         """The channels that see the data as it is, and a copy for each that names its SKUs
-        its own way (same id: it is the same event, told in the channel's words)."""
+        its own way or keeps prices on another VAT basis (same id: it is the same event, told
+        in the channel's words)."""
         shared: list[str] = []
         own: list[Envelope] = []
         for channel in destinations:
-            data = self._table.as_channel_sees_it(channel, event.data)
-            if data == event.data:
+            data = self.as_channel_sees_it(channel, event.type, event.data)
+            if data is event.data or data == event.data:
                 shared.append(channel)
                 continue
             subject = event.subject and self._table.channel_sku(channel, event.subject)

@@ -163,6 +163,10 @@ class ChannelConfig(_Frozen):
     settings: dict[str, str] = Field(default_factory=dict)
     sku_map: dict[Sku, Sku] = Field(default_factory=dict)
     """The channel's own SKU -> the ERP's, for listings under another code (EAN, listing id)."""
+    prices_include_vat: bool | None = None
+    """Whether the channel keeps prices with VAT (a shop's "prices include tax" setting), so
+    the hub turns the ERP's net or gross price into that; unset, the price goes as the ERP sent
+    it and the channel reads ``includes_vat``. An adapter with one fixed basis (bol.com) wins."""
 
     @cached_property
     def skus_to_channel(self) -> dict[str, str]:
@@ -191,6 +195,14 @@ class ChannelConfig(_Frozen):
         if self.kind in SALES_KINDS and self.market is None:
             raise Problems(
                 [(("market",), f"a {self.kind} channel sells in a market: name one in 'market'")]
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _only_sales_channels_show_prices(self) -> ChannelConfig:
+        if self.prices_include_vat is not None and self.kind not in SALES_KINDS:
+            raise Problems(
+                [(("prices_include_vat",), f"a {self.kind} channel shows no prices: remove it")]
             )
         return self
 

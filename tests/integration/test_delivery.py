@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -458,6 +459,43 @@ async def test_an_answer_shopify_has_no_call_for_is_acked_without_a_request(
     await until(lambda: outcome(hub, "not_needed") == 2 and outcome(hub, "ok") == 1)
     await asyncio.sleep(0.3)
     assert len(shop.seen) == 1
+    assert outcome(hub, "parked") == 0
+
+
+def price_changed(amount: str, includes_vat: bool, version: int) -> dict[str, Any]:
+    data = {
+        "sku": "DESK-1",
+        "price_list": "nl-retail",
+        "price": {"amount": amount, "currency": "EUR"},
+        "includes_vat": includes_vat,
+        "vat_rate": "0.21",
+        "version": version,
+    }
+    event = new_event(source="erp", type="price.changed", data=data)
+    return orjson.loads(event.to_bytes())
+
+
+async def test_a_net_list_price_reaches_the_gross_shop_and_bolcom_with_vat(
+    start_hub, bus, example_config, api
+):
+    """The example's Shopify shop keeps prices with VAT, as bol.com does: the ERP's net price
+    reaches both with 21% added; a gross price goes as it is."""
+    shop = await api()
+    hub = await start_hub(over_http(example_config, shop.url))
+    await bus.publish("erp.price.changed", price_changed("8.2645", False, 1))
+    [net] = await shop.wait_ok(1)
+    assert net.json == {"variant": {"sku": "DESK-1", "price": "10.00"}}
+    await bus.publish("erp.price.changed", price_changed("12.10", True, 2))
+    gross = (await shop.wait_ok(2))[1]
+    assert gross.json == {"variant": {"sku": "DESK-1", "price": "12.10"}}
+
+    marketplace = await bus.bodies(bus.names.channel_queue("bolcom"), expect=2)
+    told = [(m["data"]["price"]["amount"], m["data"]["includes_vat"]) for m in marketplace]
+    assert told == [("10.00", True), ("12.10", True)]
+    kept = await hub.pool.fetchval(
+        "SELECT amount FROM catalog_prices WHERE sku = 'DESK-1' AND price_list = 'nl-retail'"
+    )
+    assert kept == Decimal("12.10")  # the hub keeps the ERP's price, not a channel's
     assert outcome(hub, "parked") == 0
 
 

@@ -276,6 +276,39 @@ async def test_a_catalog_resync_gives_one_channel_what_routing_would_give_it(
         }
 
 
+def net_shop(data: dict[str, Any]) -> None:
+    data["channels"]["webshop-nl"]["prices_include_vat"] = False  # a B2B shop: prices net
+
+
+async def test_a_net_shop_is_shown_and_resynced_net_prices_and_its_net_order_is_taken(
+    isolated: Settings, bus: Any
+) -> None:
+    """The ERP's gross list reaches a shop that keeps net prices with the VAT taken off, live
+    and in a resync, and an order at that net price passes the price check."""
+    async with (
+        open_world(isolated, bus, orders_config(net_shop)) as world,
+        parties(world) as seen,
+    ):
+        nl, marketplace = seen["webshop-nl"], seen["bolcom"]
+        live = await nl.wait("price.changed", 3)
+        shown = {p["data"]["sku"]: p["data"]["price"]["amount"] for p in live}
+        assert shown == {"DESK-1": "164.46", "LAMP-1": "21.07", "LAST-1": "8.26"}
+        assert {p["data"]["includes_vat"] for p in live} == {False}
+        gross = await marketplace.wait("price.changed", 3)
+        assert {p["data"]["price"]["amount"] for p in gross} == {"199.00", "25.50", "9.99"}
+
+        await resync_catalog(world.hub.settings, world.hub.config, "webshop-nl")
+        again = (await nl.wait("price.changed", 6))[3:]
+        assert {p["data"]["sku"]: p["data"]["price"]["amount"] for p in again} == shown
+
+        order = order_data(
+            "webshop-nl", "N-NET", [("DESK-1", 1, "164.46")], prices_include_vat=False
+        )
+        await world.place("webshop-nl", order)
+        [accepted] = await nl.wait("order.accepted")
+        assert accepted["data"]["channel_order_id"] == "N-NET"
+
+
 async def test_a_product_kept_before_its_data_was_gets_it_from_a_repeat_without_a_send(
     world: World,
 ) -> None:

@@ -42,3 +42,44 @@ def test_markets_sharing_a_price_list_across_vat_rates_are_warned_of() -> None:
 
     assert warning.startswith("markets.lu.vat_rate: 0.17 differs from market 'nl' (0.21)")
     assert "shares price list 'nl-retail'" in warning
+
+
+def with_channel(name: str, **changes: object) -> HubConfig:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["channels"][name] = {**data["channels"][name], **changes}
+    return HubConfig.model_validate(data, context={"env": {}})
+
+
+def test_a_shop_over_http_without_a_price_basis_is_warned_of() -> None:
+    http = {"transport": "http", "url": "https://example-nl.myshopify.com/admin/api/2024-07"}
+    config = with_channel("webshop-nl", delivery=http, prices_include_vat=None)
+    found = [w for w in config_warnings(config) if "prices_include_vat" in w]
+    assert found == [
+        "channels.webshop-nl.prices_include_vat: not set, so the ERP's prices reach 'shopify'"
+        " as they are, net or gross: set it to the shop's 'prices include tax' setting and"
+        " the hub converts them"
+    ]
+    # Stated, or on AMQP (the adapter process reads includes_vat), nothing to say.
+    stated = with_channel("webshop-nl", delivery=http, prices_include_vat=False)
+    assert not [w for w in config_warnings(stated) if "prices_include_vat" in w]
+    assert config_warnings(with_channel("webshop-nl", prices_include_vat=None)) == []
+
+
+def test_a_basis_the_adapter_overrides_is_warned_of() -> None:
+    [warning] = config_warnings(with_channel("bolcom", prices_include_vat=False))
+    assert warning == (
+        "channels.bolcom.prices_include_vat: adapter 'bolcom' keeps prices with VAT;"
+        " the hub sends them so, not as set here"
+    )
+
+
+def test_http_settings_on_an_amqp_channel_are_warned_of_but_not_the_defaults() -> None:
+    config = with_channel("bolcom", delivery={"coalesce_stock": False, "rate_per_second": 2})
+    [warning] = config_warnings(config)
+    assert warning == (
+        "channels.bolcom.delivery: coalesce_stock, rate_per_second apply only with transport"
+        " 'http'; the channel's adapter process consumes hub.out.bolcom and paces itself"
+    )
+    # The example's defaults (rate_per_second 10, burst 20) reach every channel unwarned,
+    # and a channel repeating a default has not written anything of its own.
+    assert config_warnings(with_channel("bolcom", delivery={"burst": 20})) == []
