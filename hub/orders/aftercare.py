@@ -236,22 +236,38 @@ async def _expect_return(
 
 
 async def returned(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datetime) -> Outgoing:
-    """Goods came back: the ERP books them (and reports stock), the channel refunds."""
+    """Goods came back: the ERP books them (and reports stock), the channel refunds. The order
+    is returned once every shipped unit is back; after part of it, it stays shipped."""
     msg = inbound.message
     assert isinstance(msg, ReturnReceived)
     order = await _named(conn, msg.order_id, msg.channel, msg.channel_order_id)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
     out.forward(inbound.event, msg, origin=order.channel, about=order.placed)
-    units = sum(line.quantity for line in msg.lines)
-    detail = f"return {msg.return_id}: {units} unit(s) received"
+    received: Counter[str] = Counter()
+    for line in msg.lines:
+        received[line.sku] += line.quantity
+    back = await store.receive_return(conn, order.order_id, msg.return_id, received, now)
+    detail = f"return {msg.return_id}: {received.total()} unit(s) received"
     lifecycle: OrderLifecycle = "returned"
     if _rest_to_come(order):  # the rest still ships: the order keeps its state
         await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)
         lifecycle = "partially_shipped"
-    else:
+    elif returns.all_back(order, back):
         await transition(conn, deps, order, "returned", inbound, now)
+    else:
+        detail += f"; {returns.units_back(order, back)} shipped unit(s) back"
+        lifecycle = "shipped"
+        awaited = returns.awaited(await store.returns_asked(conn, order.order_id), back)
+        state = "return_requested" if awaited else _after_part_back(order.state)
+        await transition(conn, deps, order, state, inbound, now)
     requests.send(out, order, requests.status(order, lifecycle, detail), msg.return_id)
     return out
+
+
+def _after_part_back(state: str) -> str:
+    """The state an order keeps once part of it came back and no announced return is still
+    due: shipped (a cancelled rest stays cancelled)."""
+    return "shipped" if state in {"return_requested", "returned"} else state
 
 
 async def invoiced(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datetime) -> Outgoing:

@@ -41,6 +41,28 @@ def left_to_return(order: Order, asked: Mapping[str, Mapping[str, int]]) -> dict
     return {sku: n for sku, n in left.items() if n > 0}
 
 
+def all_back(order: Order, back: Mapping[str, int]) -> bool:
+    """Whether every shipped unit of the order has come back (some did ship)."""
+    shipped = shipped_by_sku(order)
+    return bool(shipped) and all(back.get(sku, 0) >= n for sku, n in shipped.items())
+
+
+def units_back(order: Order, back: Mapping[str, int]) -> str:
+    """How much of what shipped is back, as "1 of 3" (units of SKUs that did not ship, a
+    wrong item in the parcel, are not counted)."""
+    shipped = shipped_by_sku(order)
+    returned = sum(min(back.get(sku, 0), n) for sku, n in shipped.items())
+    return f"{returned} of {sum(shipped.values())}"
+
+
+def awaited(asked: Mapping[str, Mapping[str, int]], back: Mapping[str, int]) -> bool:
+    """Whether announced returns ask back more units of a SKU than have come back."""
+    wanted: Counter[str] = Counter()
+    for units in asked.values():
+        wanted.update(units)
+    return any(n > back.get(sku, 0) for sku, n in wanted.items())
+
+
 def return_lines(order: Order, units: Mapping[str, int]) -> tuple[ReturnLine, ...]:
     """``units`` (per SKU) as return lines on the order's shipped lines, in line order."""
     sku_of = {line.line_id: line.sku for line in order.placed.lines}

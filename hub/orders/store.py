@@ -383,6 +383,30 @@ async def returns_asked(conn: Connection, order_id: str) -> dict[str, dict[str, 
     return asked
 
 
+async def receive_return(
+    conn: Connection, order_id: str, return_id: str, units: Mapping[str, int], now: datetime
+) -> dict[str, int]:
+    """Record what a return brought back (a receipt sent again counts once, the larger count)
+    and return the units back per SKU over all the order's returns."""
+    rows = await conn.fetch(
+        "WITH kept AS (INSERT INTO order_returns_received (order_id, return_id, sku, quantity, at)"
+        " SELECT $1, $2, sku, quantity, $5 FROM unnest($3::text[], $4::int[]) AS t(sku, quantity)"
+        " ON CONFLICT (order_id, return_id, sku) DO UPDATE"
+        " SET quantity = GREATEST(order_returns_received.quantity, EXCLUDED.quantity)"
+        " RETURNING return_id, sku, quantity)"
+        " SELECT sku, sum(quantity)::int AS back FROM ("
+        "   SELECT sku, quantity FROM order_returns_received"
+        "   WHERE order_id = $1 AND NOT (return_id = $2 AND sku = ANY($3::text[]))"
+        "   UNION ALL SELECT sku, quantity FROM kept) AS r GROUP BY sku",
+        order_id,
+        return_id,
+        list(units),
+        list(units.values()),
+        now,
+    )
+    return {row["sku"]: row["back"] for row in rows}
+
+
 async def add_return(
     conn: Connection, order_id: str, return_id: str, units: Mapping[str, int], now: datetime
 ) -> None:

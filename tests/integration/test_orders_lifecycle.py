@@ -549,12 +549,30 @@ async def test_a_return_of_the_shipped_part_lets_the_rest_ship_and_counts_what_c
             "lines": [{"sku": "DESK-1", "quantity": 1, "condition": "sellable"}],
         }
         await world.send("warehouse", "return.received", received)
-        await world.state("bolcom", "B-PR1", "returned")
+        # One of the two shipped units is back: the order is still shipped, not returned.
+        await world.until(
+            "SELECT count(*) FROM order_history WHERE event = 'return.received'", expect=1
+        )
+        await world.state("bolcom", "B-PR1", "shipped")
+        told = (await seen["bolcom"].wait("order.status", 5))[-1]["data"]
+        assert told["status"] == "shipped"
+        assert told["detail"] == "return RMA-P: 1 unit(s) received; 1 of 2 shipped unit(s) back"
+        # The same receipt again (another message id) counts once.
+        await world.send("warehouse", "return.received", received)
+        await world.until(
+            "SELECT count(*) FROM order_history WHERE event = 'return.received'", expect=2
+        )
+        await world.state("bolcom", "B-PR1", "shipped")
         # A second return for the unit shipped later is a return of its own.
         await world.send("bolcom", "return.requested", return_request("B-PR1", one, "RMA-Q"))
         returns = await seen["erp"].wait("return.requested", 2)
         assert [r["data"]["return_id"] for r in returns] == ["RMA-P", "RMA-Q"]
         await world.state("bolcom", "B-PR1", "return_requested")
+        # Once it is back too, every shipped unit is: the order is returned.
+        await world.send("warehouse", "return.received", {**received, "return_id": "RMA-Q"})
+        await world.state("bolcom", "B-PR1", "returned")
+        told = (await seen["bolcom"].wait("order.status", 8))[-1]["data"]
+        assert (told["status"], told["detail"]) == ("returned", "return RMA-Q: 1 unit(s) received")
 
 
 async def test_migration_016_counts_returns_taken_before_it_as_every_shipped_unit(
