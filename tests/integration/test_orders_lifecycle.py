@@ -596,6 +596,28 @@ async def test_migration_016_counts_returns_taken_before_it_as_every_shipped_uni
         assert "1 unit(s) of DESK-1 asked back, 2 shipped, 2 of them in earlier returns" in error
 
 
+async def test_migration_025_counts_the_returns_of_returned_orders_as_back(world: World) -> None:
+    """An order returned before 025 had what its returns asked back received; one still
+    awaiting its return has nothing back, so its receipt still decides."""
+    async with parties(world) as seen:
+        for coid in ("B-M2", "B-M3"):
+            await world.place("bolcom", order_data("bolcom", coid, [("DESK-1", 2, "199.00")]))
+        await seen["bolcom"].wait("shipment.tracking", 2)
+        one = [{"sku": "DESK-1", "quantity": 1, "line_id": "L1"}]
+        for coid in ("B-M2", "B-M3"):
+            await world.send("bolcom", "return.requested", return_request(coid, one, f"R{coid}"))
+            await world.state("bolcom", coid, "return_requested")
+        await world.db.execute(
+            "UPDATE orders SET state = 'returned' WHERE channel_order_id = 'B-M2'"
+        )
+        await world.db.execute("DROP TABLE order_returns_received")
+        name = "025_order_returns_received.sql"
+        await world.db.execute("DELETE FROM schema_migrations WHERE name = $1", name)
+        assert await migrate(world.db) == [name]
+        rows = await world.db.fetch("SELECT return_id, sku, quantity FROM order_returns_received")
+        assert [tuple(r) for r in rows] == [("RB-M2", "DESK-1", 1)]
+
+
 async def test_a_cancellation_that_overtakes_its_order_cancels_it_on_arrival(
     world: World,
 ) -> None:
