@@ -5,23 +5,36 @@ adapter cannot write is parked as ``not_deliverable`` every time one arrives. Su
 not an error (an ``origin`` route reaches every sales channel, and some types a marketplace
 simply has no API for), but the operator should know before the first order is parked.
 Likewise markets of different VAT rates sharing one price list, prices that go to a shop
-on a VAT basis nobody stated, and HTTP delivery settings on a channel its own adapter serves.
+on a VAT basis nobody stated, HTTP delivery settings on a channel its own adapter serves, and
+order rules written where the hub does not read them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fnmatch import fnmatchcase
+
+from pydantic import BaseModel
 
 from adapters import registry as adapter_registry
 from adapters.base import OutboundTranslator
 from hub.price_basis import adapter_basis
 from routes.checks import ANY, KIND_PREFIX, ORIGIN, is_pattern
-from routes.config import SALES_KINDS, ChannelConfig, HubConfig
+from routes.config import SALES_KINDS, ChannelConfig, HubConfig, OrderRules
 from schemas.catalog import PriceChanged
 from schemas.registry import CANONICAL_TYPES
 
 HTTP_ONLY = ("rate_per_second", "burst", "coalesce_stock")
 """Delivery settings only the hub's HTTP worker reads; an adapter process paces itself."""
+
+AWAITED = {"erp", "warehouse", "carrier"}
+"""The kinds whose answers an order waits for; their ``orders`` rules time the wait."""
+ORDER_RULES_READ: dict[str, frozenset[str]] = {
+    "erp": frozenset({"erp_timeout_seconds", "max_retries", "on_timeout"}),
+    "warehouse": frozenset({"warehouse_timeout_seconds", "max_retries", "on_timeout"}),
+    "carrier": frozenset({"warehouse_timeout_seconds", "max_retries", "on_timeout"}),
+}
+"""The ``orders`` fields the hub reads for each kind (sales channels: ``on_partial_stock``)."""
 
 
 def config_warnings(config: HubConfig) -> list[str]:
@@ -30,6 +43,7 @@ def config_warnings(config: HubConfig) -> list[str]:
     warnings: list[str] = _shared_lists_across_vat(config)
     for name, channel in config.channels.items():
         warnings.extend(_price_basis(config, name, channel))
+        warnings.extend(_unread_order_rules(config, name, channel))
         if channel.delivery.transport != "http":
             warnings.extend(_http_only_settings(config, name, channel))
             continue
@@ -100,14 +114,7 @@ def _price_basis(config: HubConfig, name: str, channel: ChannelConfig) -> list[s
 def _http_only_settings(config: HubConfig, name: str, channel: ChannelConfig) -> list[str]:
     """Delivery settings written for a channel whose own adapter process consumes its queue
     (the ``defaults`` every channel inherits are policy for the HTTP ones, not a mistake)."""
-    inherited = config.defaults.delivery
-    written = sorted(
-        field
-        for field in set(HTTP_ONLY) & channel.delivery.model_fields_set
-        if inherited is None
-        or field not in inherited.model_fields_set
-        or getattr(inherited, field) != getattr(channel.delivery, field)
-    )
+    written = _written(channel.delivery, config.defaults.delivery, HTTP_ONLY)
     if not written:
         return []
     return [
@@ -116,6 +123,45 @@ def _http_only_settings(config: HubConfig, name: str, channel: ChannelConfig) ->
         " the channel's adapter process consumes hub.out."
         f"{name} and paces itself"
     ]
+
+
+def _unread_order_rules(config: HubConfig, name: str, channel: ChannelConfig) -> list[str]:
+    """``orders`` fields the hub never reads for this channel: the timeouts of the system an
+    order waits for are that system's (the first of its kind's), the backorder policy the
+    selling channel's."""
+    read = ORDER_RULES_READ.get(channel.kind, frozenset({"on_partial_stock"}))
+    fields = set(OrderRules.model_fields)
+    written = _written(channel.orders, config.defaults.orders, fields)
+    found: list[str] = []
+    unread = [field for field in written if field not in read]
+    for group, where in (
+        ([f for f in unread if f == "on_partial_stock"], "the selling channel"),
+        ([f for f in unread if f != "on_partial_stock"], "the ERP, warehouse or carrier awaited"),
+    ):
+        if group:
+            found.append(
+                f"channels.{name}.orders: {', '.join(group)} not read for a {channel.kind}"
+                f" channel; the hub reads {'it' if len(group) == 1 else 'them'} on {where}"
+            )
+    first = config.channels_of_kind(channel.kind)[0]
+    own = [field for field in written if field in read]
+    if channel.kind in AWAITED and first != name and own:
+        found.append(
+            f"channels.{name}.orders: {', '.join(own)} not read: orders wait on the rules of"
+            f" the first {channel.kind}, {first!r}"
+        )
+    return found
+
+
+def _written(section: BaseModel, inherited: BaseModel | None, fields: Iterable[str]) -> list[str]:
+    """The fields a channel's section sets itself, not as inherited from ``defaults``."""
+    return sorted(
+        field
+        for field in set(fields) & section.model_fields_set
+        if inherited is None
+        or field not in inherited.model_fields_set
+        or getattr(inherited, field) != getattr(section, field)
+    )
 
 
 def _reaches(targets: list[str], name: str, channel: ChannelConfig) -> bool:

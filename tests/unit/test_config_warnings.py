@@ -83,3 +83,29 @@ def test_http_settings_on_an_amqp_channel_are_warned_of_but_not_the_defaults() -
     # The example's defaults (rate_per_second 10, burst 20) reach every channel unwarned,
     # and a channel repeating a default has not written anything of its own.
     assert config_warnings(with_channel("bolcom", delivery={"burst": 20})) == []
+
+
+def test_order_rules_written_where_the_hub_does_not_read_them_are_warned_of() -> None:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["channels"]["webshop-uk"]["orders"] = {"on_timeout": "stall", "max_retries": 5}
+    data["channels"]["warehouse"]["orders"]["on_partial_stock"] = "backorder"
+    data["channels"]["store-2"] = {
+        "kind": "warehouse",
+        "adapter": "canonical",
+        "orders": {"warehouse_timeout_seconds": 60},
+    }
+    warnings = config_warnings(HubConfig.model_validate(data, context={"env": {}}))
+    assert warnings == [
+        "channels.webshop-uk.orders: max_retries, on_timeout not read for a webshop channel;"
+        " the hub reads them on the ERP, warehouse or carrier awaited",
+        "channels.warehouse.orders: on_partial_stock not read for a warehouse channel;"
+        " the hub reads it on the selling channel",
+        "channels.store-2.orders: warehouse_timeout_seconds not read: orders wait on the rules"
+        " of the first warehouse, 'warehouse'",
+    ]
+
+
+def test_order_rules_inherited_from_the_defaults_are_not_warned_of() -> None:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["defaults"]["orders"] = {"on_timeout": "stall", "on_partial_stock": "reject"}
+    assert config_warnings(HubConfig.model_validate(data, context={"env": {}})) == []
