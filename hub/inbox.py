@@ -6,6 +6,10 @@ polled twice) within hours or a couple of days. Past the retention window a row 
 left to turn away, yet at a thousand messages a second the table would gain 86 million rows a
 day. The pruner deletes rows older than the window in bounded chunks (short transactions, no
 long lock on a busy table); several hub processes may prune side by side.
+
+A channel's cancellation kept for an order that has not arrived goes at the same age: an order
+that late would find its duplicates unremembered too. Each is logged (channel and order
+number only): a cancelled order the hub never saw may be one a channel failed to send.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ _PRUNE = """
 DELETE FROM inbox WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM inbox WHERE received_at < now() - make_interval(secs => $1)
     ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED))
+"""
+
+# Kept cancellations whose order never came, as old as the inbox window (a handful at most).
+_AGE_OUT_CANCELLATIONS = """
+DELETE FROM early_cancellations WHERE at < now() - make_interval(secs => $1)
+RETURNING channel, channel_order_id
 """
 
 
@@ -55,7 +65,8 @@ class InboxPruner(Background):
         self._pause_s = pause_s
 
     async def prune_once(self) -> int:
-        """Delete every row past the window, a chunk per transaction; returns how many went."""
+        """Delete every row past the window, a chunk per transaction, and the kept
+        cancellations as old; returns how many inbox rows went."""
         total = 0
         while True:
             status = await self._pool.execute(_PRUNE, self._retention_s, self._chunk)
@@ -64,8 +75,16 @@ class InboxPruner(Background):
             if self._pruned is not None:
                 self._pruned.inc(deleted)
             if deleted < self._chunk:
-                return total
+                break
             await asyncio.sleep(self._pause_s)  # a large backlog must not crowd out live work
+        for row in await self._pool.fetch(_AGE_OUT_CANCELLATIONS, self._retention_s):
+            log.warning(
+                "cancellation of %s order %s kept since before the retention window: its order"
+                " never arrived; dropped",
+                row["channel"],
+                row["channel_order_id"],
+            )
+        return total
 
     async def _run(self) -> None:
         while True:

@@ -68,3 +68,25 @@ async def test_retention_zero_keeps_every_entry(start_hub) -> None:
     await asyncio.sleep(0.5)
     assert await _ids(hub.pool) == {"old-1", "old-2", "old-3"}
     assert hub.metrics.registry.get_sample_value("hub_inbox_pruned_total") == 0
+
+
+async def test_a_kept_cancellation_whose_order_never_came_goes_with_the_window(
+    isolated, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = await db.prepare(isolated.database_url, 2)
+    try:
+        await pool.execute(
+            "INSERT INTO early_cancellations (order_id, channel, channel_order_id, cancelled_by,"
+            " reason, at) VALUES"
+            " ('o-old', 'bolcom', 'B-OLD', 'channel', 'buyer', now() - interval '31 days'),"
+            " ('o-new', 'bolcom', 'B-NEW', 'channel', 'buyer', now() - interval '2 days')"
+        )
+        pruner = InboxPruner(pool, retention_s=30 * DAY, interval_s=60)
+        with caplog.at_level("WARNING", logger="hub.inbox"):
+            await pruner.prune_once()
+        kept = await pool.fetch("SELECT channel_order_id FROM early_cancellations")
+        assert [r["channel_order_id"] for r in kept] == ["B-NEW"]
+        assert "cancellation of bolcom order B-OLD" in caplog.text
+        assert "B-NEW" not in caplog.text
+    finally:
+        await pool.close()
