@@ -38,13 +38,13 @@ def native_types_for(canonical: str) -> tuple[str, ...]:
     found: list[str] = []
     for key in sorted(KNOWN):
         translator = load(key)
-        canonical_type = getattr(translator, "canonical_type", None)
-        if translator is None or canonical_type is None:
+        canonical_types = getattr(translator, "canonical_types", None)
+        if translator is None or canonical_types is None:
             continue
         found.extend(
             f"native.{key}.{event}"
             for event in sorted(translator.native_events())
-            if canonical_type(event) == canonical
+            if canonical in canonical_types(event)
         )
     return tuple(found)
 

@@ -34,16 +34,17 @@ class Reads:
         """The native event names this adapter reads, as in ``native.<adapter>.<event>``."""
         return frozenset(self.readers)
 
-    def canonical_type(self, event: str) -> str | None:
-        """The canonical type a native event becomes (its reader's return type), so parked
+    def canonical_types(self, event: str) -> tuple[str, ...]:
+        """The canonical types a native event may become (its reader's return type), so parked
         native messages can be found by the type an operator knows them as."""
         reader = self.readers.get(event)
         made = get_type_hints(reader).get("return") if reader is not None else None
-        for kind in (made, *get_args(made)):  # OrderCancelled, or OrderCancelled | None
+        found: list[str] = []
+        for kind in (made, *get_args(made)):  # OrderCancelled, or OrderPlaced | ... | None
             type_ = getattr(kind, "TYPE", None)
             if isinstance(type_, str):
-                return type_
-        return None
+                found.append(type_)
+        return tuple(found)
 
     def to_canonical(self, event: str, payload: Mapping[str, Any], channel: str) -> Message | None:
         """Translate one native payload (None: nothing in it for the hub), or refuse an event

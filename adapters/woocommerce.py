@@ -108,8 +108,23 @@ def _money(order: Native, currency: str, key: str, tax_key: str = "") -> dict[st
     return {"amount": amount, "currency": currency}
 
 
-def order_placed(order: Native, channel: str) -> OrderPlaced:
-    """An ``order.created`` webhook body as the canonical order."""
+PAID = "processing"
+"""WooCommerce's status for a paid order awaiting fulfilment: the only one the hub takes.
+Pending (awaiting payment), on-hold (a bank transfer not yet confirmed) and failed orders
+must not ship; WooCommerce cancels unpaid ones itself, and sends the order again, as an
+``order.updated``, once it is paid."""
+
+
+def order_placed(order: Native, channel: str) -> OrderPlaced | None:
+    """An ``order.created`` webhook body as the canonical order, once it is paid; an unpaid
+    one holds nothing for the hub yet."""
+    if order.text("status") != PAID:
+        return None
+    return _order(order, channel)
+
+
+def _order(order: Native, channel: str) -> OrderPlaced:
+    """A WooCommerce order as the canonical order."""
     currency = order.text("currency")
     gross = order.flag("prices_include_tax", default=False)
     rates = _tax_rates(order)
@@ -146,11 +161,15 @@ def order_placed(order: Native, channel: str) -> OrderPlaced:
     )
 
 
-def order_updated(order: Native, channel: str) -> OrderCancelled | None:
+def order_updated(order: Native, channel: str) -> OrderPlaced | OrderCancelled | None:
     """An ``order.updated`` webhook body: WooCommerce's only sign of a cancellation (in the
-    admin, or an unpaid order timed out). Any other update holds nothing for the hub: the
-    shop's own status changes, the ones the hub sets included, come back this way too."""
-    if order.text("status") != "cancelled":
+    admin, or an unpaid order timed out) and of an order paid after it was created, which
+    the hub takes then (one it already has is a duplicate, noted only: the status the hub
+    sets on taking it comes back this way). Any other update holds nothing for the hub."""
+    status = order.text("status")
+    if status == PAID:
+        return _order(order, channel)
+    if status != "cancelled":
         return None
     return OrderCancelled(
         channel=channel,

@@ -14,7 +14,7 @@ from adapters.base import OutboundTranslator, TranslationError
 from adapters.table import Reads
 from schemas import model_for
 from schemas.fulfilment import FulfilmentLine
-from schemas.orders import CancelledPart, OrderRejected, OrderStatus, Reason
+from schemas.orders import CancelledPart, OrderPlaced, OrderRejected, OrderStatus, Reason
 
 FIXTURES = Path(__file__).resolve().parents[2] / "adapters" / "fixtures"
 
@@ -204,17 +204,28 @@ def test_a_bolcom_request_the_hub_cannot_honour_whole_is_refused_with_why(
 # --- WooCommerce order updates, read ----------------------------------------------------------
 
 
-def test_a_woocommerce_update_is_read_only_for_a_cancellation() -> None:
+def test_a_woocommerce_update_is_read_for_a_cancellation_or_a_payment() -> None:
     woo = registry.load("woocommerce")
     assert isinstance(woo, Reads)
     payload = json.loads((FIXTURES / "woocommerce" / "order-updated.json").read_text())
 
     cancelled = woo.to_canonical("order-updated", payload, "webshop-uk")
+    paid = woo.to_canonical("order-updated", {**payload, "status": "processing"}, "webshop-uk")
     completed = woo.to_canonical("order-updated", {**payload, "status": "completed"}, "webshop-uk")
 
     assert cancelled is not None and cancelled.TYPE == "order.cancelled"
+    assert isinstance(paid, OrderPlaced) and paid.channel_order_id == str(payload["id"])
     assert completed is None  # the hub's own status change coming back, say
-    assert woo.canonical_type("order-updated") == "order.cancelled"
+    assert woo.canonical_types("order-updated") == ("order.placed", "order.cancelled")
+
+
+def test_an_unpaid_woocommerce_order_is_not_taken_until_it_is_paid() -> None:
+    woo = registry.load("woocommerce")
+    assert isinstance(woo, Reads)
+    payload = json.loads((FIXTURES / "woocommerce" / "order-created.json").read_text())
+    for unpaid in ("pending", "on-hold", "failed", "checkout-draft"):
+        assert woo.to_canonical("order-created", {**payload, "status": unpaid}, "w") is None
+    assert isinstance(woo.to_canonical("order-created", payload, "w"), OrderPlaced)
 
 
 def test_woocommerce_is_not_told_of_its_own_cancellation() -> None:
