@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -441,6 +442,11 @@ async def test_a_channel_cannot_drive_another_partys_steps_or_release_an_orders_
         assert not seen["bolcom"].of("order.rejected")
 
 
+WOO_ORDER = json.loads(
+    (Path(__file__).parents[2] / "adapters/fixtures/woocommerce/order-created.json").read_text()
+)
+
+
 def woocommerce_uk(data: dict[str, Any]) -> None:
     data["channels"]["webshop-uk"]["adapter"] = "woocommerce"
 
@@ -455,8 +461,11 @@ async def test_a_woocommerce_update_cancels_only_when_the_shop_cancelled(
         lines = [("DESK-1", 1, "199.00")]
         await world.place("webshop-uk", order_data("webshop-uk", "7001", lines, currency="GBP"))
         await seen["warehouse"].wait("pick.request")
-        update = {"id": 7001, "status": "processing", "line_items": []}  # the hub's own echo
+        update = {**WOO_ORDER, "id": 7001, "status": "processing"}  # the hub's own echo
         await world.send("webshop-uk", "native.woocommerce.order-updated", update)
+        await world.until("SELECT count(*) FROM order_history WHERE event = 'duplicate'", expect=1)
+        completed = {**update, "status": "completed"}  # nothing for the hub
+        await world.send("webshop-uk", "native.woocommerce.order-updated", completed)
         ignored = {"source": "webshop-uk", "type": "native.woocommerce.order-updated"}
         registry = world.hub.metrics.registry
         for _ in range(200):
@@ -475,6 +484,33 @@ async def test_a_woocommerce_update_cancels_only_when_the_shop_cancelled(
         await seen["warehouse"].wait("pick.cancel")
         assert await world.held("DESK-1") == 0
         assert await bus.drain(bus.names.dead_queue, expect=0) == []  # nothing parked
+
+
+async def test_an_unpaid_woocommerce_order_is_taken_when_the_shop_says_it_is_paid(
+    isolated: Settings, bus: Any
+) -> None:
+    async with (
+        open_world(isolated, bus, orders_config(woocommerce_uk)) as world,
+        parties(world, warehouse=silent),
+    ):
+        pending = {**WOO_ORDER, "id": 7002, "status": "pending"}
+        await world.send("webshop-uk", "native.woocommerce.order-created", pending)
+        ignored = {"source": "webshop-uk", "type": "native.woocommerce.order-created"}
+        registry = world.hub.metrics.registry
+        for _ in range(200):
+            if registry.get_sample_value("hub_native_ignored_total", ignored) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert registry.get_sample_value("hub_native_ignored_total", ignored) == 1
+        assert await world.order("webshop-uk", "7002") is None
+        paid = {**pending, "status": "processing"}
+        await world.send("webshop-uk", "native.woocommerce.order-updated", paid)
+        await world.until(
+            "SELECT count(*) FROM orders WHERE channel = 'webshop-uk'"
+            " AND channel_order_id = '7002'",
+            expect=1,
+        )
+        assert await bus.drain(bus.names.dead_queue, expect=0) == []
 
 
 async def test_cancelling_a_partly_shipped_order_withdraws_the_rest_and_returns_what_shipped(
