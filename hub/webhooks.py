@@ -3,7 +3,8 @@
 ``POST /webhooks/<channel>/<event>``: ``<event>`` is a canonical type (``order.placed``) or the
 native event name of the channel's adapter (``orders-create`` -> ``native.shopify.orders-create``).
 The body is checked against the channel's ``webhook_secret`` setting (HMAC-SHA256, as Shopify's
-``X-Shopify-Hmac-Sha256``, WooCommerce's ``X-WC-Webhook-Signature`` or ``X-Hub-Signature-256``)
+``X-Shopify-Hmac-Sha256``, WooCommerce's ``X-WC-Webhook-Signature``, Sendcloud's
+``Sendcloud-Signature`` or ``X-Hub-Signature-256``)
 and published to hub.in with a broker confirm before 202 is answered, so an accepted webhook is
 never lost; validation then happens on the bus like any message (bad data is parked with its
 reason). The sender's delivery id (or a hash of the body) is the idempotency key, so webhook
@@ -16,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
@@ -31,19 +33,26 @@ from routes.config import HubConfig
 from schemas.envelope import TYPE_PATTERN, CloudEvent
 from schemas.registry import model_for
 
-SIGNATURE_HEADERS = ("x-shopify-hmac-sha256", "x-wc-webhook-signature", "x-hub-signature-256")
+SIGNATURE_HEADERS: dict[str, Callable[[bytes], str]] = {
+    "x-shopify-hmac-sha256": lambda digest: base64.b64encode(digest).decode(),
+    "x-wc-webhook-signature": lambda digest: base64.b64encode(digest).decode(),
+    "x-hub-signature-256": lambda digest: "sha256=" + digest.hex(),
+    "sendcloud-signature": lambda digest: digest.hex(),
+}
+"""Each sender's signature header and how it writes the body's HMAC-SHA256 (base64, GitHub's
+``sha256=<hex>``, Sendcloud's bare hex)."""
 DELIVERY_ID_HEADERS = ("x-shopify-webhook-id", "x-wc-webhook-delivery-id", "x-request-id")
 
 
 def signature_ok(secret: str, body: bytes, request_headers: dict[str, str]) -> bool:
     """True when any supported signature header carries the body's HMAC-SHA256."""
     digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    expected = {base64.b64encode(digest).decode(), "sha256=" + digest.hex()}
     return any(
-        hmac.compare_digest(given, candidate)
-        for header in SIGNATURE_HEADERS
+        hmac.compare_digest(
+            given.strip().lower() if header == "sendcloud-signature" else given, written(digest)
+        )
+        for header, written in SIGNATURE_HEADERS.items()
         if (given := request_headers.get(header))
-        for candidate in expected
     )
 
 

@@ -96,3 +96,26 @@ async def test_native_event_name_maps_to_the_channels_adapter(start_hub, config)
 def test_example_config_declares_a_webhook_secret_slot() -> None:
     config = load_config(EXAMPLE_CONFIG, env={"SHOPIFY_NL_WEBHOOK_SECRET": "s"})
     assert config.channels["webshop-nl"].settings["webhook_secret"] == "s"
+
+
+async def test_a_sendcloud_parcel_update_signed_in_its_own_way_is_taken(
+    start_hub, bus, isolated
+) -> None:
+    """Sendcloud signs with the bare hex HMAC in ``Sendcloud-Signature`` (its documented
+    example: secret "secretkey", body '{"key": "value"}' -> 1eed4b3d...)."""
+    env = {**os.environ, "SENDCLOUD_WEBHOOK_SECRET": "secretkey"}
+    port = free_port()
+    await start_hub(load_config(isolated.config_path, env=env), http_port=port)
+    documented = b'{"key": "value"}'
+    vector = "1eed4b3d41f4653ac64fd56f1bf1cbfd349e4482cbc11dff7134bd93e5da4b0a"
+    url = f"http://127.0.0.1:{port}/webhooks/carrier/parcel-status-changed"
+    async with httpx.AsyncClient(timeout=5) as client:
+        taken = await client.post(url, content=documented, headers={"Sendcloud-Signature": vector})
+        forged = await client.post(
+            url, content=b'{"key": "other"}', headers={"Sendcloud-Signature": vector}
+        )
+    assert taken.status_code == 202 and forged.status_code == 401
+    assert taken.json()["type"] == "native.sendcloud.parcel-status-changed"
+    # Not a parcel: parked with its reason on the bus, like any bad message.
+    [parked] = await bus.drain(bus.names.dead_queue, expect=1, settle=0.5)
+    assert parked.headers["x-hub-error-type"] == "schema_violation"
