@@ -49,14 +49,24 @@ def check_config_file(path: Path) -> list[ConfigError]:
         return errors
     config = load_config(path)
     known = adapter_registry.known_keys()
-    return [
-        ConfigError(
-            f"channels.{name}.adapter",
-            f"unknown adapter {ch.adapter!r}; known: {', '.join(sorted(known))}",
-        )
-        for name, ch in config.channels.items()
-        if ch.adapter not in known
-    ]
+    errors = []
+    for name, ch in config.channels.items():
+        where = f"channels.{name}.adapter"
+        if adapter_registry.is_path(ch.adapter):
+            try:
+                adapter_registry.load(ch.adapter)
+            except LookupError as exc:
+                errors.append(ConfigError(where, str(exc)))
+        elif ch.adapter not in known:
+            listed = ", ".join(sorted(known))
+            errors.append(
+                ConfigError(
+                    where,
+                    f"unknown adapter {ch.adapter!r}; known: {listed}, or a module:attribute"
+                    " path to a translator of your own",
+                )
+            )
+    return errors
 
 
 def build_hub(

@@ -105,7 +105,7 @@ class Validator:
         _, _, rest = event.type.partition(".")
         adapter, _, native_event = rest.partition(".")
         translator = self._translators.get(event.source)
-        if translator is None or adapter != adapter_key or adapter != translator.name:
+        if translator is None or adapter != translator.name:
             raise UnknownType(
                 f"type {event.type!r} is not readable for channel {event.source!r} "
                 f"(adapter {adapter_key!r})"

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from adapters import registry as adapter_registry
 from hub.bus import Envelope, Publisher
 from hub.errors import PublishNotConfirmed
 from hub.intake import MAX_BODY_BYTES
@@ -93,7 +94,7 @@ class WebhookIngress:
         if model_for(event_name) is not None:
             type_ = event_name
         else:
-            type_ = f"native.{channel.adapter}.{event_name}"
+            type_ = f"native.{adapter_registry.native_name(channel.adapter)}.{event_name}"
         if not re.fullmatch(TYPE_PATTERN, type_):  # no such event can exist: not a 500
             return _error(404, f"unknown event {event_name[:100]!r}")
         delivery_id = next((headers[h] for h in DELIVERY_ID_HEADERS if headers.get(h)), None)
