@@ -1,7 +1,8 @@
 """Shopify Admin REST: order webhooks in; stock, prices, fulfillments and cancellations out.
 
-Inbound payloads are the bodies of the ``orders/create`` and ``orders/cancelled`` webhooks
-(topic ``orders/create`` becomes the native event ``orders-create``). Outbound payloads carry
+Inbound payloads are the bodies of the ``orders/create``, ``orders/paid`` and
+``orders/cancelled`` webhooks (topic ``orders/create`` becomes the native event
+``orders-create``). Outbound payloads carry
 the SKU where Shopify wants its own ids (inventory item, variant, fulfillment order): the
 delivery transport looks those up, because a translator does no I/O.
 """
@@ -72,9 +73,31 @@ def _shipping_total(order: Native) -> Decimal | None:
     return shop_money.optional_decimal("amount") if shop_money else None
 
 
-def order_placed(order: Native, channel: str) -> OrderPlaced:
-    """An ``orders/create`` webhook body as the canonical order, in the shop's currency."""
+TAKEN_WHEN_PAID = frozenset({"paid", "authorized"})
+"""The financial statuses of an order the hub takes: paid, or authorized (captured when it
+ships). A pending one (a bank transfer, cash on delivery set up as manual payment) comes
+again as ``orders/paid``; one never paid is cancelled by the merchant, which the hub hears."""
+
+
+def _ships(item: Native) -> bool:
+    """Whether the warehouse ships the line: a gift card, or a line that needs no shipping and
+    has no SKU (a tip, a digital add-on), is Shopify's own to fulfil."""
+    if item.flag("gift_card", default=False):
+        return False
+    return item.flag("requires_shipping", default=True) or bool(item.optional_text("sku"))
+
+
+def order_placed(order: Native, channel: str) -> OrderPlaced | None:
+    """An ``orders/create`` or ``orders/paid`` webhook body as the canonical order, in the
+    shop's currency, with the lines the warehouse ships; None while it is unpaid, or when it
+    holds nothing to ship (a gift card alone)."""
+    status = order.optional_text("financial_status")
+    if status and status not in TAKEN_WHEN_PAID:
+        return None
     currency = order.text("currency")
+    items = [item for item in order.objects("line_items") if _ships(item)]
+    if not items:
+        return None
     email = order.optional_text("email")
     billing = order.optional_obj("billing_address")
     customer = order.optional_obj("customer")
@@ -87,8 +110,8 @@ def order_placed(order: Native, channel: str) -> OrderPlaced:
             "placed_at": order.timestamp("created_at"),
             "currency": currency,
             "prices_include_vat": order.flag("taxes_included", default=True),
-            "lines": [_line(item, currency) for item in order.objects("line_items")],
-            "shipping_address": _address(order.obj("shipping_address"), email),
+            "lines": [_line(item, currency) for item in items],
+            "shipping_address": _address(_ship_to(order, items, billing), email),
             "billing_address": _address(billing, email) if billing else None,
             "customer_ref": customer.text("id") if customer else None,
             "shipping_method": (shipping_lines[0].optional_text("code") or None)
@@ -104,6 +127,19 @@ def order_placed(order: Native, channel: str) -> OrderPlaced:
             },
         }
     )
+
+
+def _ship_to(order: Native, items: list[Native], billing: Native | None) -> Native:
+    """Where the parcel goes; an order with nothing that needs shipping (a product sold with
+    a SKU but delivered digitally) has none, and its billing address stands in."""
+    shipping = order.optional_obj("shipping_address")
+    if shipping is not None:
+        return shipping
+    if billing is not None and not any(
+        item.flag("requires_shipping", default=True) for item in items
+    ):
+        return billing
+    return order.obj("shipping_address")  # required: raises, naming the field
 
 
 def order_cancelled(order: Native, channel: str) -> OrderCancelled:
@@ -200,7 +236,11 @@ def order_state(message: OrderStatus) -> dict[str, Any] | None:
 
 TRANSLATOR = ReadsAndWrites(
     "shopify",
-    readers={"orders-create": order_placed, "orders-cancelled": order_cancelled},
+    readers={
+        "orders-create": order_placed,
+        "orders-paid": order_placed,
+        "orders-cancelled": order_cancelled,
+    },
     writers={
         StockAvailability: inventory_level,
         PriceChanged: variant_price,

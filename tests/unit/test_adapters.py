@@ -368,3 +368,49 @@ def test_woocommerce_has_a_status_for_every_state_but_returned_which_needs_no_ca
     for state in get_args(OrderLifecycle):
         body = woo.from_canonical(status.model_copy(update={"status": state}))
         assert (body is None) == (state == "returned"), state
+
+
+def test_a_shopify_order_is_taken_once_paid_or_authorized() -> None:
+    payload = _native("shopify", "orders-create")
+    shopify = _translator("shopify")
+    for unpaid in ("pending", "partially_paid", "voided"):
+        assert (
+            shopify.to_canonical("orders-create", {**payload, "financial_status": unpaid}, "s")
+            is None
+        )
+    for taken in ("paid", "authorized"):
+        order = shopify.to_canonical("orders-create", {**payload, "financial_status": taken}, "s")
+        assert isinstance(order, OrderPlaced)
+    paid = shopify.to_canonical("orders-paid", payload, "s")  # the pending one, once paid
+    assert isinstance(paid, OrderPlaced) and paid.channel_order_id == str(payload["id"])
+
+
+def test_shopify_lines_the_warehouse_does_not_ship_are_left_out() -> None:
+    payload = _native("shopify", "orders-create")
+    card = {**payload["line_items"][0], "id": 99, "sku": "", "gift_card": True}
+    card["requires_shipping"] = False
+    tip = {**card, "id": 98, "gift_card": False, "title": "Tip"}
+    mixed = {**payload, "line_items": [*payload["line_items"], card, tip]}
+    order = _translate("shopify", "orders-create", mixed)
+    assert isinstance(order, OrderPlaced)
+    assert [line.sku for line in order.lines] == [i["sku"] for i in payload["line_items"]]
+    # A gift card alone holds nothing for the warehouse; a custom item to ship without a SKU
+    # cannot be fulfilled and is refused, naming the line.
+    assert _translate("shopify", "orders-create", {**payload, "line_items": [card]}) is None
+    custom = {**tip, "requires_shipping": True}
+    with pytest.raises(TranslationError, match=r"line_items\[0\]\.sku"):
+        _translate("shopify", "orders-create", {**payload, "line_items": [custom]})
+
+
+def test_a_shopify_order_with_nothing_to_ship_uses_its_billing_address() -> None:
+    payload = _native("shopify", "orders-create")
+    digital = [{**item, "requires_shipping": False} for item in payload["line_items"]]
+    order = _translate(
+        "shopify",
+        "orders-create",
+        {**payload, "line_items": digital, "shipping_address": None},
+    )
+    assert isinstance(order, OrderPlaced)
+    assert order.shipping_address.city == payload["billing_address"]["city"]
+    with pytest.raises(TranslationError, match="shipping_address"):
+        _translate("shopify", "orders-create", {**payload, "shipping_address": None})
