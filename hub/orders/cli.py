@@ -13,7 +13,10 @@ from rich.table import Table
 
 from hub.settings import Settings
 
-orders_app = typer.Typer(no_args_is_help=True, help="Inspect orders and their history.")
+orders_app = typer.Typer(
+    no_args_is_help=True,
+    help="Inspect orders and their history; list those waiting, send a request again, cancel.",
+)
 console = Console()
 
 
@@ -111,3 +114,87 @@ def show(
         )
         return
     render(found)
+
+
+@orders_app.command("list")
+def list_command(
+    state: Annotated[
+        list[str] | None,
+        typer.Option("--state", help="Only orders in this state (repeatable; default: open)."),
+    ] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="Only this channel.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 100,
+) -> None:
+    """The orders still moving (or in the given states), the longest unchanged first."""
+    from hub.orders.operator import waiting
+
+    async def fetch() -> list[dict[str, Any]]:
+        pool = await asyncpg.create_pool(Settings().database_url, min_size=1, max_size=1)
+        try:
+            return await waiting(pool, state, channel, limit)
+        finally:
+            await pool.close()
+
+    rows = asyncio.run(fetch())
+    table = Table("channel", "order", "state", "waiting for", "deadline", "retries", "since")
+    for row in rows:
+        deadline = row["deadline"]
+        table.add_row(
+            row["channel"],
+            row["channel_order_id"],
+            row["state"],
+            row["awaiting"] or "-",
+            deadline.isoformat(timespec="seconds") if deadline else "-",
+            str(row["attempts"]),
+            row["updated_at"].isoformat(timespec="seconds"),
+        )
+    console.print(table)
+    console.print(f"{len(rows)} order(s)")
+
+
+def _act(channel: str, channel_order_id: str, action: str, reason: str = "") -> None:
+    from hub.orders.operator import OperatorRefused, act
+    from routes.loader import load_config
+
+    settings = Settings()
+    try:
+        done = asyncio.run(
+            act(
+                settings,
+                load_config(settings.config_path),
+                channel,
+                channel_order_id,
+                "retry" if action == "retry" else "cancel",
+                reason,
+            )
+        )
+    except OperatorRefused as exc:
+        console.print(f"[red]refused[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    console.print(
+        f"order {channel_order_id} from {channel}: {done.state}, {done.sent} message(s) sent"
+        + (f"; {done.detail}" if done.detail else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@orders_app.command("retry")
+def retry_command(
+    channel: Annotated[str, typer.Argument(help="The channel the order came from.")],
+    channel_order_id: Annotated[str, typer.Argument(help="The channel's own order id.")],
+) -> None:
+    """Send the request the order waits on (to the ERP, warehouse or carrier) again now and
+    restart its clock and retries: for a stalled order once the silent system is back."""
+    _act(channel, channel_order_id, "retry")
+
+
+@orders_app.command("cancel")
+def cancel_command(
+    channel: Annotated[str, typer.Argument(help="The channel the order came from.")],
+    channel_order_id: Annotated[str, typer.Argument(help="The channel's own order id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept and told to the channel.")],
+) -> None:
+    """Give up an order nothing of which shipped: stock back, the ERP and warehouse told to
+    drop it, the channel told it is cancelled (so it cancels it too)."""
+    _act(channel, channel_order_id, "cancel", reason)
