@@ -17,6 +17,7 @@ from hub import db, topology
 from hub.delivery import DeliveryService
 from hub.errors import one_line
 from hub.orders import order_handlers
+from hub.orders.price_schedule import PriceScheduler
 from hub.orders.timeouts import OrderSweeper
 from hub.runtime import Clock, HandlerFactory, Hub, ServiceFactory
 from hub.settings import Settings
@@ -37,6 +38,7 @@ HANDLER_FACTORIES: tuple[HandlerFactory, ...] = (
 # Background services (started after the consumer's dependencies, stopped before the pool).
 SERVICE_FACTORIES: tuple[ServiceFactory, ...] = (
     OrderSweeper,
+    PriceScheduler,
     DeliveryService,
     AvailabilityRpc.for_hub,
 )

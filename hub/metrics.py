@@ -119,6 +119,13 @@ class Metrics:
             ["type"],
             registry=r,
         )
+        self.price_schedule = Counter(
+            "hub_price_schedule_total",
+            "Prices set ahead (valid_from later): scheduled, released when they started, or"
+            " superseded by a price that started later",
+            ["what"],
+            registry=r,
+        )
         self.delivery_active = Gauge(
             "hub_delivery_active",
             "1 where this hub holds the channel's HTTP delivery lease (one hub per channel)",

@@ -125,6 +125,6 @@ def order_handlers(hub: Hub) -> Mapping[str, Handler]:
     handlers[OrderPlaced.TYPE] = OrderStep(deps, intake.place, intake.place_many)
     router = Router(hub.table, hub.names, hub.config)
     handlers[PriceChanged.TYPE] = PriceHandler(
-        router, hub.metrics.stale_catalog, hub.config.markets
+        router, hub.metrics.stale_catalog, hub.config.markets, hub.metrics.price_schedule
     )
     return handlers

@@ -17,13 +17,22 @@ from schemas.catalog import PriceChanged
 
 _UPSERT = """
 INSERT INTO catalog_prices (sku, price_list, amount, currency, includes_vat, vat_rate, version,
-                            updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                            updated_at, effective_from)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
 ON CONFLICT (sku, price_list) DO UPDATE SET
     amount = EXCLUDED.amount, currency = EXCLUDED.currency,
     includes_vat = EXCLUDED.includes_vat, vat_rate = EXCLUDED.vat_rate,
-    version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+    version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
+    effective_from = EXCLUDED.effective_from
 WHERE catalog_prices.version < EXCLUDED.version
+RETURNING 1
+"""
+
+# A price set ahead, kept until it starts; a repeat of one already kept is not kept twice.
+_SCHEDULE = """
+INSERT INTO catalog_prices_scheduled (sku, price_list, version, valid_from, event, routing_key)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+ON CONFLICT DO NOTHING
 RETURNING 1
 """
 
@@ -44,11 +53,28 @@ async def store_price(conn: Connection, price: PriceChanged, now: datetime) -> b
     return done is not None
 
 
+async def schedule_price(conn: Connection, inbound: Inbound, price: PriceChanged) -> bool:
+    """Keep a price that starts later (``valid_from``) until it does; False for a repeat."""
+    assert price.valid_from is not None
+    done = await conn.fetchval(
+        _SCHEDULE,
+        price.sku,
+        price.price_list,
+        price.version,
+        price.valid_from,
+        inbound.event.to_bytes().decode(),
+        inbound.routing_key,
+    )
+    return done is not None
+
+
 class PriceHandler:
     """Stores ``price.changed`` and passes it on to the channels, as the plain router would.
 
     A stale version is stored nowhere and sent nowhere, so a channel never shows an old price;
-    nor is a price in another currency than the markets showing its list trade in.
+    nor is a price in another currency than the markets showing its list trade in. A price
+    that starts later is kept until it does (``hub.orders.price_schedule`` releases it), so
+    no channel shows it early and orders are checked against the price in force.
     """
 
     stateful = True
@@ -59,9 +85,11 @@ class PriceHandler:
         router: Router,
         stale: Counter | None = None,
         markets: Mapping[str, MarketConfig] | None = None,
+        scheduled: Counter | None = None,
     ) -> None:
         self._router = router
         self._stale = stale
+        self._scheduled = scheduled
         self._currency = {m.price_list: (name, m.currency) for name, m in (markets or {}).items()}
 
     async def handle(
@@ -76,6 +104,13 @@ class PriceHandler:
                 f"price of {price.sku} on list {price.price_list} is in {price.price.currency};"
                 f" market {market} shows that list in {currency}"
             )
+        if price.valid_from is not None and price.valid_from > now:
+            if await schedule_price(conn, inbound, price):
+                if self._scheduled is not None:
+                    self._scheduled.labels("scheduled").inc()
+            elif self._stale is not None:
+                self._stale.labels(PriceChanged.TYPE).inc()
+            return []
         if not await store_price(conn, price, now):
             if self._stale is not None:
                 self._stale.labels(PriceChanged.TYPE).inc()

@@ -1,0 +1,165 @@
+"""Prices the ERP sets ahead start on their day: not shown early, not checked early."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.orders.price_schedule import release_once
+from hub.router import Router
+from hub.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
+from order_kit import World, open_world, order_data, parties, silent
+
+pytestmark = pytest.mark.integration
+
+HOUR = 3600.0
+
+
+@pytest.fixture
+async def world(isolated: Settings, bus: Any) -> AsyncIterator[World]:
+    async with open_world(isolated, bus) as w:
+        yield w
+
+
+def price(amount: str, version: int, valid_from: datetime | None = None) -> dict[str, Any]:
+    return {
+        "sku": "DESK-1",
+        "price_list": "nl-retail",
+        "price": {"amount": amount, "currency": "EUR"},
+        "vat_rate": "0.21",
+        "version": version,
+        "valid_from": valid_from.isoformat() if valid_from else None,
+    }
+
+
+async def in_force(world: World) -> tuple[Decimal, int]:
+    row = await world.db.fetchrow(
+        "SELECT amount, version FROM catalog_prices"
+        " WHERE sku = 'DESK-1' AND price_list = 'nl-retail'"
+    )
+    assert row is not None
+    return row["amount"], row["version"]
+
+
+async def release(world: World) -> int:
+    hub = world.hub
+    return await release_once(hub, Router(hub.table, hub.names, hub.config), world.clock.now)
+
+
+def counted(world: World, what: str) -> float:
+    return (
+        world.hub.metrics.registry.get_sample_value("hub_price_schedule_total", {"what": what}) or 0
+    )
+
+
+async def test_a_price_set_ahead_is_kept_until_it_starts_then_shown_and_checked(
+    world: World,
+) -> None:
+    async with parties(world, warehouse=silent) as seen:
+        shop = seen["webshop-nl"]
+        await shop.wait("price.changed", 3)  # the seeded catalog
+        start = world.clock.now + timedelta(hours=2)
+        await world.send("erp", "price.changed", price("149.00", 2, start))
+        await world.until("SELECT count(*) FROM catalog_prices_scheduled", expect=1)
+        assert counted(world, "scheduled") == 1
+        assert await in_force(world) == (Decimal("199.00"), 1)
+        assert await release(world) == 0  # not yet
+
+        # Before it starts, an order at the sale price is refused: the list price is in force.
+        await world.place(
+            "webshop-nl", order_data("webshop-nl", "N-EARLY", [("DESK-1", 1, "149.00")])
+        )
+        [rejected] = await shop.wait("order.rejected")
+        assert rejected["data"]["reasons"][0]["code"] == "price_mismatch"
+        assert len(shop.of("price.changed")) == 3  # no channel was shown it early
+
+        world.clock.advance(2 * HOUR + 1)
+        assert await release(world) == 1
+        assert counted(world, "released") == 1
+        assert await in_force(world) == (Decimal("149.00"), 2)
+        [shown] = (await shop.wait("price.changed", 4))[3:]
+        assert shown["data"]["price"]["amount"] == "149.00"
+        assert shown["source"] == "erp"  # the ERP's event, as it sent it
+        await seen["bolcom"].wait("price.changed", 4)
+        assert not seen["webshop-uk"].of("price.changed")[3:]  # another list's channel
+        await world.place(
+            "webshop-nl", order_data("webshop-nl", "N-SALE", [("DESK-1", 1, "149.00")])
+        )
+        [accepted] = await shop.wait("order.accepted")
+        assert accepted["data"]["channel_order_id"] == "N-SALE"
+        assert await world.db.fetchval("SELECT count(*) FROM catalog_prices_scheduled") == 0
+
+
+async def test_a_promotion_starts_on_its_day_after_a_later_change_of_the_regular_price(
+    world: World,
+) -> None:
+    promo_starts = world.clock.now + timedelta(days=2)
+    await world.send("erp", "price.changed", price("149.00", 2, promo_starts))
+    await world.until("SELECT count(*) FROM catalog_prices_scheduled", expect=1)
+    await world.send("erp", "price.changed", price("209.00", 3))  # the regular price, now
+    await world.until(
+        "SELECT version FROM catalog_prices WHERE sku = 'DESK-1' AND price_list = 'nl-retail'",
+        expect=3,
+    )
+    world.clock.advance(2 * 24 * HOUR)
+    assert await release(world) == 1
+    assert await in_force(world) == (Decimal("149.00"), 3)  # the promotion, started last
+    # The regular price sent again is a repeat: it does not end the promotion.
+    await world.send("erp", "price.changed", price("209.00", 3))
+    stale = {"type": "price.changed"}
+    registry = world.hub.metrics.registry
+    for _ in range(200):
+        if registry.get_sample_value("hub_catalog_stale_dropped_total", stale):
+            break
+        await asyncio.sleep(0.05)
+    assert registry.get_sample_value("hub_catalog_stale_dropped_total", stale) == 1
+    assert await in_force(world) == (Decimal("149.00"), 3)
+
+
+async def test_a_due_price_that_started_before_the_price_in_force_is_superseded(
+    world: World,
+) -> None:
+    """The hub was down when the sale should have started; meanwhile the ERP set a new price
+    now: the sale, released late, must not overwrite it."""
+    async with parties(world) as seen:
+        shop = seen["webshop-nl"]
+        await shop.wait("price.changed", 3)
+        await world.send(
+            "erp", "price.changed", price("149.00", 2, world.clock.now + timedelta(hours=1))
+        )
+        await world.until("SELECT count(*) FROM catalog_prices_scheduled", expect=1)
+        world.clock.advance(2 * HOUR)
+        await world.send("erp", "price.changed", price("179.00", 5))
+        await shop.wait("price.changed", 4)
+        assert await release(world) == 1
+        assert counted(world, "superseded") == 1
+        assert await in_force(world) == (Decimal("179.00"), 5)
+        assert [p["data"]["price"]["amount"] for p in shop.of("price.changed")[3:]] == ["179.00"]
+
+
+async def test_a_running_hub_releases_a_price_when_it_starts(start_hub, bus) -> None:
+    await start_hub(price_schedule_interval_s=0.2)
+    starts = datetime.now(UTC) + timedelta(seconds=1.5)
+    await bus.publish(
+        "erp.price.changed",
+        {
+            "specversion": "1.0",
+            "id": "sale-1",
+            "source": "erp",
+            "type": "price.changed",
+            "time": datetime.now(UTC).isoformat(),
+            "data": price("149.00", 2, starts),
+        },
+    )
+    [shown] = await bus.bodies(bus.names.channel_queue("webshop-nl"), expect=1, timeout=15)
+    assert shown["source"] == "erp" and shown["data"]["price"]["amount"] == "149.00"
+    assert datetime.now(UTC) >= starts  # not before its time
