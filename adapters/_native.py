@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -163,6 +164,17 @@ def money_text(amount: Decimal, currency: str) -> str:
     """An amount as a channel API wants it in JSON: text with the currency's decimals."""
     step = Decimal(1).scaleb(-minor_units(currency))
     return str(amount.quantize(step, rounding=ROUND_HALF_EVEN))
+
+
+def html_paragraphs(text: str) -> str:
+    """The ERP's plain-text description as HTML a shop shows as written: escaped, a blank
+    line between paragraphs, a line break within one."""
+    paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n")]
+    return "".join(
+        "<p>" + "<br>".join(html.escape(line) for line in p.split("\n")) + "</p>"
+        for p in paragraphs
+        if p
+    )
 
 
 def numeric_id(value: str) -> int | str:

@@ -1,4 +1,5 @@
-"""Shopify Admin REST: order webhooks in; stock, prices, fulfillments and cancellations out.
+"""Shopify Admin REST: order webhooks in; stock, prices, products, fulfillments and
+cancellations out.
 
 Inbound payloads are the bodies of the ``orders/create``, ``orders/paid`` and
 ``orders/cancelled`` webhooks (topic ``orders/create`` becomes the native event
@@ -15,12 +16,13 @@ from typing import Any
 from adapters._native import (
     Native,
     carrier_name,
+    html_paragraphs,
     money_text,
     numeric_id,
     person,
 )
 from adapters.table import ReadsAndWrites, nothing_to_write
-from schemas.catalog import PriceChanged
+from schemas.catalog import PriceChanged, ProductUpserted
 from schemas.fulfilment import ShipmentTracking
 from schemas.inventory import StockAvailability
 from schemas.orders import (
@@ -165,6 +167,29 @@ def variant_price(message: PriceChanged) -> dict[str, Any]:
     return {"variant": {"sku": message.sku, "price": money_text(price.amount, price.currency)}}
 
 
+def product(message: ProductUpserted) -> dict[str, Any]:
+    """Body for a product update (``products/{id}``), found by its variant's SKU: the ERP's
+    name, description (as HTML paragraphs), brand as vendor, EAN as barcode, weight in grams,
+    images; an inactive product is set to draft, so the shop stops selling it. Attributes
+    have no standard place in Shopify (metafields are the shop's own design) and are left out."""
+    variant: dict[str, Any] = {"sku": message.sku}
+    if message.gtin:
+        variant["barcode"] = message.gtin
+    if message.weight_grams is not None:
+        variant.update(weight=message.weight_grams, weight_unit="g")
+    body: dict[str, Any] = {
+        "title": message.name,
+        "body_html": html_paragraphs(message.description or ""),
+        "status": "active" if message.active else "draft",
+        "variants": [variant],
+    }
+    if message.brand:
+        body["vendor"] = message.brand
+    if message.image_urls:
+        body["images"] = [{"src": str(url)} for url in message.image_urls]
+    return {"product": body}
+
+
 def fulfillment(message: ShipmentTracking) -> dict[str, Any]:
     """Body for ``fulfillments``; the transport maps order line ids to fulfillment order lines."""
     tracking: dict[str, Any] = {
@@ -244,6 +269,7 @@ TRANSLATOR = ReadsAndWrites(
     writers={
         StockAvailability: inventory_level,
         PriceChanged: variant_price,
+        ProductUpserted: product,
         ShipmentTracking: fulfillment,
         OrderAccepted: nothing_to_write,  # a Shopify order is open until fulfilled or cancelled
         OrderRejected: order_refused,

@@ -16,13 +16,14 @@ from typing import Any
 from adapters._native import (
     Native,
     carrier_name,
+    html_paragraphs,
     money_text,
     numeric_id,
     person,
 )
 from adapters.base import TranslationError
 from adapters.table import ReadsAndWrites
-from schemas.catalog import PriceChanged
+from schemas.catalog import PriceChanged, ProductUpserted
 from schemas.common import minor_units
 from schemas.fulfilment import ShipmentTracking
 from schemas.inventory import StockAvailability
@@ -190,6 +191,31 @@ def product_price(message: PriceChanged) -> dict[str, Any]:
     return {"sku": message.sku, "regular_price": money_text(price.amount, price.currency)}
 
 
+def product(message: ProductUpserted) -> dict[str, Any]:
+    """Body for ``PUT products/{id}``, found by SKU: the ERP's name, description (as HTML
+    paragraphs), EAN as the global unique id, images and attributes (the brand among them);
+    an inactive product becomes a draft, so the shop stops selling it. The weight is left
+    out: its unit is a setting of the shop's (kg, g, lbs or oz) that a body cannot know."""
+    attributes = dict(message.attributes)
+    if message.brand and "Brand" not in attributes:
+        attributes = {"Brand": message.brand, **attributes}
+    body: dict[str, Any] = {
+        "sku": message.sku,
+        "name": message.name,
+        "description": html_paragraphs(message.description or ""),
+        "status": "publish" if message.active else "draft",
+        "attributes": [
+            {"name": name, "options": [value], "visible": True}
+            for name, value in attributes.items()
+        ],
+    }
+    if message.gtin:
+        body["global_unique_id"] = message.gtin
+    if message.image_urls:
+        body["images"] = [{"src": str(url)} for url in message.image_urls]
+    return body
+
+
 def shipment_tracking(message: ShipmentTracking) -> dict[str, Any]:
     """Body for the Shipment Tracking extension (``orders/{id}/shipment-trackings``)."""
     body: dict[str, Any] = {
@@ -242,6 +268,7 @@ TRANSLATOR = ReadsAndWrites(
     writers={
         StockAvailability: product_stock,
         PriceChanged: product_price,
+        ProductUpserted: product,
         ShipmentTracking: shipment_tracking,
         OrderStatus: order_status,
         OrderAccepted: order_accepted,

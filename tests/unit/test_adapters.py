@@ -22,6 +22,7 @@ from schemas import (
     OrderCancelled,
     OrderPlaced,
     PriceChanged,
+    ProductUpserted,
     ShipmentRequest,
     StockLevel,
     model_for,
@@ -414,3 +415,14 @@ def test_a_shopify_order_with_nothing_to_ship_uses_its_billing_address() -> None
     assert order.shipping_address.city == payload["billing_address"]["city"]
     with pytest.raises(TranslationError, match="shipping_address"):
         _translate("shopify", "orders-create", {**payload, "shipping_address": None})
+
+
+def test_an_inactive_product_becomes_a_draft_on_shopify_and_woocommerce() -> None:
+    product = _canonical(FIXTURES / "shopify/outbound/product.upserted.canonical.json")
+    assert isinstance(product, ProductUpserted)
+    off = product.model_copy(update={"active": False, "description": None, "image_urls": ()})
+    shopify = _outbound("shopify").from_canonical(off)
+    woo = _outbound("woocommerce").from_canonical(off)
+    assert shopify is not None and woo is not None
+    assert shopify["product"]["status"] == "draft" and "images" not in shopify["product"]
+    assert woo["status"] == "draft" and woo["description"] == ""
