@@ -15,6 +15,7 @@ import asyncpg
 from adapters import registry as adapter_registry
 from hub import db, topology
 from hub.delivery import DeliveryService
+from hub.delivery.calls import API_CLIENTS
 from hub.errors import one_line
 from hub.orders import order_handlers
 from hub.orders.price_schedule import PriceScheduler
@@ -45,7 +46,7 @@ SERVICE_FACTORIES: tuple[ServiceFactory, ...] = (
 
 
 def check_config_file(path: Path) -> list[ConfigError]:
-    """Config errors, including adapter keys the hub cannot load."""
+    """Config errors, including adapters the hub cannot load and API clients it lacks."""
     errors = check_config(path)
     if errors:
         return errors
@@ -66,6 +67,14 @@ def check_config_file(path: Path) -> list[ConfigError]:
                     where,
                     f"unknown adapter {ch.adapter!r}; known: {listed}, or a module:attribute"
                     " path to a translator of your own",
+                )
+            )
+        if ch.delivery.api and ch.adapter not in API_CLIENTS:
+            errors.append(
+                ConfigError(
+                    f"channels.{name}.delivery.api",
+                    f"the hub has no API client for adapter {ch.adapter!r} (it has:"
+                    f" {', '.join(sorted(API_CLIENTS))}); POST to a gateway's url instead",
                 )
             )
     return errors

@@ -139,6 +139,9 @@ class DeliveryConfig(_Frozen):
     rate_per_second: float = Field(default=10, gt=0)
     burst: int = Field(default=20, ge=1)
     coalesce_stock: bool = True
+    api: bool = False
+    """Call the system's own REST API at ``url`` (its paths, id lookups and the channel's API
+    key from ``settings``) instead of POSTing each payload to ``url``; WooCommerce only."""
 
     @model_validator(mode="after")
     def _url_matches_transport(self) -> DeliveryConfig:
@@ -148,6 +151,8 @@ class DeliveryConfig(_Frozen):
             raise Problems([(("url",), f"url {self.url!r} must start with http:// or https://")])
         if self.transport == "amqp" and self.url:
             raise Problems([(("url",), "url is only used with transport 'http'; remove it")])
+        if self.transport == "amqp" and self.api:
+            raise Problems([(("api",), "api is only used with transport 'http'; remove it")])
         return self
 
 

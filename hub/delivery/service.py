@@ -31,6 +31,7 @@ from adapters import registry as adapter_registry
 from adapters.base import OutboundTranslator
 from hub.background import finish_then_cancel, wait_or_stop
 from hub.delivery.bucket import TokenBucket
+from hub.delivery.calls import caller_for
 from hub.delivery.policy import DeliveryPolicy
 from hub.delivery.wire import signing_secret
 from hub.delivery.worker import ChannelWorker
@@ -229,6 +230,7 @@ class DeliveryService:
             faults=faults,
             metrics=self._hub.metrics,
             policy=policy,
+            caller=caller_for(channel.adapter, str(delivery.url), delivery.api, channel.settings),
         )
 
     async def stop(self) -> None:

@@ -32,6 +32,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from adapters.base import OutboundTranslator
 from hub.delivery.bucket import TokenBucket
+from hub.delivery.calls import Caller, PostToUrl
 from hub.delivery.coalesce import Backlog, Item, stock_key
 from hub.delivery.policy import DeliveryPolicy
 from hub.delivery.wire import (
@@ -70,9 +71,11 @@ class ChannelWorker:
         faults: FaultHandler,
         metrics: Metrics,
         policy: DeliveryPolicy,
+        caller: Caller | None = None,
     ) -> None:
         self.channel = channel
         self.url = url
+        self._caller = caller or PostToUrl(url)
         self.queue_name = queue
         self.bucket = bucket
         self.backlog = Backlog(coalesce)
@@ -219,9 +222,7 @@ class ChannelWorker:
 
     async def _post(self, request: Request) -> Verdict:
         try:
-            response = await self._client.post(
-                self.url, content=request.body, headers=request.headers
-            )
+            response = await self._caller.call(self._client, request)
         except httpx.HTTPError as exc:
             return judge_error(exc)
         return judge(response)

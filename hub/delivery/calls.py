@@ -1,0 +1,51 @@
+"""How a delivery reaches a channel: one POST of the payload to its url (a gateway or the
+channel's own receiver), or the calls of the system's own REST API where the hub has a client
+for it (``delivery.api``), with its authentication, paths and id lookups.
+
+A caller answers with the API's last response; a lookup that finds nothing answers 404 with
+the reason, so the worker's judgement (retry, park) applies to every step alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import httpx
+
+from hub.delivery.wire import Request
+from hub.delivery.woocommerce_api import WooCommerceApi
+
+
+class Caller(Protocol):
+    """Sends one delivery request and answers with the response that decides its fate."""
+
+    async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
+        """One attempt at the delivery."""
+        ...
+
+
+class PostToUrl:
+    """The payload POSTed as it is to the channel's url."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
+        """One POST."""
+        return await client.post(self.url, content=request.body, headers=request.headers)
+
+
+API_CLIENTS = frozenset({"woocommerce"})
+"""The adapters whose system's own API the hub calls (``delivery.api: true``)."""
+
+
+def caller_for(adapter: str, url: str, api: bool, settings: Mapping[str, str]) -> Caller:
+    """The caller a channel's delivery config asks for."""
+    if not api:
+        return PostToUrl(url)
+    if adapter == "woocommerce":
+        return WooCommerceApi(
+            url, settings.get("consumer_key", ""), settings.get("consumer_secret", "")
+        )
+    raise LookupError(f"the hub has no API client for adapter {adapter!r} (it has: woocommerce)")
