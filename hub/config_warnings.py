@@ -34,7 +34,9 @@ ORDER_RULES_READ: dict[str, frozenset[str]] = {
     "warehouse": frozenset({"warehouse_timeout_seconds", "max_retries", "on_timeout"}),
     "carrier": frozenset({"warehouse_timeout_seconds", "max_retries", "on_timeout"}),
 }
-"""The ``orders`` fields the hub reads for each kind (sales channels: ``on_partial_stock``)."""
+"""The ``orders`` fields the hub reads for each kind the order waits on."""
+SELLING_RULES = frozenset({"on_partial_stock", "max_backordered"})
+"""The ``orders`` fields the hub reads for a sales channel: its backorder policy."""
 
 
 def config_warnings(config: HubConfig) -> list[str]:
@@ -129,14 +131,14 @@ def _unread_order_rules(config: HubConfig, name: str, channel: ChannelConfig) ->
     """``orders`` fields the hub never reads for this channel: the timeouts of the system an
     order waits for are that system's (the first of its kind's), the backorder policy the
     selling channel's."""
-    read = ORDER_RULES_READ.get(channel.kind, frozenset({"on_partial_stock"}))
+    read = ORDER_RULES_READ.get(channel.kind, SELLING_RULES)
     fields = set(OrderRules.model_fields)
     written = _written(channel.orders, config.defaults.orders, fields)
     found: list[str] = []
     unread = [field for field in written if field not in read]
     for group, where in (
-        ([f for f in unread if f == "on_partial_stock"], "the selling channel"),
-        ([f for f in unread if f != "on_partial_stock"], "the ERP, warehouse or carrier awaited"),
+        ([f for f in unread if f in SELLING_RULES], "the selling channel"),
+        ([f for f in unread if f not in SELLING_RULES], "the ERP, warehouse or carrier awaited"),
     ):
         if group:
             found.append(

@@ -124,6 +124,9 @@ class OrderRules(_Frozen):
     """Per-channel order policy, so a silent ERP or warehouse leads to a retry, not a hang."""
 
     on_partial_stock: Literal["reject", "backorder"] = "reject"
+    max_backordered: int | None = Field(default=None, ge=0)
+    """With ``backorder``: at most this many units of one SKU that the channel's open orders
+    hold beyond the stock; an order that would go beyond is refused (unset: no limit)."""
     erp_timeout_seconds: float = Field(default=300, gt=0)
     warehouse_timeout_seconds: float = Field(default=3600, gt=0)
     max_retries: int = Field(default=3, ge=0)

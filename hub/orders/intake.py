@@ -140,6 +140,7 @@ def _request(deps: OrderDeps, t: _Taken) -> ReservationRequest:
         lines=sorted(units.items()),
         allow_partial=deps.on_partial_stock(t.placed.channel) == "backorder",
         locations=deps.config.channels[t.placed.channel].stock.locations,
+        max_backordered=deps.config.channels[t.placed.channel].orders.max_backordered,
     )
 
 

@@ -49,6 +49,9 @@ class ReservationRequest:
     lines: Sequence[tuple[str, int]]
     allow_partial: bool = False
     locations: Collection[str] | None = None  # the channel's; None: every location
+    max_backordered: int | None = None
+    """With ``allow_partial``: at most this many units of a part that this channel's open
+    backorders (this one included) hold beyond the stock; None: no limit."""
 
     def wanted(self) -> dict[str, int]:
         """Units per SKU, in SKU order (lines of the same SKU add up); refuses empty or <= 0."""
@@ -108,6 +111,7 @@ async def reserve_many(
         for sku, by_location in nets.items()
     }
     taken: Counter[str] = Counter()  # what this batch's reservations hold so far
+    room = await _backorder_room(conn, requests, kits)
     results: list[ReservationResult] = []
     rows: list[dict[str, object]] = []
     lines: tuple[list[str], list[str], list[int], list[int]] = ([], [], [], [])
@@ -118,7 +122,8 @@ async def reserve_many(
                 local = _local_free(units, kits, request.locations, nets, held, taken)
             else:
                 local = None
-            answer, holds, short = _decide(units, kits, free, request.allow_partial, local)
+            limit = room.get(request.channel) if request.allow_partial else None
+            answer, holds, short = _decide(units, kits, free, request.allow_partial, local, limit)
             taken.update(holds)
             known[request.reservation_id] = answer
             rows.append(_row(request, units, answer))
@@ -145,6 +150,38 @@ WITH answered AS (
 INSERT INTO stock_reservation_lines (reservation_id, sku, quantity, backordered)
 SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[])
 """
+
+
+# Units beyond the stock that a channel's open backorders hold, per physical SKU.
+_BACKORDERED = """
+SELECT r.channel, l.sku, sum(l.backordered)::int AS units
+FROM stock_reservation_lines l JOIN stock_reservations r USING (reservation_id)
+WHERE l.active AND l.backordered > 0 AND l.sku = ANY($1::text[]) AND r.channel = ANY($2::text[])
+GROUP BY r.channel, l.sku
+"""
+
+
+async def _backorder_room(
+    conn: Connection,
+    requests: Sequence[ReservationRequest],
+    kits: Mapping[str, Mapping[str, int]],
+) -> dict[str, Counter[str]]:
+    """Per channel with a backorder limit, how many more units of each part its orders may
+    hold beyond the stock (read under the SKU locks ``stock_reserve_prepare`` took)."""
+    limits = {
+        r.channel: r.max_backordered
+        for r in requests
+        if r.allow_partial and r.max_backordered is not None
+    }
+    if not limits:
+        return {}
+    parts = sorted(
+        {part for r in requests for sku in r.wanted() for part in (kits.get(sku) or {sku: 1})}
+    )
+    room = {channel: Counter({part: limit for part in parts}) for channel, limit in limits.items()}
+    for row in await conn.fetch(_BACKORDERED, parts, sorted(limits)):
+        room[row["channel"]][row["sku"]] -= row["units"]
+    return room
 
 
 def _local_free(
@@ -175,14 +212,17 @@ def _decide(
     free: dict[str, int],
     allow_partial: bool,
     local: Mapping[str, int] | None = None,
+    room: Counter[str] | None = None,
 ) -> tuple[ReservationResult, dict[str, int], dict[str, int]]:
     """All lines or none, or with ``allow_partial`` (a backorder) every line in full, the
     units beyond what is free held as backordered; a kit takes components.
 
     A backorder holds what it will need, so units that arrive later (a receipt) go to it and
     not to another channel before the ERP counts the order. ``local`` caps a part at what the
-    channel's locations have left. Takes the units it holds out of ``free``, so the next
-    reservation sees what is left; returns the answer, the units held and those backordered.
+    channel's locations have left; ``room`` at how many more units per part the channel may
+    backorder (a backorder beyond it is refused whole). Takes the units it holds out of
+    ``free`` (and ``room``), so the next reservation sees what is left; returns the answer,
+    the units held and those backordered.
     """
     holds: Counter[str] = Counter()  # what is left of a part is its free units minus these
     granted: list[tuple[str, int]] = []
@@ -203,6 +243,10 @@ def _decide(
         available = {part: max(0, _cap(free, local, part)) for part in holds}
         short = {part: held - available[part] for part, held in holds.items()}
         short = {part: units for part, units in short.items() if units > 0}
+        if room is not None and any(n > room[part] for part, n in short.items()):
+            return ReservationResult(False, shortages), {}, {}
+        if room is not None:
+            room.subtract(short)
         for part, held in holds.items():
             free[part] = free.get(part, 0) - held
         result = ReservationResult(True, shortages, tuple(granted), tuple(sorted(holds)))

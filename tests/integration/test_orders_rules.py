@@ -13,7 +13,16 @@ import pytest
 from hub.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
-from order_kit import ADDRESS_GB, ADDRESS_NL, World, open_world, order_data, parties, silent
+from order_kit import (
+    ADDRESS_GB,
+    ADDRESS_NL,
+    World,
+    open_world,
+    order_data,
+    orders_config,
+    parties,
+    silent,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +217,31 @@ async def test_backordered_units_that_stock_arrived_for_count_when_the_stock_dro
                 break
             await asyncio.sleep(0.05)
     assert world.hub.metrics.registry.get_sample_value("hub_oversell_total") == 1
+
+
+def backorders_up_to_two(data: dict[str, Any]) -> None:
+    data["channels"]["webshop-nl"]["orders"]["max_backordered"] = 2
+
+
+async def test_a_backorder_beyond_the_channels_limit_is_refused(
+    isolated: Settings, bus: Any
+) -> None:
+    """The shop may promise at most 2 lamps beyond the 3 in stock, over all its open orders."""
+    async with (
+        open_world(isolated, bus, orders_config(backorders_up_to_two)) as world,
+        parties(world, warehouse=silent) as seen,
+    ):
+        shop = seen["webshop-nl"]
+        await world.place("webshop-nl", order_data("webshop-nl", "W-B1", [("LAMP-1", 4, "25.50")]))
+        await world.state("webshop-nl", "W-B1", "picking")  # 1 beyond the stock
+        await world.place("webshop-nl", order_data("webshop-nl", "W-B2", [("LAMP-1", 2, "25.50")]))
+        [refused] = await shop.wait("order.rejected")
+        assert refused["data"]["channel_order_id"] == "W-B2"  # 2 more would make 3 beyond
+        assert refused["data"]["reasons"][0]["code"] == "out_of_stock"
+        await world.place("webshop-nl", order_data("webshop-nl", "W-B3", [("LAMP-1", 1, "25.50")]))
+        await world.state("webshop-nl", "W-B3", "picking")  # 2 beyond: the limit
+        assert await world.held("LAMP-1") == 5
+        # Another channel's orders do not count against this one's limit (bol.com does not
+        # backorder at all: nothing is left for it).
+        await world.place("bolcom", order_data("bolcom", "B-B4", [("LAMP-1", 1, "25.50")]))
+        await world.state("bolcom", "B-B4", "rejected")
