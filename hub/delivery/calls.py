@@ -13,12 +13,17 @@ from typing import Protocol
 
 import httpx
 
+from hub.delivery.sendcloud_api import SendcloudApi
 from hub.delivery.wire import Request
 from hub.delivery.woocommerce_api import WooCommerceApi
 
 
 class Caller(Protocol):
-    """Sends one delivery request and answers with the response that decides its fate."""
+    """Sends one delivery request and answers with the response that decides its fate.
+
+    A caller whose system answers with a document the hub reads (Sendcloud's labelled
+    parcel) names its native event in ``answer_event``; the worker hands a 2xx body to the
+    hub as that event from the channel."""
 
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """One attempt at the delivery."""
@@ -36,7 +41,7 @@ class PostToUrl:
         return await client.post(self.url, content=request.body, headers=request.headers)
 
 
-API_CLIENTS = frozenset({"woocommerce"})
+API_CLIENTS = frozenset({"woocommerce", "sendcloud"})
 """The adapters whose system's own API the hub calls (``delivery.api: true``)."""
 
 
@@ -48,4 +53,7 @@ def caller_for(adapter: str, url: str, api: bool, settings: Mapping[str, str]) -
         return WooCommerceApi(
             url, settings.get("consumer_key", ""), settings.get("consumer_secret", "")
         )
-    raise LookupError(f"the hub has no API client for adapter {adapter!r} (it has: woocommerce)")
+    if adapter == "sendcloud":
+        return SendcloudApi(url, settings.get("api_key", ""), settings.get("api_secret", ""))
+    known = ", ".join(sorted(API_CLIENTS))
+    raise LookupError(f"the hub has no API client for adapter {adapter!r} (it has: {known})")

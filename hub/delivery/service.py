@@ -30,6 +30,7 @@ from aio_pika.abc import AbstractRobustConnection
 from adapters import registry as adapter_registry
 from adapters.base import OutboundTranslator
 from hub.background import finish_then_cancel, wait_or_stop
+from hub.bus import Envelope
 from hub.delivery.bucket import TokenBucket
 from hub.delivery.calls import caller_for
 from hub.delivery.policy import DeliveryPolicy
@@ -38,6 +39,7 @@ from hub.delivery.worker import ChannelWorker
 from hub.faults import FaultHandler
 from hub.topology import work_queue_arguments
 from routes.config import ChannelConfig, HubConfig
+from schemas.envelope import CloudEvent
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -231,6 +233,23 @@ class DeliveryService:
             metrics=self._hub.metrics,
             policy=policy,
             caller=caller_for(channel.adapter, str(delivery.url), delivery.api, channel.settings),
+            answers=self._to_hub,
+        )
+
+    async def _to_hub(self, event: CloudEvent) -> None:
+        """Publish what a channel's API answered onto hub.in, as the channel's own event."""
+        names = self._hub.names
+        await self._hub.publisher.publish(
+            Envelope(
+                message_id=event.id,
+                exchange=names.inbound_exchange,
+                routing_key=f"{event.source}.{event.type}",
+                message_type=event.type,
+                source=event.source,
+                body=event.to_bytes(),
+                correlation_id=event.correlationid,
+                headers={"x-hub-ingress": "api-answer"},
+            )
         )
 
     async def stop(self) -> None:

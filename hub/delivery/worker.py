@@ -24,6 +24,8 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aiormq
@@ -48,6 +50,7 @@ from hub.errors import HubError, PermanentError
 from hub.faults import ATTEMPTS, FaultHandler, attempts_so_far
 from hub.intake import decode_event
 from hub.metrics import Metrics
+from schemas.envelope import CloudEvent, derived_id
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +75,13 @@ class ChannelWorker:
         metrics: Metrics,
         policy: DeliveryPolicy,
         caller: Caller | None = None,
+        answers: Callable[[CloudEvent], Awaitable[None]] | None = None,
     ) -> None:
         self.channel = channel
         self.url = url
         self._caller = caller or PostToUrl(url)
+        self._answer_event: str | None = getattr(self._caller, "answer_event", None)
+        self._answers = answers
         self.queue_name = queue
         self.bucket = bucket
         self.backlog = Backlog(coalesce)
@@ -191,9 +197,11 @@ class ChannelWorker:
             attempt += 1
             if not _alive(item.raw):  # the connection was lost: the broker sends it again
                 return
-            verdict = await self._post(request)
+            verdict, response = await self._post(request)
             self._metrics.delivery_responses.labels(self.channel, verdict.status).inc()
             if verdict.fate == "ok":
+                if response is not None:
+                    await self._hand_answer(item, response)
                 self.backlog.done(item, delivered=True)
                 await self._ack(item.raw)
                 self._count("ok")
@@ -220,12 +228,46 @@ class ChannelWorker:
                 return
             await self.bucket.acquire()
 
-    async def _post(self, request: Request) -> Verdict:
+    async def _post(self, request: Request) -> tuple[Verdict, httpx.Response | None]:
         try:
             response = await self._caller.call(self._client, request)
         except httpx.HTTPError as exc:
-            return judge_error(exc)
-        return judge(response)
+            return judge_error(exc), None
+        return judge(response), response
+
+    async def _hand_answer(self, item: Item, response: httpx.Response) -> None:
+        """Give the hub what the system answered, when the caller says it is a document the
+        hub reads (Sendcloud's labelled parcel). The call has had its effect: if the answer
+        cannot be handed over, the system's webhook still brings it, so the message is acked."""
+        if self._answer_event is None or self._answers is None or self._translator is None:
+            return
+        try:
+            data = response.json()
+        except ValueError:
+            log.warning(
+                "%s: the answer to %s is not JSON; left to the webhook", self.channel, item.event.id
+            )
+            return
+        if not isinstance(data, dict):
+            return
+        answer = CloudEvent(
+            id=derived_id(item.event.id, "answer"),
+            source=self.channel,
+            type=f"native.{self._translator.name}.{self._answer_event}",
+            time=datetime.now(UTC),
+            correlationid=item.event.correlationid or item.event.id,
+            causationid=item.event.id,
+            data=data,
+        )
+        try:
+            await self._answers(answer)
+        except HubError as exc:
+            log.warning(
+                "%s: answer to %s not handed to the hub (%s); left to the webhook",
+                self.channel,
+                item.event.id,
+                exc,
+            )
 
     async def _back_off(self, item: Item, attempt: int, verdict: Verdict) -> bool:
         """Wait before the next attempt; False when the worker stops meanwhile."""

@@ -30,7 +30,7 @@ def test_an_api_the_hub_has_no_client_for_is_an_error(tmp_path: Path) -> None:
     http = {"transport": "http", "url": "https://example-nl.myshopify.com", "api": True}
     [error] = check_config_file(written(tmp_path, **{"webshop-nl": http}))
     assert error.location == "channels.webshop-nl.delivery.api"
-    assert "no API client for adapter 'shopify' (it has: woocommerce)" in error.message
+    assert "no API client for adapter 'shopify' (it has: sendcloud, woocommerce)" in error.message
 
 
 def test_api_needs_http_delivery(tmp_path: Path) -> None:

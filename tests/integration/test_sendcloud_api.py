@@ -1,0 +1,116 @@
+"""The hub creating parcels through Sendcloud's own API (``delivery.api``): the labelled
+parcel Sendcloud answers with comes back to the hub as the carrier's event, and the order
+ships, with the real broker, database and hub and Sendcloud served on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import sys
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from hub.delivery import DeliveryPolicy, DeliveryService
+from hub.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
+from order_kit import open_world, order_data, orders_config, parties
+
+pytestmark = pytest.mark.integration
+
+KEY, SECRET = "sc_public", "sc_secret"
+
+
+class Sendcloud:
+    """``POST /api/v2/parcels`` on a loopback port: labels each parcel asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[dict[str, Any]] = []
+        app = Starlette(routes=[Route("/api/v2/parcels", self._create, methods=["POST"])])
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def _create(self, request: Request) -> Response:
+        expected = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
+        if request.headers.get("authorization") != expected:
+            return JSONResponse({"error": {"code": 401, "message": "Unauthorized"}}, 401)
+        parcel = orjson.loads(await request.body())["parcel"]
+        self.asked.append(parcel)
+        number = f"3SHUB{len(self.asked):08d}"
+        labelled = {
+            **parcel,
+            "id": 900 + len(self.asked),
+            "tracking_number": number,
+            "tracking_url": f"https://tracking.sendcloud.sc/forward?code={number}",
+            "label": {"label_printer": f"https://panel.sendcloud.sc/labels/{number}"},
+            "status": {"id": 1000, "message": "Ready to send"},
+            "carrier": {"code": "postnl"},
+        }
+        return JSONResponse({"parcel": labelled})
+
+    async def start(self) -> Sendcloud:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            assert not self._task.done(), "Sendcloud did not start"
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+
+@pytest.fixture
+async def sendcloud() -> AsyncIterator[Sendcloud]:
+    started = await Sendcloud().start()
+    yield started
+    await started.stop()
+
+
+def carrier_over_the_api(port: int) -> Any:
+    def edit(data: dict[str, Any]) -> None:
+        data["channels"]["carrier"] = {
+            "kind": "carrier",
+            "adapter": "sendcloud",
+            "delivery": {"transport": "http", "url": f"http://127.0.0.1:{port}", "api": True},
+            "settings": {"api_key": "${SC_KEY}", "api_secret": "${SC_SECRET}"},
+        }
+
+    return orders_config(edit, env={"SC_KEY": KEY, "SC_SECRET": SECRET})
+
+
+async def test_a_packed_order_gets_its_label_from_sendcloud_and_ships(
+    isolated: Settings, bus: Any, sendcloud: Sendcloud
+) -> None:
+    service = partial(DeliveryService, policy=DeliveryPolicy(lease_interval_s=0.2))
+    async with (
+        open_world(isolated, bus, carrier_over_the_api(sendcloud.port), (service,)) as world,
+        parties(world, served_by_hub=("carrier",)) as seen,
+    ):
+        await world.place("bolcom", order_data("bolcom", "B-SC1", [("DESK-1", 2, "199.00")]))
+        [tracking] = await seen["bolcom"].wait("shipment.tracking", timeout=20)
+        [asked] = sendcloud.asked
+        assert asked["order_number"] == tracking["data"]["order_id"]
+        assert asked["parcel_items"][0]["sku"] == "DESK-1"
+        assert tracking["data"]["tracking_number"] == "3SHUB00000001"
+        assert tracking["data"]["carrier"] == "postnl"
+        await world.state("bolcom", "B-SC1", "shipped")
+        [label] = await seen["warehouse"].wait("shipment.created")
+        assert label["data"]["label_url"] == "https://panel.sendcloud.sc/labels/3SHUB00000001"
+        assert label["source"] == "hub"
