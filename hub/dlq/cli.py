@@ -8,6 +8,7 @@ import re
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import orjson
@@ -179,6 +180,41 @@ def replay(
         for r in done:
             console.print(f"{verb} #{r.parked_id} {r.message_id} -> {r.exchange} {r.routing_key}")
         console.print(f"{verb} {len(done)} message(s)")
+
+    _run(go)
+
+
+@dlq_app.command()
+def resubmit(
+    parked_id: int,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", exists=True, dir_okay=False, help="The corrected event data."),
+    ] = None,
+    body: Annotated[
+        Path | None,
+        typer.Option("--body", exists=True, dir_okay=False, help="The whole corrected message."),
+    ] = None,
+) -> None:
+    """Send one parked message back where it failed with what you corrected (a SKU mapped,
+    a field filled in): its event data, or the whole body; same id, with an audit line."""
+    if (data is None) == (body is None):
+        raise typer.BadParameter("give the corrected --data or the whole --body, not both")
+
+    async def go(lot: ParkingLot) -> None:
+        try:
+            done = await lot.resubmit(
+                parked_id,
+                actor=actor(),
+                data=data.read_bytes() if data else None,
+                body=body.read_bytes() if body else None,
+            )
+        except (LookupError, ValueError) as exc:
+            console.print(f"[red]refused[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from exc
+        console.print(
+            f"resubmitted #{done.parked_id} {done.message_id} -> {done.exchange} {done.routing_key}"
+        )
 
     _run(go)
 

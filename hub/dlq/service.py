@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -45,6 +45,20 @@ def envelope_for(row: asyncpg.Record) -> Envelope:
         reply_to=row["reply_to"],
         headers=replay_headers(headers or {}, int(row["id"])),
     )
+
+
+def _with_data(parked: bytes, data: bytes) -> bytes:
+    """The parked CloudEvent with its ``data`` replaced (both must be JSON objects)."""
+    try:
+        event = orjson.loads(parked)
+        replacement = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}; give the whole corrected message with --body") from exc
+    if not isinstance(event, dict) or "data" not in event:
+        raise ValueError("the parked message is not a CloudEvent; give it whole with --body")
+    if not isinstance(replacement, dict):
+        raise ValueError("the corrected data must be a JSON object")
+    return orjson.dumps({**event, "data": replacement})
 
 
 class ParkingLot:
@@ -111,6 +125,25 @@ class ParkingLot:
                 await store.mark_replayed(conn, row, f"{env.exchange} {env.routing_key}", actor)
             log.info("replayed parked #%s (%s) to %s", row["id"], row["message_id"], env.exchange)
         return done
+
+    async def resubmit(
+        self, parked_id: int, *, actor: str, data: bytes | None = None, body: bytes | None = None
+    ) -> Replayed:
+        """Send a parked message back where it failed with what an operator corrected: the
+        event's ``data`` (the rest as it came) or the whole body; same id, an audit line."""
+        row = await self.show(parked_id)
+        if row is None:
+            raise LookupError(f"no parked message #{parked_id}")
+        env = envelope_for(row)
+        corrected = body if body is not None else _with_data(bytes(row["body"]), data or b"")
+        env = replace(env, body=corrected)
+        await self._publisher.publish(env)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await store.mark_replayed(
+                conn, row, f"{env.exchange} {env.routing_key}", actor, action="resubmit"
+            )
+        log.info("resubmitted parked #%s (%s) corrected", row["id"], row["message_id"])
+        return Replayed(int(row["id"]), row["message_id"], env.exchange, env.routing_key)
 
     async def purge(self, sel: Selection, *, actor: str) -> int:
         """Delete the selected rows for good (an audit line each stays)."""

@@ -128,15 +128,15 @@ async def get(conn: Connection, parked_id: int) -> asyncpg.Record | None:
 
 
 async def mark_replayed(
-    conn: Connection, row: asyncpg.Record, destination: str, actor: str
+    conn: Connection, row: asyncpg.Record, destination: str, actor: str, action: str = "replay"
 ) -> None:
-    """Record a replay on the row and in the audit table."""
+    """Record a replay (or a corrected resubmission) on the row and in the audit table."""
     await conn.execute(
         "UPDATE parked SET status = 'replayed', replayed_at = now(), replays = replays + 1"
         " WHERE id = $1",
         row["id"],
     )
-    await audit(conn, row, "replay", destination, actor)
+    await audit(conn, row, action, destination, actor)
 
 
 async def purge(conn: Connection, rows: list[asyncpg.Record], actor: str) -> int:

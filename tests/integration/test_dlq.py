@@ -296,3 +296,34 @@ async def test_upgrading_files_older_parked_messages_by_their_routing_keys_type(
         }
     finally:
         await conn.close()
+
+
+async def test_a_parked_message_is_resubmitted_with_its_data_corrected(
+    start_hub, bus, isolated, tmp_path: Path
+) -> None:
+    hub = await start_hub()
+    wrong = product_event("DESK-9", "fix-me")
+    wrong["data"] = {"sku": "DESK-9", "version": 1}  # the ERP left the name out
+    await bus.publish("erp.product.upserted", orjson.dumps(wrong), message_id="fix-me")
+    await asyncio.sleep(1.0)
+    code, out = await hub_cli(isolated, "list")
+    assert code == 0 and "schema_violation" in out and "total parked: 1" in out, out
+
+    fixed = tmp_path / "data.json"
+    fixed.write_bytes(orjson.dumps({"sku": "DESK-9", "name": "Desk nine", "version": 1}))
+    both = await hub_cli(isolated, "resubmit", "1", "--data", str(fixed), "--body", str(fixed))
+    assert both[0] != 0 and "not both" in both[1]
+    code, out = await hub_cli(isolated, "resubmit", "1", "--data", str(fixed))
+    assert code == 0 and "resubmitted #1 fix-me" in out, out
+    for _ in range(100):
+        if await hub.pool.fetchval("SELECT count(*) FROM stock_products WHERE sku = 'DESK-9'"):
+            break
+        await asyncio.sleep(0.05)
+    stored = await hub.pool.fetchval(
+        "SELECT data->>'name' FROM stock_products WHERE sku = 'DESK-9'"
+    )
+    assert stored == "Desk nine"
+    audit = await hub.pool.fetchval("SELECT action FROM parked_audit ORDER BY id DESC LIMIT 1")
+    assert audit == "resubmit"
+    code, out = await hub_cli(isolated, "resubmit", "99", "--data", str(fixed))
+    assert code == 1 and "no parked message #99" in out
