@@ -91,20 +91,22 @@ def _ships(item: Native) -> bool:
 
 def order_placed(order: Native, channel: str) -> OrderPlaced | None:
     """An ``orders/create`` or ``orders/paid`` webhook body as the canonical order, in the
-    shop's currency, with the lines the warehouse ships; None while it is unpaid, or when it
-    holds nothing to ship (a gift card alone)."""
+    shop's currency, with the lines the warehouse ships (without totals when a line was left
+    out); None while it is unpaid, or when it holds nothing to ship (a gift card alone)."""
     status = order.optional_text("financial_status")
     if status and status not in TAKEN_WHEN_PAID:
         return None
     currency = order.text("currency")
-    items = [item for item in order.objects("line_items") if _ships(item)]
+    every_item = order.objects("line_items")
+    items = [item for item in every_item if _ships(item)]
     if not items:
         return None
     email = order.optional_text("email")
     billing = order.optional_obj("billing_address")
     customer = order.optional_obj("customer")
     shipping_lines = order.objects("shipping_lines", required=False)
-    total = order.optional_decimal("total_price")
+    # Totals of the whole order would not match the lines left: the ERP sums the lines.
+    total = order.optional_decimal("total_price") if len(items) == len(every_item) else None
     return OrderPlaced.model_validate(
         {
             "channel": channel,

@@ -121,8 +121,8 @@ class Metrics:
         )
         self.price_schedule = Counter(
             "hub_price_schedule_total",
-            "Prices set ahead (valid_from later): scheduled, released when they started, or"
-            " superseded by a price that started later",
+            "Prices set ahead (valid_from later): scheduled, released when they started,"
+            " superseded by a newer version taken meanwhile, or failed (logged)",
             ["what"],
             registry=r,
         )

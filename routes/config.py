@@ -13,6 +13,7 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -134,6 +135,12 @@ class OrderRules(_Frozen):
     """Once retries are spent: reject and release the stock (if nothing is packed) or stall."""
 
 
+def _loopback(url: str) -> bool:
+    """Whether a URL points at this machine (where plain http carries no key off it)."""
+    host = urlsplit(url).hostname or ""
+    return host in {"localhost", "127.0.0.1", "::1"}
+
+
 class DeliveryConfig(_Frozen):
     """How messages reach a channel: its own adapter on AMQP, or the hub's rate-limited HTTP."""
 
@@ -156,6 +163,10 @@ class DeliveryConfig(_Frozen):
             raise Problems([(("url",), "url is only used with transport 'http'; remove it")])
         if self.transport == "amqp" and self.api:
             raise Problems([(("api",), "api is only used with transport 'http'; remove it")])
+        if self.api and str(self.url).startswith("http://") and not _loopback(str(self.url)):
+            raise Problems(
+                [(("url",), "api sends the channel's API key: its url must be https://")]
+            )
         return self
 
 

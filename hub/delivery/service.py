@@ -32,7 +32,7 @@ from adapters.base import OutboundTranslator
 from hub.background import finish_then_cancel, wait_or_stop
 from hub.bus import Envelope
 from hub.delivery.bucket import TokenBucket
-from hub.delivery.calls import caller_for
+from hub.delivery.calls import Caller, caller_for
 from hub.delivery.policy import DeliveryPolicy
 from hub.delivery.wire import signing_secret
 from hub.delivery.worker import ChannelWorker
@@ -60,6 +60,16 @@ def outbound_translator(channel: ChannelConfig) -> OutboundTranslator | None:
     return translator if isinstance(translator, OutboundTranslator) else None
 
 
+def _caller(name: str, channel: ChannelConfig) -> Caller:
+    """How the channel is called; a config asking for an API client the hub lacks stops the
+    hub at start, naming the channel, rather than its delivery at the first message."""
+    delivery = channel.delivery
+    try:
+        return caller_for(channel.adapter, str(delivery.url), delivery.api, channel.settings)
+    except LookupError as exc:
+        raise ValueError(f"channels.{name}.delivery.api: {exc}") from exc
+
+
 STOP_WAIT_S = 10.0  # how long stop waits for the lease loop's round in progress
 
 
@@ -76,6 +86,7 @@ class DeliveryService:
         self._hub = hub
         self._policy = policy or DeliveryPolicy()
         self.channels = http_channels(hub.config)
+        self._callers = {name: _caller(name, ch) for name, ch in self.channels.items()}
         self.workers: dict[str, ChannelWorker] = {}
         self.started = asyncio.Event()
         self._connection: AbstractRobustConnection | None = None
@@ -232,7 +243,7 @@ class DeliveryService:
             faults=faults,
             metrics=self._hub.metrics,
             policy=policy,
-            caller=caller_for(channel.adapter, str(delivery.url), delivery.api, channel.settings),
+            caller=self._callers[name],
             answers=self._to_hub,
         )
 

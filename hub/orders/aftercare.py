@@ -249,6 +249,9 @@ async def returned(conn: Connection, deps: OrderDeps, inbound: Inbound, now: dat
     back = await store.receive_return(conn, order.order_id, msg.return_id, received, now)
     detail = f"return {msg.return_id}: {received.total()} unit(s) received"
     lifecycle: OrderLifecycle = "returned"
+    if not any(order.shipped.values()):  # nothing of it shipped: the goods are booked, no more
+        await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)
+        return out
     if _rest_to_come(order):  # the rest still ships: the order keeps its state
         await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)
         lifecycle = "partially_shipped"
@@ -259,7 +262,10 @@ async def returned(conn: Connection, deps: OrderDeps, inbound: Inbound, now: dat
         lifecycle = "shipped"
         awaited = returns.awaited(await store.returns_asked(conn, order.order_id), back)
         state = "return_requested" if awaited else _after_part_back(order.state)
-        await transition(conn, deps, order, state, inbound, now)
+        if state == order.state:
+            await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)
+        else:
+            await transition(conn, deps, order, state, inbound, now)
     requests.send(out, order, requests.status(order, lifecycle, detail), msg.return_id)
     return out
 

@@ -1,10 +1,12 @@
 """Releasing prices the ERP set ahead, when they start: the price in force changes, and every
 channel routing gives the list gets the ERP's event as it was sent.
 
-Of the prices in force the one that started last wins: a promotion scheduled before a later
-change of the regular price still starts on its day. A due price that started before the
-price now in force (one taken later, while this hub was down) is superseded and goes nowhere.
-Several hubs release side by side: each takes due rows it can lock and skips the others'.
+The latest version wins, as for every price: a due price is released only if no newer
+version was taken meanwhile (a price the ERP sent later, to start now, supersedes one it had
+set ahead; to keep a promotion after changing the regular price, it sends the promotion
+again). Several hubs release side by side: each takes due rows it can lock and skips the
+others'. A row that cannot be released (its event no longer reads, or no route takes it)
+is logged and dropped in its own savepoint, and the others go on.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from typing import TYPE_CHECKING
 import asyncpg
 import orjson
 from prometheus_client import Counter
+from pydantic import ValidationError
 
 from hub import outbox
 from hub.background import Poller
 from hub.bus import Envelope
 from hub.db import Connection
-from hub.errors import HubError
+from hub.errors import HubError, Unroutable
 from hub.handlers import Inbound
+from hub.orders.prices import store_price
 from hub.router import Router
 from schemas.catalog import PriceChanged
 from schemas.envelope import CloudEvent
@@ -39,40 +43,8 @@ _DUE = """
 DELETE FROM catalog_prices_scheduled WHERE (sku, price_list, version) IN (
     SELECT sku, price_list, version FROM catalog_prices_scheduled WHERE valid_from <= $1
     ORDER BY valid_from, version LIMIT $2 FOR UPDATE SKIP LOCKED)
-RETURNING valid_from, version, event, routing_key
+RETURNING sku, price_list, valid_from, version, event, routing_key
 """
-
-# The due price becomes the one in force unless one in force started later; the version
-# kept is the higher, so a repeat of the newer ERP price is still known as one.
-_START = """
-INSERT INTO catalog_prices (sku, price_list, amount, currency, includes_vat, vat_rate, version,
-                            updated_at, effective_from)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (sku, price_list) DO UPDATE SET
-    amount = EXCLUDED.amount, currency = EXCLUDED.currency,
-    includes_vat = EXCLUDED.includes_vat, vat_rate = EXCLUDED.vat_rate,
-    version = greatest(catalog_prices.version, EXCLUDED.version),
-    updated_at = EXCLUDED.updated_at, effective_from = EXCLUDED.effective_from
-WHERE catalog_prices.effective_from <= EXCLUDED.effective_from
-RETURNING 1
-"""
-
-
-async def start_price(conn: Connection, price: PriceChanged, now: datetime) -> bool:
-    """Put a due price in force; False when the price in force started after it."""
-    done = await conn.fetchval(
-        _START,
-        price.sku,
-        price.price_list,
-        price.price.amount,
-        price.price.currency,
-        price.includes_vat,
-        price.vat_rate,
-        price.version,
-        now,
-        price.valid_from,
-    )
-    return done is not None
 
 
 async def release_due(
@@ -84,17 +56,37 @@ async def release_due(
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(_DUE, now, BATCH)
         for row in sorted(rows, key=lambda r: (r["valid_from"], r["version"])):
-            event = CloudEvent.model_validate(orjson.loads(row["event"]))
-            price = PriceChanged.model_validate(event.data)
-            if await start_price(conn, price, now):
-                envelopes.extend(router.envelopes(Inbound(event, price, row["routing_key"])))
-                what = "released"
-            else:
-                what = "superseded"
+            what = await _release(conn, router, row, now, envelopes)
             if counter is not None:
                 counter.labels(what).inc()
         written = await outbox.write(conn, envelopes)
     return len(rows), envelopes, written
+
+
+async def _release(
+    conn: Connection, router: Router, row: asyncpg.Record, now: datetime, out: list[Envelope]
+) -> str:
+    """Put one due price in force and add its messages to ``out``; what became of it."""
+    try:
+        async with conn.transaction():  # a savepoint: one bad row must not hold up the rest
+            event = CloudEvent.model_validate(orjson.loads(row["event"]))
+            price = PriceChanged.model_validate(event.data)
+            if not await store_price(conn, price, now):
+                return "superseded"
+            try:
+                out.extend(router.envelopes(Inbound(event, price, row["routing_key"])))
+            except Unroutable as exc:  # in force for the order checks, shown on no channel
+                log.warning("scheduled price %s/%s: %s", price.sku, price.price_list, exc)
+            return "released"
+    except (ValidationError, ValueError, HubError) as exc:
+        log.error(
+            "scheduled price %s/%s version %s could not be released and is dropped: %s",
+            row["sku"],
+            row["price_list"],
+            row["version"],
+            exc,
+        )
+        return "failed"
 
 
 async def release_once(hub: Hub, router: Router, now: datetime) -> int:
@@ -126,5 +118,5 @@ class PriceScheduler(Poller):
             due = BATCH
             while due >= BATCH:  # a full batch: more may be due
                 due = await release_once(self._hub, self._router, self._hub.clock())
-        except (HubError, OSError, asyncpg.PostgresError) as exc:
+        except Exception as exc:  # the scheduler must outlive any one failure
             log.warning("releasing scheduled prices failed, will retry: %s", exc)

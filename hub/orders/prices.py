@@ -17,21 +17,23 @@ from schemas.catalog import PriceChanged
 
 _UPSERT = """
 INSERT INTO catalog_prices (sku, price_list, amount, currency, includes_vat, vat_rate, version,
-                            updated_at, effective_from)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                            updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (sku, price_list) DO UPDATE SET
     amount = EXCLUDED.amount, currency = EXCLUDED.currency,
     includes_vat = EXCLUDED.includes_vat, vat_rate = EXCLUDED.vat_rate,
-    version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
-    effective_from = EXCLUDED.effective_from
+    version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
 WHERE catalog_prices.version < EXCLUDED.version
 RETURNING 1
 """
 
-# A price set ahead, kept until it starts; a repeat of one already kept is not kept twice.
+# A price set ahead, kept until it starts, if newer than the price in force; a repeat of one
+# already kept is not kept twice.
 _SCHEDULE = """
 INSERT INTO catalog_prices_scheduled (sku, price_list, version, valid_from, event, routing_key)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+SELECT $1, $2, $3, $4, $5::jsonb, $6
+WHERE NOT EXISTS (SELECT 1 FROM catalog_prices
+                  WHERE sku = $1 AND price_list = $2 AND version >= $3)
 ON CONFLICT DO NOTHING
 RETURNING 1
 """
@@ -54,7 +56,8 @@ async def store_price(conn: Connection, price: PriceChanged, now: datetime) -> b
 
 
 async def schedule_price(conn: Connection, inbound: Inbound, price: PriceChanged) -> bool:
-    """Keep a price that starts later (``valid_from``) until it does; False for a repeat."""
+    """Keep a price that starts later (``valid_from``) until it does; False for a repeat or
+    one not newer than the price in force."""
     assert price.valid_from is not None
     done = await conn.fetchval(
         _SCHEDULE,

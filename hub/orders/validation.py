@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from routes.config import MarketConfig
+from schemas.common import minor_units
 from schemas.orders import OrderLine, OrderPlaced, Reason
 
 MAX_LINE_QUANTITY = 9_999
@@ -36,12 +37,14 @@ class Catalog:
 
 
 def comparable_price(price: ListPrice, include_vat: bool) -> Decimal:
-    """The list price on the same VAT basis as the order's prices."""
+    """The list price on the same VAT basis as the order's prices, rounded to the currency's
+    minor units as a channel keeping that basis is shown it (``hub.price_basis``)."""
     if price.includes_vat == include_vat:
         return price.amount
-    if include_vat:
-        return price.amount * (1 + price.vat_rate)
-    return price.amount / (1 + price.vat_rate)
+    factor = 1 + price.vat_rate
+    converted = price.amount * factor if include_vat else price.amount / factor
+    step = Decimal(1).scaleb(-minor_units(price.currency))
+    return converted.quantize(step, rounding=ROUND_HALF_EVEN)
 
 
 def validate_order(order: OrderPlaced, market: MarketConfig, catalog: Catalog) -> list[Reason]:

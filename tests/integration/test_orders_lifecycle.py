@@ -720,3 +720,24 @@ async def test_a_catch_all_route_to_a_channel_does_not_let_a_shop_answer_for_the
             "no route takes 'salesorder.refused' from 'webshop-nl' to the hub"
         )
         await world.state("bolcom", "B-G2", "picking")
+
+
+async def test_goods_back_for_an_order_that_never_shipped_are_noted_only(world: World) -> None:
+    async with parties(world, warehouse=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-NS1", [("DESK-1", 1, "199.00")]))
+        [accepted] = await seen["bolcom"].wait("order.accepted")
+        await world.send("bolcom", "order.cancelled", cancel("B-NS1"))
+        await world.state("bolcom", "B-NS1", "cancelled")
+        told = len(await seen["bolcom"].wait("order.status", 2))  # confirmed, cancelled
+        received = {
+            "order_id": accepted["data"]["order_id"],
+            "return_id": "RMA-NS",
+            "lines": [{"sku": "DESK-1", "quantity": 1, "condition": "sellable"}],
+        }
+        await world.send("warehouse", "return.received", received)
+        await seen["erp"].wait("return.received")  # the ERP books the goods
+        await world.until(
+            "SELECT count(*) FROM order_history WHERE event = 'return.received'", expect=1
+        )
+        await world.state("bolcom", "B-NS1", "cancelled")
+        assert len(seen["bolcom"].of("order.status")) == told  # the channel is told nothing

@@ -99,9 +99,11 @@ async def test_a_price_set_ahead_is_kept_until_it_starts_then_shown_and_checked(
         assert await world.db.fetchval("SELECT count(*) FROM catalog_prices_scheduled") == 0
 
 
-async def test_a_promotion_starts_on_its_day_after_a_later_change_of_the_regular_price(
+async def test_a_newer_price_supersedes_one_set_ahead_and_a_stale_one_is_not_kept(
     world: World,
 ) -> None:
+    """The latest version wins, as for every price: the regular price changed after a
+    promotion was set ahead supersedes it, until the ERP sends the promotion again."""
     promo_starts = world.clock.now + timedelta(days=2)
     await world.send("erp", "price.changed", price("149.00", 2, promo_starts))
     await world.until("SELECT count(*) FROM catalog_prices_scheduled", expect=1)
@@ -110,11 +112,8 @@ async def test_a_promotion_starts_on_its_day_after_a_later_change_of_the_regular
         "SELECT version FROM catalog_prices WHERE sku = 'DESK-1' AND price_list = 'nl-retail'",
         expect=3,
     )
-    world.clock.advance(2 * 24 * HOUR)
-    assert await release(world) == 1
-    assert await in_force(world) == (Decimal("149.00"), 3)  # the promotion, started last
-    # The regular price sent again is a repeat: it does not end the promotion.
-    await world.send("erp", "price.changed", price("209.00", 3))
+    # Set ahead again under an older version than the price in force: not kept.
+    await world.send("erp", "price.changed", price("139.00", 3, promo_starts))
     stale = {"type": "price.changed"}
     registry = world.hub.metrics.registry
     for _ in range(200):
@@ -122,14 +121,43 @@ async def test_a_promotion_starts_on_its_day_after_a_later_change_of_the_regular
             break
         await asyncio.sleep(0.05)
     assert registry.get_sample_value("hub_catalog_stale_dropped_total", stale) == 1
-    assert await in_force(world) == (Decimal("149.00"), 3)
+    assert await world.db.fetchval("SELECT count(*) FROM catalog_prices_scheduled") == 1
+    # The promotion sent again, newer: it starts on its day.
+    await world.send("erp", "price.changed", price("149.00", 4, promo_starts))
+    await world.until("SELECT count(*) FROM catalog_prices_scheduled", expect=2)
+    world.clock.advance(2 * 24 * HOUR)
+    assert await release(world) == 2
+    assert counted(world, "superseded") == 1 and counted(world, "released") == 1
+    assert await in_force(world) == (Decimal("149.00"), 4)
 
 
-async def test_a_due_price_that_started_before_the_price_in_force_is_superseded(
+async def test_a_scheduled_price_that_cannot_be_read_is_dropped_and_the_rest_released(
     world: World,
 ) -> None:
-    """The hub was down when the sale should have started; meanwhile the ERP set a new price
-    now: the sale, released late, must not overwrite it."""
+    starts = world.clock.now + timedelta(hours=1)
+    await world.send("erp", "price.changed", price("149.00", 2, starts))
+    lamp = {**price("19.00", 2, starts), "sku": "LAMP-1"}
+    await world.send("erp", "price.changed", lamp)
+    await world.until("SELECT count(*) FROM catalog_prices_scheduled", expect=2)
+    await world.db.execute(
+        "UPDATE catalog_prices_scheduled SET event = '{\"not\": \"an event\"}' WHERE sku = 'DESK-1'"
+    )
+    world.clock.advance(HOUR + 1)
+    assert await release(world) == 2
+    assert counted(world, "failed") == 1 and counted(world, "released") == 1
+    lamp_price = await world.db.fetchval(
+        "SELECT amount FROM catalog_prices WHERE sku = 'LAMP-1' AND price_list = 'nl-retail'"
+    )
+    assert lamp_price == Decimal("19.00")
+    assert await in_force(world) == (Decimal("199.00"), 1)
+    assert await world.db.fetchval("SELECT count(*) FROM catalog_prices_scheduled") == 0
+
+
+async def test_a_due_price_released_late_after_a_newer_price_is_superseded(
+    world: World,
+) -> None:
+    """The hub was down when the sale should have started; meanwhile the ERP sent a newer
+    price: the sale, released late, must not overwrite it."""
     async with parties(world) as seen:
         shop = seen["webshop-nl"]
         await shop.wait("price.changed", 3)

@@ -395,6 +395,7 @@ def test_shopify_lines_the_warehouse_does_not_ship_are_left_out() -> None:
     order = _translate("shopify", "orders-create", mixed)
     assert isinstance(order, OrderPlaced)
     assert [line.sku for line in order.lines] == [i["sku"] for i in payload["line_items"]]
+    assert order.totals is None  # the order's totals would count the gift card and the tip
     # A gift card alone holds nothing for the warehouse; a custom item to ship without a SKU
     # cannot be fulfilled and is refused, naming the line.
     assert _translate("shopify", "orders-create", {**payload, "line_items": [card]}) is None

@@ -4,11 +4,16 @@ hub has a client for it."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
+import pytest
 import yaml
 
 from hub.app import check_config_file
+from hub.delivery import DeliveryService
 from routes import EXAMPLE_CONFIG
+from routes.config import HubConfig
 from routes.loader import check_config
 
 
@@ -39,3 +44,28 @@ def test_api_needs_http_delivery(tmp_path: Path) -> None:
     assert found["channels.webshop-uk.delivery.api"] == (
         "api is only used with transport 'http'; remove it"
     )
+
+
+def test_api_keys_go_only_over_https_or_to_this_machine(tmp_path: Path) -> None:
+    plain = {"transport": "http", "url": "http://shop.example.co.uk", "api": True}
+    found = {
+        e.location: e.message
+        for e in check_config(written(tmp_path, **{"webshop-uk": plain}), env={})
+    }
+    assert found["channels.webshop-uk.delivery.url"] == (
+        "api sends the channel's API key: its url must be https://"
+    )
+    local = {"transport": "http", "url": "http://127.0.0.1:8080", "api": True}
+    assert check_config(written(tmp_path, **{"webshop-uk": local}), env={}) == []
+
+
+def test_a_hub_asked_for_an_api_client_it_lacks_refuses_to_start_naming_the_channel() -> None:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["channels"]["webshop-nl"]["delivery"] = {
+        "transport": "http",
+        "url": "https://example-nl.myshopify.com",
+        "api": True,
+    }
+    config = HubConfig.model_validate(data, context={"env": {}})
+    with pytest.raises(ValueError, match=r"channels\.webshop-nl\.delivery\.api: the hub has no"):
+        DeliveryService(cast(Any, SimpleNamespace(config=config)))

@@ -67,14 +67,24 @@ def test_the_same_basis_leaves_the_data_as_it_is() -> None:
 
 @given(
     st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999"), places=2),
-    st.sampled_from(["0", "0.05", "0.09", "0.19", "0.21", "0.255"]),
+    st.sampled_from(["0", "0.05", "0.09", "0.1", "0.19", "0.21", "0.255"]),
+    st.sampled_from(["EUR", "JPY", "KWD"]),
+    st.booleans(),
 )
-def test_an_order_at_the_shown_gross_price_passes_the_order_check(net: Decimal, rate: str) -> None:
-    """What a gross shop shows of a net list is what its orders are checked against (within
-    the market's default tolerance of a cent)."""
-    shown = Decimal(on_basis(price_data(str(net), False, rate), True)["price"]["amount"])
-    listed = ListPrice(net, "EUR", False, Decimal(rate))
-    assert abs(shown - comparable_price(listed, True)) <= Decimal("0.005")
+def test_an_order_at_the_shown_price_is_what_the_order_check_expects(
+    amount: Decimal, rate: str, currency: str, list_gross: bool
+) -> None:
+    """What a channel on the other basis shows is exactly what its orders are checked
+    against, in every currency's minor units (999 JPY net at 10% is shown, and expected,
+    as 1099)."""
+    shown = on_basis(price_data(str(amount), list_gross, rate, currency), not list_gross)
+    listed = ListPrice(amount, currency, list_gross, Decimal(rate))
+    assert Decimal(shown["price"]["amount"]) == comparable_price(listed, not list_gross)
+
+
+def test_a_yen_price_shown_with_vat_is_accepted_at_that_price() -> None:
+    listed = ListPrice(Decimal("999"), "JPY", False, Decimal("0.10"))
+    assert comparable_price(listed, True) == Decimal("1099")
 
 
 def config_with(**channels: dict[str, Any]) -> HubConfig:
