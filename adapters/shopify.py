@@ -193,14 +193,16 @@ def product(message: ProductUpserted) -> dict[str, Any]:
 
 
 def fulfillment(message: ShipmentTracking) -> dict[str, Any]:
-    """Body for ``fulfillments``; the transport maps order line ids to fulfillment order lines."""
+    """Body for ``fulfillments``; the transport maps order line ids to fulfillment order lines,
+    or, for a later number of a parcel already told (``replaces_tracking_number``), updates the
+    tracking of the fulfillment that carries the old one."""
     tracking: dict[str, Any] = {
         "number": message.tracking_number,
         "company": carrier_name(message.carrier),
     }
     if message.tracking_url:
         tracking["url"] = message.tracking_url
-    return {
+    body: dict[str, Any] = {
         "order_id": numeric_id(message.channel_order_id),
         "fulfillment": {
             "notify_customer": True,
@@ -211,6 +213,9 @@ def fulfillment(message: ShipmentTracking) -> dict[str, Any]:
             ],
         },
     }
+    if message.replaces_tracking_number:  # the transport updates that fulfillment's tracking
+        body["replaces_tracking_number"] = message.replaces_tracking_number
+    return body
 
 
 def _cancel(channel_order_id: str, reason: str) -> dict[str, Any]:

@@ -112,6 +112,7 @@ class ShipmentTracking(Message):
     """Tell the channel that these lines shipped and how the buyer can track them."""
 
     TYPE: ClassVar[str] = "shipment.tracking"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # replaces_tracking_number
 
     channel: ChannelName
     channel_order_id: Identifier
@@ -121,3 +122,10 @@ class ShipmentTracking(Message):
     tracking_number: Identifier
     tracking_url: Url | None = None
     lines: Lines
+    replaces_tracking_number: Identifier | None = None
+    """Set when this is the carrier's later word on a parcel the channel was told of: the
+    number it was told then, so the channel updates that shipment rather than adding one."""
+
+    def data_version(self) -> str:
+        """1.0 unless it replaces a number: a 1.0 reader would take it for a new shipment."""
+        return self.SCHEMA_VERSION if self.replaces_tracking_number else "1.0"

@@ -14,6 +14,7 @@ from typing import Protocol
 import httpx
 
 from hub.delivery.sendcloud_api import SendcloudApi
+from hub.delivery.shopify_api import ShopifyApi
 from hub.delivery.wire import Request
 from hub.delivery.woocommerce_api import WooCommerceApi
 
@@ -41,7 +42,7 @@ class PostToUrl:
         return await client.post(self.url, content=request.body, headers=request.headers)
 
 
-API_CLIENTS = frozenset({"woocommerce", "sendcloud"})
+API_CLIENTS = frozenset({"shopify", "woocommerce", "sendcloud"})
 """The adapters whose system's own API the hub calls (``delivery.api: true``)."""
 
 
@@ -53,6 +54,8 @@ def caller_for(adapter: str, url: str, api: bool, settings: Mapping[str, str]) -
         return WooCommerceApi(
             url, settings.get("consumer_key", ""), settings.get("consumer_secret", "")
         )
+    if adapter == "shopify":
+        return ShopifyApi(url, settings)
     if adapter == "sendcloud":
         return SendcloudApi(url, settings.get("api_key", ""), settings.get("api_secret", ""))
     known = ", ".join(sorted(API_CLIENTS))

@@ -216,15 +216,17 @@ async def tracking_updated(
             f"tracking for order {order.order_id} names channel order"
             f" {msg.channel}/{msg.channel_order_id}, not {order.channel}/{order.channel_order_id}"
         )
-    changed = await store.update_tracking(
+    kept = await store.update_tracking(
         conn, order.order_id, msg.shipment_id, msg.tracking_number, msg.tracking_url
     )
-    if changed is None:
+    if kept is None:
         raise BusinessRuleViolation(
             f"order {order.order_id} has no shipped parcel {msg.shipment_id!r} to track"
         )
+    changed, before = kept
     if not changed:
         return await ignore(conn, deps, order, inbound, now)
+    msg = msg.model_copy(update={"replaces_tracking_number": before})
     out = Outgoing(deps.table, deps.names, inbound.event, now)
     detail = f"{msg.shipment_id}: {msg.carrier} {msg.tracking_number}"
     await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)

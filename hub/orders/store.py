@@ -297,9 +297,9 @@ async def update_label(conn: Connection, order_id: str, shipment_id: str, url: s
 
 async def update_tracking(
     conn: Connection, order_id: str, shipment_id: str, number: str, url: str | None
-) -> bool | None:
-    """A carrier's later tracking for a created shipment: True when it changed what is kept,
-    False when it repeats it, None when the order has no such created shipment."""
+) -> tuple[bool, str] | None:
+    """A carrier's later tracking for a created shipment: whether it changed what is kept, and
+    the number kept before; None when the order has no such created shipment."""
     row = await conn.fetchrow(
         "SELECT tracking_number, tracking_url FROM order_shipments"
         " WHERE order_id = $1 AND shipment_id = $2 AND status = 'created'",
@@ -308,8 +308,9 @@ async def update_tracking(
     )
     if row is None:
         return None
+    before = str(row["tracking_number"])
     if (row["tracking_number"], row["tracking_url"]) == (number, url or row["tracking_url"]):
-        return False
+        return False, before
     await conn.execute(
         "UPDATE order_shipments SET tracking_number = $3, tracking_url = coalesce($4, tracking_url)"
         " WHERE order_id = $1 AND shipment_id = $2",
@@ -318,7 +319,7 @@ async def update_tracking(
         number,
         url,
     )
-    return True
+    return True, before
 
 
 async def open_shipments(conn: Connection, order_id: str) -> list[tuple[str, dict[str, int], int]]:

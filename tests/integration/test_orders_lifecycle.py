@@ -372,6 +372,11 @@ async def test_the_carriers_later_tracking_reaches_the_channel_once(world: World
             await world.send("carrier", "shipment.tracking", update)
         tracked = await seen["bolcom"].wait("shipment.tracking", 2)
         assert tracked[1]["data"]["tracking_number"] == "JVGL-NEW-1"
+        # The channel is told which number it replaces, so it updates that shipment.
+        assert tracked[0]["data"]["replaces_tracking_number"] is None
+        assert tracked[0]["dataschemaversion"] == "1.0"
+        assert tracked[1]["data"]["replaces_tracking_number"] == first["data"]["tracking_number"]
+        assert tracked[1]["dataschemaversion"] == "1.1"
         await world.until(
             "SELECT tracking_number FROM order_shipments WHERE shipment_id = $1",
             first["data"]["shipment_id"],

@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import orjson
 import pytest
 import uvicorn
@@ -22,10 +23,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hub.delivery import DeliveryPolicy, DeliveryService
+from hub.outgoing import to_channel
 from hub.settings import Settings
+from schemas.envelope import new_event
+from schemas.fulfilment import ShipmentRequest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
-from order_kit import open_world, order_data, orders_config, parties
+from order_kit import ADDRESS_NL, open_world, order_data, orders_config, parties
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +41,13 @@ class Sendcloud:
 
     def __init__(self) -> None:
         self.asked: list[dict[str, Any]] = []
-        app = Starlette(routes=[Route("/api/v2/parcels", self._create, methods=["POST"])])
+        self.made: list[dict[str, Any]] = []
+        app = Starlette(
+            routes=[
+                Route("/api/v2/parcels", self._create, methods=["POST"]),
+                Route("/api/v2/parcels", self._list, methods=["GET"]),
+            ]
+        )
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         self._task: asyncio.Task[None] | None = None
         self.port = 0
@@ -58,7 +68,15 @@ class Sendcloud:
             "status": {"id": 1000, "message": "Ready to send"},
             "carrier": {"code": "postnl"},
         }
+        self.made.append(labelled)
         return JSONResponse({"parcel": labelled})
+
+    async def _list(self, request: Request) -> Response:
+        expected = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
+        if request.headers.get("authorization") != expected:
+            return JSONResponse({"error": {"code": 401, "message": "Unauthorized"}}, 401)
+        number = request.query_params.get("order_number")
+        return JSONResponse({"parcels": [p for p in self.made if p["order_number"] == number]})
 
     async def start(self) -> Sendcloud:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -114,3 +132,40 @@ async def test_a_packed_order_gets_its_label_from_sendcloud_and_ships(
         [label] = await seen["warehouse"].wait("shipment.created")
         assert label["data"]["label_url"] == "https://panel.sendcloud.sc/labels/3SHUB00000001"
         assert label["source"] == "hub"
+
+
+async def test_a_shipment_request_sent_again_answers_with_the_parcel_made_before(
+    isolated: Settings, bus: Any, sendcloud: Sendcloud
+) -> None:
+    """Sendcloud bills every label: a redelivered request (its answer lost, the hub restarted)
+    finds the parcel by the order's number and its shipment id, and makes none."""
+    service = partial(DeliveryService, policy=DeliveryPolicy(lease_interval_s=0.2))
+    async with (
+        open_world(isolated, bus, carrier_over_the_api(sendcloud.port), (service,)) as world,
+        parties(world, served_by_hub=("carrier",)) as seen,
+    ):
+        await world.place("bolcom", order_data("bolcom", "B-SC2", [("LAMP-1", 1, "25.50")]))
+        await seen["bolcom"].wait("shipment.tracking", timeout=20)
+        [asked] = sendcloud.asked
+        request = ShipmentRequest.model_validate(
+            {
+                "order_id": asked["order_number"],
+                "shipment_id": asked["external_reference"],
+                "ship_to": ADDRESS_NL,
+                "parcels": [{}],
+                "lines": [{"line_id": "L1", "sku": "LAMP-1", "quantity": 1}],
+            }
+        )
+        event = new_event(source="hub", type=request.TYPE, data=request.model_dump(mode="json"))
+        envelope = to_channel(world.hub.names, "carrier", event)
+        exchange = await bus.channel.get_exchange(bus.names.outbound_exchange, ensure=False)
+        again = aio_pika.Message(envelope.body, message_id="again", type=request.TYPE)
+        await exchange.publish(again, routing_key=envelope.routing_key)
+        ok = {"channel": "carrier", "outcome": "ok"}
+        registry = world.hub.metrics.registry
+        for _ in range(200):
+            if registry.get_sample_value("hub_deliveries_total", ok) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert registry.get_sample_value("hub_deliveries_total", ok) == 2
+        assert len(sendcloud.asked) == 1  # one label, not two

@@ -32,10 +32,13 @@ def test_woocommerce_over_http_may_use_its_api(tmp_path: Path) -> None:
 
 
 def test_an_api_the_hub_has_no_client_for_is_an_error(tmp_path: Path) -> None:
-    http = {"transport": "http", "url": "https://example-nl.myshopify.com", "api": True}
-    [error] = check_config_file(written(tmp_path, **{"webshop-nl": http}))
-    assert error.location == "channels.webshop-nl.delivery.api"
-    assert "no API client for adapter 'shopify' (it has: sendcloud, woocommerce)" in error.message
+    http = {"transport": "http", "url": "https://api.bol.com/retailer", "api": True}
+    [error] = check_config_file(written(tmp_path, **{"bolcom": http}))
+    assert error.location == "channels.bolcom.delivery.api"
+    assert (
+        "no API client for adapter 'bolcom' (it has: sendcloud, shopify, woocommerce)"
+        in error.message
+    )
 
 
 def test_api_needs_http_delivery(tmp_path: Path) -> None:
@@ -61,11 +64,11 @@ def test_api_keys_go_only_over_https_or_to_this_machine(tmp_path: Path) -> None:
 
 def test_a_hub_asked_for_an_api_client_it_lacks_refuses_to_start_naming_the_channel() -> None:
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
-    data["channels"]["webshop-nl"]["delivery"] = {
+    data["channels"]["bolcom"]["delivery"] = {
         "transport": "http",
-        "url": "https://example-nl.myshopify.com",
+        "url": "https://api.bol.com/retailer",
         "api": True,
     }
     config = HubConfig.model_validate(data, context={"env": {}})
-    with pytest.raises(ValueError, match=r"channels\.webshop-nl\.delivery\.api: the hub has no"):
+    with pytest.raises(ValueError, match=r"channels\.bolcom\.delivery\.api: the hub has no"):
         DeliveryService(cast(Any, SimpleNamespace(config=config)))

@@ -1,0 +1,348 @@
+"""The hub calling a Shopify shop's own Admin API (``delivery.api``), with the real broker,
+database and hub, against a shop served on loopback: its token, its ids found by SKU, its
+locations and fulfillment orders."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import orjson
+import pytest
+import uvicorn
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from hub.outgoing import to_channel
+from hub.runtime import Hub
+from routes import EXAMPLE_CONFIG
+from routes.config import HubConfig
+from schemas.envelope import new_event
+
+pytestmark = pytest.mark.integration
+
+SHOP = "webshop-nl"  # adapter shopify
+TOKEN = "shpat_test"
+API = "/admin/api/2024-07"
+ORDER, LINE = 5841203740712, 14729384720424
+
+
+class Shopify:
+    """The Admin API on a loopback port: variants found by SKU, locations, orders."""
+
+    def __init__(self) -> None:
+        # sku -> (variant, product, inventory item); DESK-1-B shows the search is fuzzy
+        self.variants = {"DESK-1": (31, 21, 41), "DESK-1-B": (32, 22, 42), "LAMP-1": (33, 23, 43)}
+        self.fulfillment_status = "open"
+        self.fulfillments: list[dict[str, Any]] = []
+        self.throttle_next = False
+        self.calls: list[tuple[str, str, Any]] = []
+        post, put, get = ["POST"], ["PUT"], ["GET"]
+        app = Starlette(
+            routes=[
+                Route(f"{API}/graphql.json", self._graphql, methods=post),
+                Route(f"{API}/locations.json", self._locations, methods=get),
+                Route(f"{API}/inventory_levels/set.json", self._record, methods=post),
+                Route(f"{API}/variants/{{id:int}}.json", self._variant, methods=put),
+                Route(f"{API}/products/{{id:int}}.json", self._record, methods=put),
+                Route(f"{API}/orders/{{id:int}}/fulfillment_orders.json", self._fos, methods=get),
+                Route(f"{API}/fulfillments.json", self._fulfil, methods=post),
+                Route(f"{API}/orders/{{id:int}}/fulfillments.json", self._done, methods=get),
+                Route(
+                    f"{API}/fulfillments/{{id:int}}/update_tracking.json",
+                    self._retrack,
+                    methods=post,
+                ),
+                Route(f"{API}/orders/{{id:int}}/refunds.json", self._record, methods=post),
+                Route(f"{API}/orders/{{id:int}}/cancel.json", self._record, methods=post),
+            ]
+        )
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def _seen(self, request: Request) -> Any:
+        if request.headers.get("x-shopify-access-token") != TOKEN:
+            return None
+        raw = await request.body()
+        body = orjson.loads(raw) if raw else None
+        self.calls.append((request.method, request.url.path.removeprefix(API), body))
+        return body if body is not None else {}
+
+    async def _graphql(self, request: Request) -> Response:
+        body = await self._seen(request)
+        if body is None:
+            return JSONResponse({"errors": "Invalid API key or access token"}, 401)
+        if self.throttle_next:  # GraphQL's own error, with HTTP 200
+            self.throttle_next = False
+            throttled = {"message": "Throttled", "extensions": {"code": "THROTTLED"}}
+            return JSONResponse({"errors": [throttled]})
+        wanted = body["variables"]["q"].removeprefix("sku:'").removesuffix("'")
+        edges = [
+            {
+                "node": {
+                    "legacyResourceId": str(v),
+                    "sku": sku,
+                    "product": {"legacyResourceId": str(p)},
+                    "inventoryItem": {"legacyResourceId": str(i)},
+                }
+            }
+            for sku, (v, p, i) in self.variants.items()
+            if sku.startswith(wanted)
+        ]
+        return JSONResponse({"data": {"productVariants": {"edges": edges}}})
+
+    async def _locations(self, request: Request) -> Response:
+        if await self._seen(request) is None:
+            return JSONResponse({"errors": "Unauthorized"}, 401)
+        return JSONResponse({"locations": [{"id": 9, "active": False}, {"id": 7, "active": True}]})
+
+    async def _record(self, request: Request) -> Response:
+        if await self._seen(request) is None:
+            return JSONResponse({"errors": "Unauthorized"}, 401)
+        return JSONResponse({})
+
+    async def _variant(self, request: Request) -> Response:
+        if await self._seen(request) is None:
+            return JSONResponse({"errors": "Unauthorized"}, 401)
+        known = {v for v, _, _ in self.variants.values()}
+        if request.path_params["id"] not in known:
+            return JSONResponse({"errors": "Not Found"}, 404)
+        return JSONResponse({})
+
+    async def _fos(self, request: Request) -> Response:
+        await self._seen(request)
+        line = {"id": 9001, "line_item_id": LINE, "fulfillable_quantity": 2}
+        fos = [{"id": 555, "status": self.fulfillment_status, "line_items": [line]}]
+        return JSONResponse({"fulfillment_orders": fos})
+
+    async def _fulfil(self, request: Request) -> Response:
+        body = await self._seen(request)
+        self.fulfillment_status = "closed"
+        number = body["fulfillment"]["tracking_info"]["number"]
+        made = {"id": 1 + len(self.fulfillments), "status": "success", "tracking_numbers": [number]}
+        self.fulfillments.append(made)
+        return JSONResponse({"fulfillment": made}, 201)
+
+    async def _done(self, request: Request) -> Response:
+        await self._seen(request)
+        return JSONResponse({"fulfillments": self.fulfillments})
+
+    async def _retrack(self, request: Request) -> Response:
+        body = await self._seen(request)
+        made = self.fulfillments[request.path_params["id"] - 1]
+        made["tracking_numbers"] = [body["fulfillment"]["tracking_info"]["number"]]
+        return JSONResponse({"fulfillment": made})
+
+    async def start(self) -> Shopify:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            assert not self._task.done(), "the shop did not start"
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+    def of(self, method: str, path: str) -> list[Any]:
+        return [body for m, p, body in self.calls if m == method and p == path]
+
+
+@pytest.fixture
+async def shopify() -> AsyncIterator[Shopify]:
+    started = await Shopify().start()
+    yield started
+    await started.stop()
+
+
+def over_the_api(port: int) -> HubConfig:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["channels"][SHOP]["delivery"] = {
+        "transport": "http",
+        "url": f"http://127.0.0.1:{port}",
+        "api": True,
+    }
+    return HubConfig.model_validate(data, context={"env": {"SHOPIFY_NL_TOKEN": TOKEN}})
+
+
+async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)
+
+
+def erp(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "erp",
+        "type": type_,
+        "time": datetime.now(UTC).isoformat(),
+        "data": data,
+    }
+
+
+async def put_out(bus: Any, hub: Hub, type_: str, data: dict[str, Any]) -> None:
+    envelope = to_channel(hub.names, SHOP, new_event(source="hub", type=type_, data=data))
+    exchange = await bus.channel.get_exchange(bus.names.outbound_exchange, ensure=False)
+    message = aio_pika.Message(envelope.body, message_id=envelope.message_id, type=type_)
+    await exchange.publish(message, routing_key=envelope.routing_key)
+
+
+StartHub = Callable[..., Awaitable[Hub]]
+
+
+async def test_stock_is_set_on_the_variants_inventory_item_at_the_active_location(
+    start_hub: StartHub, bus: Any, shopify: Shopify
+) -> None:
+    await start_hub(over_the_api(shopify.port))
+    level = {"sku": "DESK-1", "location": "main", "on_hand": 10, "version": 1}
+    await bus.publish("erp.stock.level", erp("stock.level", level))
+    await until(lambda: len(shopify.of("POST", "/inventory_levels/set.json")) == 1)
+    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 4, "version": 2}))
+    await until(lambda: len(shopify.of("POST", "/inventory_levels/set.json")) == 2)
+    levels = shopify.of("POST", "/inventory_levels/set.json")
+    # DESK-1 exactly (not DESK-1-B), at the first active location; safety buffer 2, and a
+    # figure at or below 1 is shown as 0 in the example's NL shop.
+    assert levels == [
+        {"location_id": 7, "inventory_item_id": 41, "available": 8},
+        {"location_id": 7, "inventory_item_id": 41, "available": 2},
+    ]
+    assert len(shopify.of("POST", "/graphql.json")) == 1  # found once, remembered
+    assert len(shopify.of("GET", "/locations.json")) == 1
+
+
+async def test_price_and_product_data_reach_the_variant_and_its_product(
+    start_hub: StartHub, bus: Any, shopify: Shopify
+) -> None:
+    await start_hub(over_the_api(shopify.port))
+    price = {
+        "sku": "DESK-1",
+        "price_list": "nl-retail",
+        "price": {"amount": "8.2645", "currency": "EUR"},
+        "includes_vat": False,
+        "vat_rate": "0.21",
+        "version": 1,
+    }
+    await bus.publish("erp.price.changed", erp("price.changed", price))
+    await until(lambda: len(shopify.of("PUT", "/variants/31.json")) == 1)
+    assert shopify.of("PUT", "/variants/31.json") == [{"variant": {"id": 31, "price": "10.00"}}]
+    product = {
+        "sku": "DESK-1",
+        "name": "Oak desk",
+        "gtin": "8712345678906",
+        "weight_grams": 38500,
+        "version": 1,
+    }
+    await bus.publish("erp.product.upserted", erp("product.upserted", product))
+    await until(lambda: len(shopify.of("PUT", "/variants/31.json")) == 2)
+    [updated] = shopify.of("PUT", "/products/21.json")
+    assert updated["product"]["id"] == 21 and updated["product"]["title"] == "Oak desk"
+    assert "variants" not in updated["product"]  # a product update would replace them all
+    assert shopify.of("PUT", "/variants/31.json")[1] == {
+        "variant": {"id": 31, "barcode": "8712345678906", "weight": 38500, "weight_unit": "g"}
+    }
+
+
+async def test_tracking_fulfils_the_lines_from_the_orders_fulfillment_order_once(
+    start_hub: StartHub, bus: Any, shopify: Shopify
+) -> None:
+    hub = await start_hub(over_the_api(shopify.port))
+    tracking = {
+        "order_id": "o-1",
+        "channel": SHOP,
+        "channel_order_id": str(ORDER),
+        "shipment_id": "s-1",
+        "carrier": "postnl",
+        "tracking_number": "3SABCD0123456789",
+        "lines": [{"line_id": str(LINE), "sku": "DESK-1", "quantity": 2}],
+    }
+    await put_out(bus, hub, "shipment.tracking", tracking)
+    await until(lambda: len(shopify.of("POST", "/fulfillments.json")) == 1)
+    [fulfilment] = shopify.of("POST", "/fulfillments.json")
+    assert fulfilment["fulfillment"]["line_items_by_fulfillment_order"] == [
+        {"fulfillment_order_id": 555, "fulfillment_order_line_items": [{"id": 9001, "quantity": 2}]}
+    ]
+    assert fulfilment["fulfillment"]["tracking_info"]["number"] == "3SABCD0123456789"
+    assert fulfilment["fulfillment"]["notify_customer"] is True
+    # The same tracking again (a redelivery after the ack was lost): already fulfilled.
+    await put_out(bus, hub, "shipment.tracking", tracking)
+    ok = {"channel": SHOP, "outcome": "ok"}
+    await until(lambda: hub.metrics.registry.get_sample_value("hub_deliveries_total", ok) == 2)
+    assert len(shopify.of("POST", "/fulfillments.json")) == 1
+    # The carrier's later number for that parcel updates its fulfillment, fulfils nothing more.
+    later = {**tracking, "tracking_number": "3SNEW", "replaces_tracking_number": "3SABCD0123456789"}
+    await put_out(bus, hub, "shipment.tracking", later)
+    await until(lambda: len(shopify.of("POST", "/fulfillments/1/update_tracking.json")) == 1)
+    [retracked] = shopify.of("POST", "/fulfillments/1/update_tracking.json")
+    assert retracked["fulfillment"]["tracking_info"]["number"] == "3SNEW"
+    assert len(shopify.of("POST", "/fulfillments.json")) == 1
+
+
+async def test_a_refused_order_is_cancelled_and_an_unknown_sku_parked(
+    start_hub: StartHub, bus: Any, shopify: Shopify
+) -> None:
+    hub = await start_hub(over_the_api(shopify.port))
+    refused = {
+        "order_id": "o-2",
+        "channel": SHOP,
+        "channel_order_id": str(ORDER),
+        "reasons": [{"code": "out_of_stock", "message": "short"}],
+        "lines": [{"line_id": str(LINE), "sku": "DESK-1", "quantity": 2}],
+    }
+    await put_out(bus, hub, "order.rejected", refused)
+    await until(lambda: len(shopify.of("POST", f"/orders/{ORDER}/cancel.json")) == 1)
+    [cancel] = shopify.of("POST", f"/orders/{ORDER}/cancel.json")
+    assert cancel == {"reason": "inventory", "email": True, "restock": False}
+
+    level = {"sku": "NOT-IN-SHOP", "location": "main", "on_hand": 10, "version": 1}
+    await bus.publish("erp.stock.level", erp("stock.level", level))
+    [parked] = await bus.drain(bus.names.dead_queue, expect=1, timeout=15)
+    assert parked.headers["x-hub-error-type"] == "delivery_refused"
+    assert "no variant with SKU 'NOT-IN-SHOP' in the shop" in parked.headers["x-hub-error"]
+
+
+async def test_a_throttled_lookup_is_tried_again_and_a_withdrawal_names_its_location(
+    start_hub: StartHub, bus: Any, shopify: Shopify
+) -> None:
+    hub = await start_hub(over_the_api(shopify.port))
+    shopify.throttle_next = True
+    level = {"sku": "LAMP-1", "location": "main", "on_hand": 10, "version": 1}
+    await bus.publish("erp.stock.level", erp("stock.level", level))
+    await until(lambda: len(shopify.of("POST", "/inventory_levels/set.json")) == 1, 20)
+    assert len(shopify.of("POST", "/graphql.json")) == 2  # throttled, then answered
+    retried = {"channel": SHOP, "outcome": "retry"}
+    assert hub.metrics.registry.get_sample_value("hub_deliveries_total", retried) == 1
+
+    withdrawn = {
+        "order_id": "o-3",
+        "channel": SHOP,
+        "channel_order_id": str(ORDER),
+        "status": "cancelled",
+        "cancelled": {
+            "by": "erp",
+            "whole_order": False,
+            "lines": [{"line_id": str(LINE), "sku": "DESK-1", "quantity": 1}],
+        },
+    }
+    await put_out(bus, hub, "order.status", withdrawn)
+    await until(lambda: len(shopify.of("POST", f"/orders/{ORDER}/refunds.json")) == 1)
+    [refund] = shopify.of("POST", f"/orders/{ORDER}/refunds.json")
+    [line] = refund["refund"]["refund_line_items"]
+    assert line["line_item_id"] == LINE and line["restock_type"] == "cancel"
+    assert line["location_id"] == 7
