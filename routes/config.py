@@ -126,8 +126,9 @@ class OrderRules(_Frozen):
 
     on_partial_stock: Literal["reject", "backorder"] = "reject"
     max_backordered: int | None = Field(default=None, ge=0)
-    """With ``backorder``: at most this many units of one SKU that the channel's open orders
-    hold beyond the stock; an order that would go beyond is refused (unset: no limit)."""
+    """With ``backorder``: an order is taken only while at most this many units of each of
+    its SKUs are promised beyond the stock (every open backorder, the ERP's included); one
+    that would go beyond is refused (unset: no limit)."""
     erp_timeout_seconds: float = Field(default=300, gt=0)
     warehouse_timeout_seconds: float = Field(default=3600, gt=0)
     max_retries: int = Field(default=3, ge=0)

@@ -50,8 +50,9 @@ class ReservationRequest:
     allow_partial: bool = False
     locations: Collection[str] | None = None  # the channel's; None: every location
     max_backordered: int | None = None
-    """With ``allow_partial``: at most this many units of a part that this channel's open
-    backorders (this one included) hold beyond the stock; None: no limit."""
+    """With ``allow_partial``: taken only while at most this many units of a part are
+    promised beyond the stock, this backorder included (every channel's open backorders and
+    those the ERP has taken over); None: no limit."""
 
     def wanted(self) -> dict[str, int]:
         """Units per SKU, in SKU order (lines of the same SKU add up); refuses empty or <= 0."""
@@ -111,7 +112,7 @@ async def reserve_many(
         for sku, by_location in nets.items()
     }
     taken: Counter[str] = Counter()  # what this batch's reservations hold so far
-    room = await _backorder_room(conn, requests, kits)
+    beyond = await _promised_beyond(conn, requests, kits, nets)
     results: list[ReservationResult] = []
     rows: list[dict[str, object]] = []
     lines: tuple[list[str], list[str], list[int], list[int]] = ([], [], [], [])
@@ -122,8 +123,10 @@ async def reserve_many(
                 local = _local_free(units, kits, request.locations, nets, held, taken)
             else:
                 local = None
-            limit = room.get(request.channel) if request.allow_partial else None
-            answer, holds, short = _decide(units, kits, free, request.allow_partial, local, limit)
+            limit = request.max_backordered if request.allow_partial else None
+            answer, holds, short = _decide(
+                units, kits, free, request.allow_partial, local, limit, beyond
+            )
             taken.update(holds)
             known[request.reservation_id] = answer
             rows.append(_row(request, units, answer))
@@ -152,36 +155,34 @@ SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[])
 """
 
 
-# Units beyond the stock that a channel's open backorders hold, per physical SKU.
+# Units beyond the stock that open hub backorders hold, per physical SKU.
 _BACKORDERED = """
-SELECT r.channel, l.sku, sum(l.backordered)::int AS units
-FROM stock_reservation_lines l JOIN stock_reservations r USING (reservation_id)
-WHERE l.active AND l.backordered > 0 AND l.sku = ANY($1::text[]) AND r.channel = ANY($2::text[])
-GROUP BY r.channel, l.sku
+SELECT sku, sum(backordered)::int AS units FROM stock_reservation_lines
+WHERE active AND backordered > 0 AND sku = ANY($1::text[])
+GROUP BY sku
 """
 
 
-async def _backorder_room(
+async def _promised_beyond(
     conn: Connection,
     requests: Sequence[ReservationRequest],
     kits: Mapping[str, Mapping[str, int]],
-) -> dict[str, Counter[str]]:
-    """Per channel with a backorder limit, how many more units of each part its orders may
-    hold beyond the stock (read under the SKU locks ``stock_reserve_prepare`` took)."""
-    limits = {
-        r.channel: r.max_backordered
-        for r in requests
-        if r.allow_partial and r.max_backordered is not None
-    }
-    if not limits:
-        return {}
+    nets: Mapping[str, Mapping[str, int]],
+) -> Counter[str] | None:
+    """Units per part promised beyond the stock now, when some request has a backorder
+    limit: what open hub backorders hold beyond it, plus what the ERP has promised beyond it
+    (a net below zero once it took orders over). Read under the SKU locks."""
+    if not any(r.allow_partial and r.max_backordered is not None for r in requests):
+        return None
     parts = sorted(
         {part for r in requests for sku in r.wanted() for part in (kits.get(sku) or {sku: 1})}
     )
-    room = {channel: Counter({part: limit for part in parts}) for channel, limit in limits.items()}
-    for row in await conn.fetch(_BACKORDERED, parts, sorted(limits)):
-        room[row["channel"]][row["sku"]] -= row["units"]
-    return room
+    beyond: Counter[str] = Counter(
+        {part: max(0, -sum(nets.get(part, {}).values())) for part in parts}
+    )
+    for row in await conn.fetch(_BACKORDERED, parts):
+        beyond[row["sku"]] += row["units"]
+    return beyond
 
 
 def _local_free(
@@ -212,17 +213,18 @@ def _decide(
     free: dict[str, int],
     allow_partial: bool,
     local: Mapping[str, int] | None = None,
-    room: Counter[str] | None = None,
+    limit: int | None = None,
+    beyond: Counter[str] | None = None,
 ) -> tuple[ReservationResult, dict[str, int], dict[str, int]]:
     """All lines or none, or with ``allow_partial`` (a backorder) every line in full, the
     units beyond what is free held as backordered; a kit takes components.
 
     A backorder holds what it will need, so units that arrive later (a receipt) go to it and
     not to another channel before the ERP counts the order. ``local`` caps a part at what the
-    channel's locations have left; ``room`` at how many more units per part the channel may
-    backorder (a backorder beyond it is refused whole). Takes the units it holds out of
-    ``free`` (and ``room``), so the next reservation sees what is left; returns the answer,
-    the units held and those backordered.
+    channel's locations have left. A backorder that would take a part's units promised
+    beyond the stock (``beyond``) over ``limit`` is refused whole. Takes the units it holds
+    out of ``free`` (and adds what it backorders to ``beyond``), so the next reservation sees
+    what is left; returns the answer, the units held and those backordered.
     """
     holds: Counter[str] = Counter()  # what is left of a part is its free units minus these
     granted: list[tuple[str, int]] = []
@@ -243,15 +245,23 @@ def _decide(
         available = {part: max(0, _cap(free, local, part)) for part in holds}
         short = {part: held - available[part] for part, held in holds.items()}
         short = {part: units for part, units in short.items() if units > 0}
-        if room is not None and any(n > room[part] for part, n in short.items()):
+        if _over_limit(short, limit, beyond):
             return ReservationResult(False, shortages), {}, {}
-        if room is not None:
-            room.subtract(short)
+        if beyond is not None:
+            beyond.update(short)
         for part, held in holds.items():
             free[part] = free.get(part, 0) - held
         result = ReservationResult(True, shortages, tuple(granted), tuple(sorted(holds)))
         return result, holds, short
     return ReservationResult(False, shortages), {}, {}
+
+
+def _over_limit(short: Mapping[str, int], limit: int | None, beyond: Counter[str] | None) -> bool:
+    """Whether backordering ``short`` would take a part's units promised beyond the stock
+    over the channel's limit."""
+    if limit is None or beyond is None:
+        return False
+    return any(beyond[part] + n > limit for part, n in short.items())
 
 
 def _cap(free: Mapping[str, int], local: Mapping[str, int] | None, part: str) -> int:

@@ -226,7 +226,8 @@ def backorders_up_to_two(data: dict[str, Any]) -> None:
 async def test_a_backorder_beyond_the_channels_limit_is_refused(
     isolated: Settings, bus: Any
 ) -> None:
-    """The shop may promise at most 2 lamps beyond the 3 in stock, over all its open orders."""
+    """The shop takes a backorder only while at most 2 lamps are promised beyond the 3 in
+    stock, its own open backorders and those the ERP has taken over alike."""
     async with (
         open_world(isolated, bus, orders_config(backorders_up_to_two)) as world,
         parties(world, warehouse=silent) as seen,
@@ -241,7 +242,22 @@ async def test_a_backorder_beyond_the_channels_limit_is_refused(
         await world.place("webshop-nl", order_data("webshop-nl", "W-B3", [("LAMP-1", 1, "25.50")]))
         await world.state("webshop-nl", "W-B3", "picking")  # 2 beyond: the limit
         assert await world.held("LAMP-1") == 5
-        # Another channel's orders do not count against this one's limit (bol.com does not
-        # backorder at all: nothing is left for it).
+        # bol.com does not backorder at all: nothing is left for it.
         await world.place("bolcom", order_data("bolcom", "B-B4", [("LAMP-1", 1, "25.50")]))
         await world.state("bolcom", "B-B4", "rejected")
+        # The ERP takes W-B1 over (its 4 committed against 3 on hand): its unit beyond the
+        # stock is the ERP's promise now, and still counts against the limit.
+        level = {
+            "sku": "LAMP-1",
+            "location": "main",
+            "on_hand": 3,
+            "committed": 4,
+            "version": 2,
+            "included_order_ids": ["SO-W-B1"],
+        }
+        await world.send("erp", "stock.level", level)
+        await world.until("SELECT committed FROM stock_ledger WHERE sku = 'LAMP-1'", expect=4)
+        assert await world.held("LAMP-1") == 1  # W-B3's, beyond the stock
+        await world.place("webshop-nl", order_data("webshop-nl", "W-B5", [("LAMP-1", 1, "25.50")]))
+        refusals = await shop.wait("order.rejected", 2)
+        assert refusals[1]["data"]["channel_order_id"] == "W-B5"
