@@ -121,30 +121,34 @@ def _open_units(item: Native) -> int:
 
 def cancellation_requested(order: Native, channel: str) -> OrderCancelled:
     """The order resource, polled again, with ``cancellationRequest`` on its items: the buyer
-    asked bol.com to cancel. The hub cancels whole orders, so a request for only some of the
-    open items, or on an order part of which shipped, is refused with the reason rather than
-    widened to the whole order (the retailer answers it in bol.com's seller dashboard)."""
+    asked bol.com to cancel. A request for every open item of an order nothing of which
+    shipped cancels the order; one for some items (or on an order part of which shipped)
+    cancels those items' open units, which the hub does while they are not packed yet."""
     items = order.objects("orderItems")
     open_items = [(i, item) for i, item in enumerate(items) if _open_units(item) > 0]
-    asked = [i for i, item in open_items if item.flag("cancellationRequest", default=False)]
+    asked = [(i, item) for i, item in open_items if item.flag("cancellationRequest", default=False)]
     if not asked:
         raise TranslationError("orderItems: no open item has cancellationRequest true")
-    if len(asked) < len(open_items):
-        raise TranslationError(
-            f"orderItems[{asked[0]}].cancellationRequest: the buyer asks to cancel {len(asked)}"
-            f" of {len(open_items)} open items; the hub cancels whole orders only"
-        )
-    for i, item in enumerate(items):
-        if item.raw("quantityShipped"):
-            raise TranslationError(
-                f"orderItems[{i}].quantityShipped: part of the order shipped; the hub cancels"
-                " unshipped orders only"
+    shipped = any(item.raw("quantityShipped") for item in items)
+    whole = len(asked) == len(open_items) and not shipped
+    lines = (
+        ()
+        if whole
+        else tuple(
+            FulfilmentLine(
+                line_id=item.text("orderItemId"),
+                sku=item.obj("offer").text("reference"),
+                quantity=_open_units(item),
             )
+            for _, item in asked
+        )
+    )
     return OrderCancelled(
         channel=channel,
         channel_order_id=order.text("orderId"),
         reason="the buyer asked bol.com to cancel",
         cancelled_by="channel",
+        lines=lines,
     )
 
 

@@ -242,7 +242,11 @@ def order_status(message: OrderStatus) -> dict[str, Any] | None:
     if part is not None and part.by == "channel":
         return None  # the shop cancelled it itself: setting it again would echo back
     if part is not None and not part.whole_order:
-        return _set_status(message.channel_order_id, "completed")
+        # The rest withdrawn once part shipped: done. Some units off an order that goes on:
+        # WooCommerce has no partial cancellation, the order stays as it is.
+        if message.status in ("cancelled", "shipped"):
+            return _set_status(message.channel_order_id, "completed")
+        return None
     if message.status == "returned":
         return None
     status = ORDER_STATUSES.get(message.status)

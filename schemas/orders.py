@@ -22,7 +22,7 @@ from schemas.common import (
     VatRate,
     same_currency,
 )
-from schemas.fulfilment import FulfilmentLine, Lines
+from schemas.fulfilment import FulfilmentLine, Lines, RestLines
 
 
 class OrderLine(CanonicalModel):
@@ -145,15 +145,24 @@ CancelledBy = Literal["channel", "erp", "hub"]
 
 
 class OrderCancelled(Message):
-    """The whole order is cancelled by the channel, the ERP or the hub; stock goes back."""
+    """The order, or with ``lines`` part of it, is cancelled by the channel, the ERP or the
+    hub; the stock of what is cancelled goes back."""
 
     TYPE: ClassVar[str] = "order.cancelled"
+    SCHEMA_VERSION: ClassVar[str] = "2.0"  # lines: only these units are cancelled
 
     channel: ChannelName
     channel_order_id: Identifier
     order_id: Identifier | None = None
     reason: ShortText
     cancelled_by: CancelledBy
+    lines: RestLines = ()
+    """The lines and units cancelled when not the whole order (a marketplace buyer cancelling
+    some items); empty: the whole order."""
+
+    def data_version(self) -> str:
+        """2.0 only when ``lines`` withdraw a part: a 1.x reader would cancel the whole order."""
+        return self.SCHEMA_VERSION if self.lines else "1.0"
 
 
 OrderLifecycle = Literal[

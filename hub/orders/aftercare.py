@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
+from typing import cast
 
 from hub.db import Connection
 from hub.errors import BusinessRuleViolation
@@ -20,7 +21,7 @@ from hub.orders.store import Order
 from schemas.billing import InvoiceIssued
 from schemas.erp import SalesOrderCancel
 from schemas.fulfilment import PickCancel
-from schemas.orders import CancelledBy, OrderCancelled, OrderLifecycle
+from schemas.orders import CancelledBy, CancelledPart, OrderCancelled, OrderLifecycle
 from schemas.returns import ReturnReceived, ReturnRequested
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,11 @@ async def cancel(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
         raise BusinessRuleViolation(f"{source!r} cannot cancel an order of {msg.channel!r}")
     if msg.order_id is None and source == msg.channel:
         found = await store.find(conn, msg.channel, msg.channel_order_id)
+        if found is None and msg.lines:
+            raise BusinessRuleViolation(
+                f"cancellation of some lines of {msg.channel} order {msg.channel_order_id},"
+                " which the hub does not have yet: replay it once the order is in"
+            )
         if found is None:
             order_id = order_id_for(msg.channel, msg.channel_order_id)
             await store.cancel_early(conn, order_id, msg, inbound.event.id, now)
@@ -59,6 +65,8 @@ async def cancel(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
         order = found
     else:
         order = await _named(conn, msg.order_id, msg.channel, msg.channel_order_id)
+    if msg.lines and not _whole_rest(order, msg):
+        return await _withdraw_part(conn, deps, order, inbound, now)
     if order.shipped:
         return await _cancel_after_shipment(conn, deps, order, inbound, now)
     if order.state not in OPEN_STATES:
@@ -70,6 +78,88 @@ async def cancel(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
     withdrawn = requests.cancellation(order, _canceller(deps, source))
     requests.send(out, order, requests.status(order, "cancelled", detail, withdrawn), "cancelled")
     return out
+
+
+def _whole_rest(order: Order, msg: OrderCancelled) -> bool:
+    """Whether the lines cancelled are all the order has left, nothing of it packed: then it
+    is the whole order's cancellation."""
+    asked: Counter[str] = Counter()
+    for line in msg.lines:
+        asked[line.line_id] += line.quantity
+    return not any(order.picked.values()) and dict(asked) == order.ordered()
+
+
+async def _withdraw_part(
+    conn: Connection, deps: OrderDeps, order: Order, inbound: Inbound, now: datetime
+) -> Outgoing:
+    """Cancel some units of an open order (a marketplace buyer's item cancellation): their
+    stock goes back, the ERP and the warehouse drop them, and the rest goes on. Only units
+    not packed yet can go; a request no larger per line than what was withdrawn already is
+    taken for a repeat (a marketplace polled again) and noted only."""
+    msg = inbound.message
+    assert isinstance(msg, OrderCancelled)
+    if order.state not in OPEN_STATES:
+        return await ignore(conn, deps, order, inbound, now)
+    sku_of = {line.line_id: line.sku for line in order.placed.lines}
+    asked: Counter[str] = Counter()
+    for line in msg.lines:
+        if sku_of.get(line.line_id) != line.sku:
+            raise BusinessRuleViolation(
+                f"cancellation of order {order.order_id}: it has no line {line.line_id!r}"
+                f" of SKU {line.sku}"
+            )
+        asked[line.line_id] += line.quantity
+    if all(units <= order.withdrawn.get(line_id, 0) for line_id, units in asked.items()):
+        return await ignore(conn, deps, order, inbound, now)  # the same request polled again
+    open_units = order.unpicked()
+    for line_id, units in asked.items():
+        if units > open_units.get(line_id, 0):
+            raise BusinessRuleViolation(
+                f"cancellation of order {order.order_id}: {units} unit(s) of line {line_id}"
+                f" asked, {open_units.get(line_id, 0)} not packed yet"
+            )
+    out = Outgoing(deps.table, deps.names, inbound.event, now)
+    for line_id, units in asked.items():
+        order.withdrawn[line_id] = order.withdrawn.get(line_id, 0) + units
+    if order.reservation_id:
+        out.extend(
+            await stockport.release_rest(
+                conn, deps.stock, out.cause, order.reservation_id, _units_by_sku(order)
+            )
+        )
+    lines = requests.fulfilment_lines(order, dict(asked))
+    reason = f"{msg.reason} ({sum(asked.values())} unit(s) of order {order.order_id})"
+    if inbound.event.source != deps.config.erp:
+        cancel = SalesOrderCancel(
+            order_id=order.order_id,
+            erp_order_number=order.erp_order_number,
+            reason=reason,
+            lines=lines,
+        )
+        requests.send(out, order, cancel, "salesorder.cancel/" + inbound.event.id)
+    if order.erp_order_number is not None:
+        pick_cancel = PickCancel(
+            order_id=order.order_id, pick_id=requests.pick_id(order), reason=reason, lines=lines
+        )
+        requests.send(out, order, pick_cancel, "pick.cancel/" + inbound.event.id)
+    lifecycle = cast(OrderLifecycle, order.state)  # an open state: each is one told
+    if order.shipped and not order.unshipped():  # what is left has all shipped
+        requests.wait_for(deps, order, None, now)
+        await transition(conn, deps, order, "shipped", inbound, now)
+        lifecycle = "shipped"
+    else:
+        detail = f"{sum(asked.values())} unit(s) cancelled by {msg.cancelled_by}"
+        await store.save(conn, order, now, inbound.event.type, detail, inbound.event.id)
+    part = CancelledPart(by=_canceller(deps, inbound.event.source), whole_order=False, lines=lines)
+    detail = f"cancelled by {msg.cancelled_by}: {msg.reason}"
+    requests.send(out, order, requests.status(order, lifecycle, detail, part), inbound.event.id)
+    return out
+
+
+def _units_by_sku(order: Order) -> dict[str, int]:
+    """The units per SKU the order still holds: what is ordered, less what was withdrawn
+    (a SKU none of whose units are left is not named, so its hold goes)."""
+    return {sku: n for sku, n in returns.by_sku(order, order.ordered()).items() if n > 0}
 
 
 def _canceller(deps: OrderDeps, source: str) -> CancelledBy:

@@ -45,8 +45,9 @@ def fulfilment_lines(order: Order, quantities: Mapping[str, int]) -> tuple[Fulfi
 
 
 def every_line(order: Order) -> tuple[FulfilmentLine, ...]:
-    """The order's lines with the units ordered, as a channel numbers them."""
-    return fulfilment_lines(order, {line.line_id: line.quantity for line in order.placed.lines})
+    """The order's lines with the units ordered (less any withdrawn), as a channel numbers
+    them."""
+    return fulfilment_lines(order, order.ordered())
 
 
 def cancellation(

@@ -37,10 +37,15 @@ class Order:
     picked: dict[str, int] = field(default_factory=dict)
     shipped: dict[str, int] = field(default_factory=dict)
     correlation_id: str | None = None
+    withdrawn: dict[str, int] = field(default_factory=dict)
+    """Units per line id the channel or the ERP took off the order while it went on."""
 
     def ordered(self) -> dict[str, int]:
-        """Units ordered per line id."""
-        return {line.line_id: line.quantity for line in self.placed.lines}
+        """Units ordered per line id, less those withdrawn since."""
+        return {
+            line.line_id: line.quantity - self.withdrawn.get(line.line_id, 0)
+            for line in self.placed.lines
+        }
 
     def unshipped(self) -> dict[str, int]:
         """Units per line id not shipped yet (what a further pick must cover)."""
@@ -73,6 +78,7 @@ def _order(row: Any, placed: OrderPlaced | None = None) -> Order:
         picked=dict(_json(row["picked"])),
         shipped=dict(_json(row["shipped"])),
         correlation_id=row["correlation_id"],
+        withdrawn=dict(_json(row.get("withdrawn") or {})),
     )
 
 
@@ -188,7 +194,8 @@ async def find(conn: Connection, channel: str, channel_order_id: str) -> Order |
 _SAVE = (
     "UPDATE orders SET state = $2, awaiting = $3, deadline = $4, attempts = $5,"
     " version = version + 1, reservation_id = $6, erp_order_number = $7,"
-    " picked = $8::jsonb, shipped = $9::jsonb, updated_at = $10 WHERE order_id = $1"
+    " picked = $8::jsonb, shipped = $9::jsonb, updated_at = $10, withdrawn = $11::jsonb"
+    " WHERE order_id = $1"
 )
 
 
@@ -206,7 +213,7 @@ async def save(
         ""
         if event is None
         else " RETURNING 1) INSERT INTO order_history (order_id, at, event, state, detail,"
-        " message_id) SELECT $1, $10, $11, $2, $12, $13 FROM saved"
+        " message_id) SELECT $1, $10, $12, $2, $13, $14 FROM saved"
     )
     extra: tuple[object, ...] = () if event is None else (event, detail[:1000], message_id)
     await conn.execute(
@@ -221,6 +228,7 @@ async def save(
         orjson.dumps(order.picked).decode(),
         orjson.dumps(order.shipped).decode(),
         now,
+        orjson.dumps(order.withdrawn).decode(),
         *extra,
     )
     order.version += 1

@@ -746,3 +746,59 @@ async def test_goods_back_for_an_order_that_never_shipped_are_noted_only(world: 
         )
         await world.state("bolcom", "B-NS1", "cancelled")
         assert len(seen["bolcom"].of("order.status")) == told  # the channel is told nothing
+
+
+async def test_a_buyer_cancelling_some_items_withdraws_them_and_the_rest_ships(
+    world: World,
+) -> None:
+    lines = [("DESK-1", 1, "199.00"), ("LAMP-1", 2, "25.50")]
+    async with parties(world, warehouse=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-PX", lines))
+        [pick] = await seen["warehouse"].wait("pick.request")
+        assert (await world.held("DESK-1"), await world.held("LAMP-1")) == (1, 2)
+        lamps = [{"line_id": "L2", "sku": "LAMP-1", "quantity": 2}]
+        part = {**cancel("B-PX"), "lines": lamps}
+        await world.send("bolcom", "order.cancelled", part)
+        [erp_cancel] = await seen["erp"].wait("salesorder.cancel")
+        assert erp_cancel["data"]["lines"] == lamps
+        assert erp_cancel["dataschemaversion"] == "2.0"
+        [pick_cancel] = await seen["warehouse"].wait("pick.cancel")
+        assert pick_cancel["data"]["lines"] == lamps
+        assert (await world.held("DESK-1"), await world.held("LAMP-1")) == (1, 0)
+        told = [b["data"] for b in await seen["bolcom"].wait("order.status", 2)]
+        assert told[-1]["status"] == "picking"
+        assert told[-1]["cancelled"] == {"by": "channel", "whole_order": False, "lines": lamps}
+        await world.state("bolcom", "B-PX", "picking")
+        # The same request polled again is a repeat; the rest is picked and ships on its own.
+        await world.send("bolcom", "order.cancelled", part)
+        await world.until(
+            "SELECT count(*) FROM order_history"
+            " WHERE event = 'order.cancelled' AND detail LIKE 'ignored%'",
+            expect=1,
+        )
+        desk = [{"line_id": "L1", "sku": "DESK-1", "quantity": 1}]
+        order_id = pick["data"]["order_id"]
+        await world.send("warehouse", "pick.completed", {"order_id": order_id, "lines": desk})
+        [tracking] = await seen["bolcom"].wait("shipment.tracking")
+        assert tracking["data"]["lines"] == desk
+        await world.state("bolcom", "B-PX", "shipped")
+        # A shipped order's items are no longer for cancelling: noted, nothing sent.
+        await world.send("bolcom", "order.cancelled", {**cancel("B-PX"), "lines": desk})
+        await world.until(
+            "SELECT count(*) FROM order_history"
+            " WHERE event = 'order.cancelled' AND detail LIKE 'ignored%'",
+            expect=2,
+        )
+        assert len(seen["erp"].of("salesorder.cancel")) == 1
+
+
+async def test_packed_units_cannot_be_cancelled_as_items(world: World) -> None:
+    async with parties(world, carrier=silent) as seen:
+        lines = [("DESK-1", 1, "199.00"), ("LAMP-1", 1, "25.50")]
+        await world.place("bolcom", order_data("bolcom", "B-PK", lines))
+        await seen["carrier"].wait("shipment.request")  # packed, waiting for its label
+        lamp = [{"line_id": "L2", "sku": "LAMP-1", "quantity": 1}]
+        await world.send("bolcom", "order.cancelled", {**cancel("B-PK"), "lines": lamp})
+        [refused] = await parked(world, 1)
+        assert "1 unit(s) of line L2 asked, 0 not packed yet" in refused.headers["x-hub-error"]
+        assert await world.held("LAMP-1") == 1
