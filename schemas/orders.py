@@ -157,8 +157,9 @@ class OrderCancelled(Message):
     reason: ShortText
     cancelled_by: CancelledBy
     lines: RestLines = ()
-    """The lines and units cancelled when not the whole order (a marketplace buyer cancelling
-    some items); empty: the whole order."""
+    """When not the whole order (a marketplace buyer cancelling some items): the units of each
+    line cancelled so far, this request included (a running total, so a request sent again,
+    or one that adds a line, cancels only what is new); empty: the whole order."""
 
     def data_version(self) -> str:
         """2.0 only when ``lines`` withdraw a part: a 1.x reader would cancel the whole order."""

@@ -184,11 +184,11 @@ class ShopifyApi:
             return done
         fulfillments = done.json().get("fulfillments", [])
         info = body["fulfillment"]["tracking_info"]
-        if _tracked(fulfillments, info["number"]) is not None:
-            return httpx.Response(200, text="already fulfilled with this tracking number")
         replaces = body.get("replaces_tracking_number")
-        if replaces:
-            earlier = _tracked(fulfillments, replaces)
+        if not replaces and _tracked(fulfillments, info["number"]) is not None:
+            return httpx.Response(200, text="already fulfilled with this tracking number")
+        if replaces:  # a later number or page of a parcel told before (a repeat is harmless)
+            earlier = _tracked(fulfillments, replaces) or _tracked(fulfillments, info["number"])
             if earlier is None:
                 return httpx.Response(
                     404, text=f"order {order_id}: no fulfillment tracked as {replaces!r}"

@@ -81,12 +81,16 @@ async def cancel(conn: Connection, deps: OrderDeps, inbound: Inbound, now: datet
 
 
 def _whole_rest(order: Order, msg: OrderCancelled) -> bool:
-    """Whether the lines cancelled are all the order has left, nothing of it packed: then it
-    is the whole order's cancellation."""
+    """Whether the lines cancelled cover all the order has left, nothing of it packed: then
+    it is the whole order's cancellation."""
     asked: Counter[str] = Counter()
     for line in msg.lines:
         asked[line.line_id] += line.quantity
-    return not any(order.picked.values()) and dict(asked) == order.ordered()
+    left = {line_id: n for line_id, n in order.ordered().items() if n > 0}
+    covered = all(
+        asked[line_id] >= n + order.withdrawn.get(line_id, 0) for line_id, n in left.items()
+    )
+    return not any(order.picked.values()) and bool(left) and covered
 
 
 async def _withdraw_part(
@@ -109,17 +113,23 @@ async def _withdraw_part(
                 f" of SKU {line.sku}"
             )
         asked[line.line_id] += line.quantity
-    if all(units <= order.withdrawn.get(line_id, 0) for line_id, units in asked.items()):
+    # Lines are running totals: what each line has had cancelled so far, this included.
+    new = {
+        line_id: units - order.withdrawn.get(line_id, 0)
+        for line_id, units in asked.items()
+        if units > order.withdrawn.get(line_id, 0)
+    }
+    if not new:
         return await ignore(conn, deps, order, inbound, now)  # the same request polled again
     open_units = order.unpicked()
-    for line_id, units in asked.items():
+    for line_id, units in new.items():
         if units > open_units.get(line_id, 0):
             raise BusinessRuleViolation(
-                f"cancellation of order {order.order_id}: {units} unit(s) of line {line_id}"
-                f" asked, {open_units.get(line_id, 0)} not packed yet"
+                f"cancellation of order {order.order_id}: {units} more unit(s) of line"
+                f" {line_id} asked, {open_units.get(line_id, 0)} not packed yet"
             )
     out = Outgoing(deps.table, deps.names, inbound.event, now)
-    for line_id, units in asked.items():
+    for line_id, units in new.items():
         order.withdrawn[line_id] = order.withdrawn.get(line_id, 0) + units
     if order.reservation_id:
         out.extend(
@@ -127,9 +137,10 @@ async def _withdraw_part(
                 conn, deps.stock, out.cause, order.reservation_id, _units_by_sku(order)
             )
         )
-    lines = requests.fulfilment_lines(order, dict(asked))
-    reason = f"{msg.reason} ({sum(asked.values())} unit(s) of order {order.order_id})"
-    if inbound.event.source != deps.config.erp:
+    lines = requests.fulfilment_lines(order, new)
+    reason = f"{msg.reason} ({sum(new.values())} unit(s) of order {order.order_id})"
+    # Before the ERP has the sales order, erp_created sends it what was withdrawn meanwhile.
+    if inbound.event.source != deps.config.erp and order.erp_order_number is not None:
         cancel = SalesOrderCancel(
             order_id=order.order_id,
             erp_order_number=order.erp_order_number,
@@ -148,7 +159,7 @@ async def _withdraw_part(
         await transition(conn, deps, order, "shipped", inbound, now)
         lifecycle = "shipped"
     else:
-        detail = f"{sum(asked.values())} unit(s) cancelled by {msg.cancelled_by}"
+        detail = f"{sum(new.values())} unit(s) cancelled by {msg.cancelled_by}"
         await store.save(conn, order, now, inbound.event.type, detail, inbound.event.id)
     part = CancelledPart(by=_canceller(deps, inbound.event.source), whole_order=False, lines=lines)
     detail = f"cancelled by {msg.cancelled_by}: {msg.reason}"

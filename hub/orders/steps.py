@@ -82,6 +82,14 @@ async def erp_created(
     detail = f"ERP order {msg.erp_order_number}"
     requests.send(out, order, requests.status(order, "confirmed", detail), "confirmed")
     requests.send(out, order, requests.pick_request(order, deps.config), "pick.request")
+    if order.withdrawn:  # units the channel took off while the ERP made the sales order
+        withdrawn = SalesOrderCancel(
+            order_id=order.order_id,
+            erp_order_number=msg.erp_order_number,
+            reason="units cancelled by the channel before the ERP had the order",
+            lines=requests.fulfilment_lines(order, order.withdrawn),
+        )
+        requests.send(out, order, withdrawn, "salesorder.cancel/withdrawn")
     return out
 
 
@@ -226,6 +234,7 @@ async def tracking_updated(
     changed, before = kept
     if not changed:
         return await ignore(conn, deps, order, inbound, now)
+    # The number the channel knows the parcel by (the same when only the page changed).
     msg = msg.model_copy(update={"replaces_tracking_number": before})
     out = Outgoing(deps.table, deps.names, inbound.event, now)
     detail = f"{msg.shipment_id}: {msg.carrier} {msg.tracking_number}"

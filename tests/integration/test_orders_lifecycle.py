@@ -731,6 +731,7 @@ async def test_goods_back_for_an_order_that_never_shipped_are_noted_only(world: 
     async with parties(world, warehouse=silent) as seen:
         await world.place("bolcom", order_data("bolcom", "B-NS1", [("DESK-1", 1, "199.00")]))
         [accepted] = await seen["bolcom"].wait("order.accepted")
+        await world.state("bolcom", "B-NS1", "picking")  # the ERP confirmed it first
         await world.send("bolcom", "order.cancelled", cancel("B-NS1"))
         await world.state("bolcom", "B-NS1", "cancelled")
         told = len(await seen["bolcom"].wait("order.status", 2))  # confirmed, cancelled
@@ -800,5 +801,45 @@ async def test_packed_units_cannot_be_cancelled_as_items(world: World) -> None:
         lamp = [{"line_id": "L2", "sku": "LAMP-1", "quantity": 1}]
         await world.send("bolcom", "order.cancelled", {**cancel("B-PK"), "lines": lamp})
         [refused] = await parked(world, 1)
-        assert "1 unit(s) of line L2 asked, 0 not packed yet" in refused.headers["x-hub-error"]
+        assert "1 more unit(s) of line L2 asked, 0 not packed yet" in refused.headers["x-hub-error"]
         assert await world.held("LAMP-1") == 1
+
+
+async def test_items_cancelled_before_the_erp_has_the_order_reach_it_with_its_number(
+    world: World,
+) -> None:
+    """Lines are running totals: a poll that repeats an item and adds another withdraws only
+    the new one; the ERP hears of both once it has made the sales order; cancelling what is
+    left cancels the order."""
+    lines = [("DESK-1", 1, "199.00"), ("LAMP-1", 2, "25.50"), ("LAST-1", 1, "9.99")]
+    async with parties(world, erp=silent, warehouse=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-PE", lines))
+        [create] = await seen["erp"].wait("salesorder.create")
+        lamps = {"line_id": "L2", "sku": "LAMP-1", "quantity": 2}
+        last = {"line_id": "L3", "sku": "LAST-1", "quantity": 1}
+        await world.send("bolcom", "order.cancelled", {**cancel("B-PE"), "lines": [lamps]})
+        await world.send("bolcom", "order.cancelled", {**cancel("B-PE"), "lines": [lamps, last]})
+        await world.until(
+            "SELECT withdrawn FROM orders WHERE channel_order_id = 'B-PE'",
+            expect='{"L2": 2, "L3": 1}',
+        )
+        assert (await world.held("LAMP-1"), await world.held("LAST-1")) == (0, 0)
+        assert not seen["erp"].of("salesorder.cancel")  # it has no sales order to cancel yet
+
+        order_id = create["data"]["order_id"]
+        await world.send(
+            "erp", "salesorder.created", {"order_id": order_id, "erp_order_number": "SO-PE"}
+        )
+        [pick] = await seen["warehouse"].wait("pick.request")
+        assert pick["data"]["lines"] == [{"line_id": "L1", "sku": "DESK-1", "quantity": 1}]
+        [withdrawn] = await seen["erp"].wait("salesorder.cancel")
+        assert withdrawn["data"]["erp_order_number"] == "SO-PE"
+        assert withdrawn["data"]["lines"] == [lamps, last]
+
+        desk = {"line_id": "L1", "sku": "DESK-1", "quantity": 1}
+        everything = {**cancel("B-PE"), "lines": [desk, lamps, last]}
+        await world.send("bolcom", "order.cancelled", everything)
+        await world.state("bolcom", "B-PE", "cancelled")
+        assert await world.held("DESK-1") == 0
+        told = [b["data"] for b in seen["bolcom"].of("order.status")]
+        assert told[-1]["cancelled"] == {"by": "channel", "whole_order": True, "lines": [desk]}
