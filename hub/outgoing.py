@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,21 @@ def to_channel(
         body=event.to_bytes(),
         correlation_id=event.correlationid,
         caused_at=caused_at,
+    )
+
+
+def to_hub(names: Names, event: CloudEvent, headers: Mapping[str, Any]) -> Envelope:
+    """The envelope that lands a channel's event on hub.in, as its adapter would publish it
+    (``headers`` say how it came in: a webhook, an API's answer)."""
+    return Envelope(
+        message_id=event.id,
+        exchange=names.inbound_exchange,
+        routing_key=f"{event.source}.{event.type}",
+        message_type=event.type,
+        source=event.source,
+        body=event.to_bytes(),
+        correlation_id=event.correlationid,
+        headers=headers,
     )
 
 

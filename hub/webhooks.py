@@ -26,9 +26,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters import registry as adapter_registry
-from hub.bus import Envelope, Publisher
+from hub.bus import Publisher
 from hub.errors import PublishNotConfirmed
 from hub.intake import MAX_BODY_BYTES
+from hub.outgoing import to_hub
 from hub.topology import Names
 from routes.config import HubConfig
 from schemas.envelope import TYPE_PATTERN, CloudEvent
@@ -111,15 +112,7 @@ class WebhookIngress:
             time=datetime.now(UTC),
             data=data,
         )
-        envelope = Envelope(
-            message_id=event.id,
-            exchange=self._names.inbound_exchange,
-            routing_key=f"{channel_name}.{type_}",
-            message_type=type_,
-            source=channel_name,
-            body=event.to_bytes(),
-            headers={"x-hub-ingress": "webhook"},
-        )
+        envelope = to_hub(self._names, event, {"x-hub-ingress": "webhook"})
         try:
             await self._publisher.publish(envelope)
         except PublishNotConfirmed as exc:

@@ -30,13 +30,13 @@ from aio_pika.abc import AbstractRobustConnection
 from adapters import registry as adapter_registry
 from adapters.base import OutboundTranslator
 from hub.background import finish_then_cancel, wait_or_stop
-from hub.bus import Envelope
 from hub.delivery.bucket import TokenBucket
 from hub.delivery.calls import Caller, caller_for
 from hub.delivery.policy import DeliveryPolicy
 from hub.delivery.wire import signing_secret
 from hub.delivery.worker import ChannelWorker
 from hub.faults import FaultHandler
+from hub.outgoing import to_hub
 from hub.topology import work_queue_arguments
 from routes.config import ChannelConfig, HubConfig
 from schemas.envelope import CloudEvent
@@ -249,19 +249,8 @@ class DeliveryService:
 
     async def _to_hub(self, event: CloudEvent) -> None:
         """Publish what a channel's API answered onto hub.in, as the channel's own event."""
-        names = self._hub.names
-        await self._hub.publisher.publish(
-            Envelope(
-                message_id=event.id,
-                exchange=names.inbound_exchange,
-                routing_key=f"{event.source}.{event.type}",
-                message_type=event.type,
-                source=event.source,
-                body=event.to_bytes(),
-                correlation_id=event.correlationid,
-                headers={"x-hub-ingress": "api-answer"},
-            )
-        )
+        answer = to_hub(self._hub.names, event, {"x-hub-ingress": "api-answer"})
+        await self._hub.publisher.publish(answer)
 
     async def stop(self) -> None:
         """Stop every worker (requests in flight finish), then close the clients and connection.

@@ -28,8 +28,6 @@ import aio_pika
 import asyncpg
 import orjson
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -44,7 +42,9 @@ from routes.config import DeliveryConfig, HubConfig
 from schemas.envelope import CONTENT_TYPE, derived_id, new_event
 from schemas.inventory import StockAvailability
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
+from loopback import Loopback, until
 from order_kit import erp_creates, erp_refuses, open_world, order_data, orders_config, responder
 
 pytestmark = pytest.mark.integration
@@ -80,10 +80,7 @@ class ChannelApi:
         self.seen: list[Seen] = []
         self.tries: Counter[str] = Counter()
         self.answer = answer or (lambda _: OK)
-        self.port = port
-        app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._task: asyncio.Task[None] | None = None
+        self._api = Loopback([Route("/{path:path}", self._handle, methods=["POST"])], port)
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
@@ -96,24 +93,19 @@ class ChannelApi:
         return Response(text, status_code=status, headers=headers)
 
     @property
+    def port(self) -> int:
+        return self._api.port
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/admin/api/inventory_levels/set.json"
 
     async def start(self) -> ChannelApi:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            assert not self._task.done(), "the fake API did not start"
-            await asyncio.sleep(0.01)
+        await self._api.start()
         return self
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        await self._api.stop()
 
     def ok(self) -> list[Seen]:
         return [s for s in self.seen if 200 <= s.status < 300]
@@ -121,13 +113,6 @@ class ChannelApi:
     async def wait_ok(self, n: int, timeout: float = 15.0) -> list[Seen]:
         await until(lambda: len(self.ok()) >= n, timeout)
         return self.ok()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

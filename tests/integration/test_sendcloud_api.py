@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import sys
 from collections.abc import AsyncIterator
 from functools import partial
@@ -16,8 +15,6 @@ from typing import Any
 import aio_pika
 import orjson
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -28,7 +25,9 @@ from hub.settings import Settings
 from schemas.envelope import new_event
 from schemas.fulfilment import ShipmentRequest
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
+from loopback import Loopback
 from order_kit import ADDRESS_NL, open_world, order_data, orders_config, parties
 
 pytestmark = pytest.mark.integration
@@ -42,15 +41,16 @@ class Sendcloud:
     def __init__(self) -> None:
         self.asked: list[dict[str, Any]] = []
         self.made: list[dict[str, Any]] = []
-        app = Starlette(
-            routes=[
+        self._api = Loopback(
+            [
                 Route("/api/v2/parcels", self._create, methods=["POST"]),
                 Route("/api/v2/parcels", self._list, methods=["GET"]),
             ]
         )
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._task: asyncio.Task[None] | None = None
-        self.port = 0
+
+    @property
+    def port(self) -> int:
+        return self._api.port
 
     async def _create(self, request: Request) -> Response:
         expected = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
@@ -79,19 +79,11 @@ class Sendcloud:
         return JSONResponse({"parcels": [p for p in self.made if p["order_number"] == number]})
 
     async def start(self) -> Sendcloud:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            assert not self._task.done(), "Sendcloud did not start"
-            await asyncio.sleep(0.01)
+        await self._api.start()
         return self
 
     async def stop(self) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task
+        await self._api.stop()
 
 
 @pytest.fixture

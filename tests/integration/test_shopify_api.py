@@ -4,20 +4,17 @@ locations and fulfillment orders."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import time
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aio_pika
 import orjson
 import pytest
-import uvicorn
 import yaml
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -27,6 +24,9 @@ from hub.runtime import Hub
 from routes import EXAMPLE_CONFIG
 from routes.config import HubConfig
 from schemas.envelope import new_event
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
+from loopback import Loopback, until
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +47,8 @@ class Shopify:
         self.throttle_next = False
         self.calls: list[tuple[str, str, Any]] = []
         post, put, get = ["POST"], ["PUT"], ["GET"]
-        app = Starlette(
-            routes=[
+        self._api = Loopback(
+            [
                 Route(f"{API}/graphql.json", self._graphql, methods=post),
                 Route(f"{API}/locations.json", self._locations, methods=get),
                 Route(f"{API}/inventory_levels/set.json", self._record, methods=post),
@@ -66,9 +66,10 @@ class Shopify:
                 Route(f"{API}/orders/{{id:int}}/cancel.json", self._record, methods=post),
             ]
         )
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._task: asyncio.Task[None] | None = None
-        self.port = 0
+
+    @property
+    def port(self) -> int:
+        return self._api.port
 
     async def _seen(self, request: Request) -> Any:
         if request.headers.get("x-shopify-access-token") != TOKEN:
@@ -144,19 +145,11 @@ class Shopify:
         return JSONResponse({"fulfillment": made})
 
     async def start(self) -> Shopify:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            assert not self._task.done(), "the shop did not start"
-            await asyncio.sleep(0.01)
+        await self._api.start()
         return self
 
     async def stop(self) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task
+        await self._api.stop()
 
     def of(self, method: str, path: str) -> list[Any]:
         return [body for m, p, body in self.calls if m == method and p == path]
@@ -177,13 +170,6 @@ def over_the_api(port: int) -> HubConfig:
         "api": True,
     }
     return HubConfig.model_validate(data, context={"env": {"SHOPIFY_NL_TOKEN": TOKEN}})
-
-
-async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
 
 
 def erp(type_: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -3,21 +3,18 @@ database and hub, against a shop served on loopback: its paths, its key, its pro
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import socket
-import time
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aio_pika
 import orjson
 import pytest
-import uvicorn
 import yaml
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -27,6 +24,9 @@ from hub.runtime import Hub
 from routes import EXAMPLE_CONFIG
 from routes.config import HubConfig
 from schemas.envelope import new_event
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
+from loopback import Loopback, until
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +40,8 @@ class Shop:
     def __init__(self) -> None:
         self.products: dict[str, int] = {"DESK-1": 101, "LAMP-1": 102}
         self.calls: list[tuple[str, str, Any]] = []
-        app = Starlette(
-            routes=[
+        self._api = Loopback(
+            [
                 Route("/wp-json/wc/v3/products", self._find, methods=["GET"]),
                 Route("/wp-json/wc/v3/products/{id:int}", self._update, methods=["PUT"]),
                 Route("/wp-json/wc/v3/orders/{id:int}", self._order, methods=["PUT"]),
@@ -52,9 +52,10 @@ class Shop:
                 ),
             ]
         )
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._task: asyncio.Task[None] | None = None
-        self.port = 0
+
+    @property
+    def port(self) -> int:
+        return self._api.port
 
     def _authorised(self, request: Request) -> bool:
         expected = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
@@ -89,19 +90,11 @@ class Shop:
         return JSONResponse({"tracking_id": "t1", **body}, status_code=201)
 
     async def start(self) -> Shop:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            assert not self._task.done(), "the shop did not start"
-            await asyncio.sleep(0.01)
+        await self._api.start()
         return self
 
     async def stop(self) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task
+        await self._api.stop()
 
     def of(self, method: str, prefix: str) -> list[tuple[str, str, Any]]:
         return [c for c in self.calls if c[0] == method and c[1].startswith(prefix)]
@@ -123,13 +116,6 @@ def over_the_api(port: int, key: str = KEY) -> HubConfig:
     }
     env = {"WOO_UK_CONSUMER_KEY": key, "WOO_UK_CONSUMER_SECRET": SECRET}
     return HubConfig.model_validate(data, context={"env": env})
-
-
-async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
 
 
 def stock_level(sku: str, on_hand: int, version: int) -> dict[str, Any]:
