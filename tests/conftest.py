@@ -15,12 +15,14 @@ import pytest
 
 from hub import db, topology
 from hub.app import build_hub
+from hub.outgoing import to_channel
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.topology import Names
 from routes import EXAMPLE_CONFIG
 from routes.config import HubConfig
 from routes.loader import load_config
+from schemas.envelope import new_event
 
 BROKER_URL = os.environ.get("HUB_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 DATABASE_BASE = os.environ.get("HUB_TEST_DATABASE_BASE", "postgresql://postgres@127.0.0.1:5432")
@@ -59,6 +61,14 @@ class Bus:
         data = body if isinstance(body, bytes) else orjson.dumps(body)
         ex = await self.channel.get_exchange(exchange or self.names.inbound_exchange, ensure=False)
         await ex.publish(aio_pika.Message(data, delivery_mode=2, **props), routing_key=routing_key)
+
+    async def put_out(self, channel: str, type_: str, data: dict[str, Any]) -> None:
+        """A message the hub made for ``channel``, put on hub.out as the order process does."""
+        envelope = to_channel(self.names, channel, new_event(source="hub", type=type_, data=data))
+        assert self.channel is not None
+        exchange = await self.channel.get_exchange(self.names.outbound_exchange, ensure=False)
+        message = aio_pika.Message(envelope.body, message_id=envelope.message_id, type=type_)
+        await exchange.publish(message, routing_key=envelope.routing_key)
 
     async def drain(
         self, queue: str, *, expect: int, timeout: float = 10.0, settle: float = 0.3

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import orjson
 import pytest
 import yaml
@@ -19,11 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hub.outgoing import to_channel
 from hub.runtime import Hub
 from routes import EXAMPLE_CONFIG
 from routes.config import HubConfig
-from schemas.envelope import new_event
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 from loopback import Loopback, until
@@ -183,13 +180,6 @@ def erp(type_: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def put_out(bus: Any, hub: Hub, type_: str, data: dict[str, Any]) -> None:
-    envelope = to_channel(hub.names, SHOP, new_event(source="hub", type=type_, data=data))
-    exchange = await bus.channel.get_exchange(bus.names.outbound_exchange, ensure=False)
-    message = aio_pika.Message(envelope.body, message_id=envelope.message_id, type=type_)
-    await exchange.publish(message, routing_key=envelope.routing_key)
-
-
 StartHub = Callable[..., Awaitable[Hub]]
 
 
@@ -258,7 +248,7 @@ async def test_tracking_fulfils_the_lines_from_the_orders_fulfillment_order_once
         "tracking_number": "3SABCD0123456789",
         "lines": [{"line_id": str(LINE), "sku": "DESK-1", "quantity": 2}],
     }
-    await put_out(bus, hub, "shipment.tracking", tracking)
+    await bus.put_out(SHOP, "shipment.tracking", tracking)
     await until(lambda: len(shopify.of("POST", "/fulfillments.json")) == 1)
     [fulfilment] = shopify.of("POST", "/fulfillments.json")
     assert fulfilment["fulfillment"]["line_items_by_fulfillment_order"] == [
@@ -267,13 +257,13 @@ async def test_tracking_fulfils_the_lines_from_the_orders_fulfillment_order_once
     assert fulfilment["fulfillment"]["tracking_info"]["number"] == "3SABCD0123456789"
     assert fulfilment["fulfillment"]["notify_customer"] is True
     # The same tracking again (a redelivery after the ack was lost): already fulfilled.
-    await put_out(bus, hub, "shipment.tracking", tracking)
+    await bus.put_out(SHOP, "shipment.tracking", tracking)
     ok = {"channel": SHOP, "outcome": "ok"}
     await until(lambda: hub.metrics.registry.get_sample_value("hub_deliveries_total", ok) == 2)
     assert len(shopify.of("POST", "/fulfillments.json")) == 1
     # The carrier's later number for that parcel updates its fulfillment, fulfils nothing more.
     later = {**tracking, "tracking_number": "3SNEW", "replaces_tracking_number": "3SABCD0123456789"}
-    await put_out(bus, hub, "shipment.tracking", later)
+    await bus.put_out(SHOP, "shipment.tracking", later)
     await until(lambda: len(shopify.of("POST", "/fulfillments/1/update_tracking.json")) == 1)
     [retracked] = shopify.of("POST", "/fulfillments/1/update_tracking.json")
     assert retracked["fulfillment"]["tracking_info"]["number"] == "3SNEW"
@@ -283,7 +273,7 @@ async def test_tracking_fulfils_the_lines_from_the_orders_fulfillment_order_once
 async def test_a_refused_order_is_cancelled_and_an_unknown_sku_parked(
     start_hub: StartHub, bus: Any, shopify: Shopify
 ) -> None:
-    hub = await start_hub(over_the_api(shopify.port))
+    await start_hub(over_the_api(shopify.port))
     refused = {
         "order_id": "o-2",
         "channel": SHOP,
@@ -291,7 +281,7 @@ async def test_a_refused_order_is_cancelled_and_an_unknown_sku_parked(
         "reasons": [{"code": "out_of_stock", "message": "short"}],
         "lines": [{"line_id": str(LINE), "sku": "DESK-1", "quantity": 2}],
     }
-    await put_out(bus, hub, "order.rejected", refused)
+    await bus.put_out(SHOP, "order.rejected", refused)
     await until(lambda: len(shopify.of("POST", f"/orders/{ORDER}/cancel.json")) == 1)
     [cancel] = shopify.of("POST", f"/orders/{ORDER}/cancel.json")
     assert cancel == {"reason": "inventory", "email": True, "restock": False}
@@ -326,7 +316,7 @@ async def test_a_throttled_lookup_is_tried_again_and_a_withdrawal_names_its_loca
             "lines": [{"line_id": str(LINE), "sku": "DESK-1", "quantity": 1}],
         },
     }
-    await put_out(bus, hub, "order.status", withdrawn)
+    await bus.put_out(SHOP, "order.status", withdrawn)
     await until(lambda: len(shopify.of("POST", f"/orders/{ORDER}/refunds.json")) == 1)
     [refund] = shopify.of("POST", f"/orders/{ORDER}/refunds.json")
     [line] = refund["refund"]["refund_line_items"]

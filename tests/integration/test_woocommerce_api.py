@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import orjson
 import pytest
 import yaml
@@ -19,11 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hub.outgoing import to_channel
 from hub.runtime import Hub
 from routes import EXAMPLE_CONFIG
 from routes.config import HubConfig
-from schemas.envelope import new_event
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 from loopback import Loopback, until
@@ -129,14 +126,6 @@ def stock_level(sku: str, on_hand: int, version: int) -> dict[str, Any]:
     }
 
 
-async def put_out(bus: Any, hub: Hub, type_: str, data: dict[str, Any]) -> None:
-    """A message for the shop on hub.out, as the order process publishes it."""
-    envelope = to_channel(hub.names, SHOP, new_event(source="hub", type=type_, data=data))
-    exchange = await bus.channel.get_exchange(bus.names.outbound_exchange, ensure=False)
-    message = aio_pika.Message(envelope.body, message_id=envelope.message_id, type=type_)
-    await exchange.publish(message, routing_key=envelope.routing_key)
-
-
 StartHub = Callable[..., Awaitable[Hub]]
 
 
@@ -199,9 +188,9 @@ async def test_a_wrong_key_is_refused_by_the_shop_and_parked(
 async def test_order_answers_and_tracking_reach_the_order(
     start_hub: StartHub, bus: Any, shop: Shop
 ) -> None:
-    hub = await start_hub(over_the_api(shop.port))
+    await start_hub(over_the_api(shop.port))
     ids = {"order_id": "o-1", "channel": SHOP, "channel_order_id": "7001"}
-    await put_out(bus, hub, "order.accepted", ids)
+    await bus.put_out(SHOP, "order.accepted", ids)
     tracking = {
         **ids,
         "shipment_id": "s-1",
@@ -210,7 +199,7 @@ async def test_order_answers_and_tracking_reach_the_order(
         "tracking_url": "https://track.example/JD0001",
         "lines": [{"line_id": "1", "sku": "DESK-1", "quantity": 1}],
     }
-    await put_out(bus, hub, "shipment.tracking", tracking)
+    await bus.put_out(SHOP, "shipment.tracking", tracking)
     await until(lambda: len(shop.calls) == 2)
     assert shop.of("PUT", "orders/7001") == [("PUT", "orders/7001", {"status": "processing"})]
     [(_, _, posted)] = shop.of("POST", "orders/7001/shipment-trackings")
