@@ -342,11 +342,7 @@ async def test_a_return_the_buyer_asks_on_the_channel_reaches_the_erp_and_the_wa
         assert "return RMA-1 requested on the channel" in statuses[-1]["data"]["detail"]
         # Asked again: noted, nothing sent twice.
         await world.send("bolcom", "return.requested", return_request("B-R2", one))
-        await world.until(
-            "SELECT count(*) FROM order_history"
-            " WHERE event = 'return.requested' AND detail LIKE 'ignored%'",
-            expect=1,
-        )
+        await world.ignored("return.requested", 1)
         assert len(seen["erp"].of("return.requested")) == 1
 
 
@@ -382,11 +378,7 @@ async def test_the_carriers_later_tracking_reaches_the_channel_once(world: World
             first["data"]["shipment_id"],
             expect="JVGL-NEW-1",
         )
-        await world.until(
-            "SELECT count(*) FROM order_history"
-            " WHERE event = 'shipment.tracking' AND detail LIKE 'ignored%'",
-            expect=1,
-        )
+        await world.ignored("shipment.tracking", 1)
         assert len(seen["bolcom"].of("shipment.tracking")) == 2
         stray = {**update, "shipment_id": "S9-nothing"}
         await world.send("carrier", "shipment.tracking", stray)
@@ -472,12 +464,7 @@ async def test_a_woocommerce_update_cancels_only_when_the_shop_cancelled(
         completed = {**update, "status": "completed"}  # nothing for the hub
         await world.send("webshop-uk", "native.woocommerce.order-updated", completed)
         ignored = {"source": "webshop-uk", "type": "native.woocommerce.order-updated"}
-        registry = world.hub.metrics.registry
-        for _ in range(200):
-            if registry.get_sample_value("hub_native_ignored_total", ignored) == 1:
-                break
-            await asyncio.sleep(0.05)
-        assert registry.get_sample_value("hub_native_ignored_total", ignored) == 1
+        await world.counted("hub_native_ignored_total", ignored, 1)
         await world.state("webshop-uk", "7001", "picking")
 
         await world.send(
@@ -501,12 +488,7 @@ async def test_an_unpaid_woocommerce_order_is_taken_when_the_shop_says_it_is_pai
         pending = {**WOO_ORDER, "id": 7002, "status": "pending"}
         await world.send("webshop-uk", "native.woocommerce.order-created", pending)
         ignored = {"source": "webshop-uk", "type": "native.woocommerce.order-created"}
-        registry = world.hub.metrics.registry
-        for _ in range(200):
-            if registry.get_sample_value("hub_native_ignored_total", ignored) == 1:
-                break
-            await asyncio.sleep(0.05)
-        assert registry.get_sample_value("hub_native_ignored_total", ignored) == 1
+        await world.counted("hub_native_ignored_total", ignored, 1)
         assert await world.order("webshop-uk", "7002") is None
         paid = {**pending, "status": "processing"}
         await world.send("webshop-uk", "native.woocommerce.order-updated", paid)
@@ -548,11 +530,7 @@ async def test_cancelling_a_partly_shipped_order_withdraws_the_rest_and_returns_
         assert row is not None and row["awaiting"] is None and row["deadline"] is None
         # Cancelled again: noted, nothing sent twice.
         await world.send("bolcom", "order.cancelled", cancel("B-PC1"))
-        await world.until(
-            "SELECT count(*) FROM order_history"
-            " WHERE event = 'order.cancelled' AND detail LIKE 'ignored%'",
-            expect=1,
-        )
+        await world.ignored("order.cancelled", 1)
         assert len(seen["erp"].of("return.requested")) == 1
         assert len(seen["erp"].of("salesorder.cancel")) == 1
 
@@ -772,11 +750,7 @@ async def test_a_buyer_cancelling_some_items_withdraws_them_and_the_rest_ships(
         await world.state("bolcom", "B-PX", "picking")
         # The same request polled again is a repeat; the rest is picked and ships on its own.
         await world.send("bolcom", "order.cancelled", part)
-        await world.until(
-            "SELECT count(*) FROM order_history"
-            " WHERE event = 'order.cancelled' AND detail LIKE 'ignored%'",
-            expect=1,
-        )
+        await world.ignored("order.cancelled", 1)
         desk = [{"line_id": "L1", "sku": "DESK-1", "quantity": 1}]
         order_id = pick["data"]["order_id"]
         await world.send("warehouse", "pick.completed", {"order_id": order_id, "lines": desk})
@@ -785,11 +759,7 @@ async def test_a_buyer_cancelling_some_items_withdraws_them_and_the_rest_ships(
         await world.state("bolcom", "B-PX", "shipped")
         # A shipped order's items are no longer for cancelling: noted, nothing sent.
         await world.send("bolcom", "order.cancelled", {**cancel("B-PX"), "lines": desk})
-        await world.until(
-            "SELECT count(*) FROM order_history"
-            " WHERE event = 'order.cancelled' AND detail LIKE 'ignored%'",
-            expect=2,
-        )
+        await world.ignored("order.cancelled", 2)
         assert len(seen["erp"].of("salesorder.cancel")) == 1
 
 
