@@ -14,7 +14,6 @@ import json
 import socket
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from schemas.inventory import StockAvailability
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
+from events import stock_level
 from loopback import Loopback, until
 from order_kit import erp_creates, erp_refuses, open_world, order_data, orders_config, responder
 
@@ -181,17 +181,6 @@ async def put_out(bus: Any, *envelopes: Envelope) -> None:
             e.body, message_id=e.message_id, type=e.message_type, delivery_mode=2
         )
         await exchange.publish(message, routing_key=e.routing_key)
-
-
-def stock_level(sku: str, on_hand: int, version: int) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "erp",
-        "type": "stock.level",
-        "time": datetime.now(UTC).isoformat(),
-        "data": {"sku": sku, "location": "main", "on_hand": on_hand, "version": version},
-    }
 
 
 def count(hub: Hub, name: str, **labels: str) -> float:

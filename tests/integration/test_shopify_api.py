@@ -5,9 +5,7 @@ locations and fulfillment orders."""
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from routes import EXAMPLE_CONFIG
 from routes.config import HubConfig
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
+from events import erp_event as erp
 from loopback import Loopback, until
 
 pytestmark = pytest.mark.integration
@@ -167,17 +166,6 @@ def over_the_api(port: int) -> HubConfig:
         "api": True,
     }
     return HubConfig.model_validate(data, context={"env": {"SHOPIFY_NL_TOKEN": TOKEN}})
-
-
-def erp(type_: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "erp",
-        "type": type_,
-        "time": datetime.now(UTC).isoformat(),
-        "data": data,
-    }
 
 
 StartHub = Callable[..., Awaitable[Hub]]

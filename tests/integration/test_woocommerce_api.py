@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import sys
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from routes import EXAMPLE_CONFIG
 from routes.config import HubConfig
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
+from events import stock_level
 from loopback import Loopback, until
 
 pytestmark = pytest.mark.integration
@@ -113,17 +112,6 @@ def over_the_api(port: int, key: str = KEY) -> HubConfig:
     }
     env = {"WOO_UK_CONSUMER_KEY": key, "WOO_UK_CONSUMER_SECRET": SECRET}
     return HubConfig.model_validate(data, context={"env": env})
-
-
-def stock_level(sku: str, on_hand: int, version: int) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "erp",
-        "type": "stock.level",
-        "time": datetime.now(UTC).isoformat(),
-        "data": {"sku": sku, "location": "main", "on_hand": on_hand, "version": version},
-    }
 
 
 StartHub = Callable[..., Awaitable[Hub]]
