@@ -13,7 +13,7 @@ from typing import Any
 from adapters._native import Native
 from adapters.base import TranslationError
 from adapters.table import ReadsAndWrites
-from schemas.fulfilment import ShipmentCreated, ShipmentRequest
+from schemas.fulfilment import ShipmentCancel, ShipmentCreated, ShipmentRequest
 
 # parcel-created: the body Sendcloud answers POST /parcels with; parcel-status-changed: the
 # webhook body (action "parcel_status_changed"). Both hold the whole parcel under "parcel".
@@ -98,6 +98,12 @@ def parcel(message: ShipmentRequest) -> dict[str, Any]:
     return {"parcel": body}
 
 
+def parcel_cancel(message: ShipmentCancel) -> dict[str, Any]:
+    """Body for cancelling the parcel made for this shipment (``POST parcels/{id}/cancel``);
+    the transport finds the parcel by the order number and the shipment's reference."""
+    return {"cancel": {"order_number": message.order_id, "external_reference": message.shipment_id}}
+
+
 def _parcel_event(parcel_body: Native, _channel: str) -> ShipmentCreated:
     return shipment_created(parcel_body)
 
@@ -105,6 +111,6 @@ def _parcel_event(parcel_body: Native, _channel: str) -> ShipmentCreated:
 TRANSLATOR = ReadsAndWrites(
     "sendcloud",
     readers={"parcel-created": _parcel_event, "parcel-status-changed": _parcel_event},
-    writers={ShipmentRequest: parcel},
+    writers={ShipmentRequest: parcel, ShipmentCancel: parcel_cancel},
 )
 """The carrier side: Sendcloud parcels for shipment requests, shipments from its answers."""

@@ -94,6 +94,17 @@ class ShipmentRequest(Message):
     lines: Lines
 
 
+class ShipmentCancel(Message):
+    """Drop a shipment asked for, whose label the carrier has not made yet: the order was
+    cancelled while its parcel waited for the label, so it will not ship."""
+
+    TYPE: ClassVar[str] = "shipment.cancel"
+
+    order_id: Identifier
+    shipment_id: Identifier
+    reason: ShortText
+
+
 class ShipmentCreated(Message):
     """The carrier accepted the shipment: tracking number and label for these lines."""
 

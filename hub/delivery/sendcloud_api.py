@@ -1,5 +1,6 @@
 """The Sendcloud API (``api/v2``) as the hub calls it: a shipment request becomes a parcel,
-announced at once, with the integration's public and secret key.
+announced at once, with the integration's public and secret key; a shipment cancel cancels
+the parcel made for it (``parcels/{id}/cancel``), if one was.
 
 Sendcloud answers the request with the labelled parcel: the same body as its
 ``parcel-created`` event, which the delivery worker hands to the hub (``answer_event``), so the
@@ -37,6 +38,8 @@ class SendcloudApi:
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """``POST parcels`` for a shipment request; nothing else has a call here."""
         kind = request.headers.get("X-Hub-Message-Type", "")
+        if kind == "shipment.cancel":
+            return await self._cancel(client, orjson.loads(request.body)["cancel"])
         if kind != "shipment.request":
             return httpx.Response(400, text=f"the hub has no Sendcloud call for {kind!r}")
         parcel = orjson.loads(request.body)["parcel"]
@@ -47,6 +50,16 @@ class SendcloudApi:
         return await client.post(
             f"{self._base}{PARCELS}", content=request.body, headers=headers, auth=self._auth
         )
+
+    async def _cancel(self, client: httpx.AsyncClient, wanted: dict[str, Any]) -> httpx.Response:
+        """Cancel the parcel made for the shipment; none made (or cancelled already) is done."""
+        made = await self._made_before(client, wanted)
+        if made is None:
+            return httpx.Response(200, text="no parcel was made for this shipment")
+        if made.status_code != 200:
+            return made
+        parcel_id = made.json()["parcel"]["id"]
+        return await client.post(f"{self._base}{PARCELS}/{parcel_id}/cancel", auth=self._auth)
 
     async def _made_before(
         self, client: httpx.AsyncClient, parcel: dict[str, Any]

@@ -20,7 +20,7 @@ from hub.orders.steps import OPEN_STATES, ignore, locked, transition
 from hub.orders.store import Order
 from schemas.billing import InvoiceIssued
 from schemas.erp import SalesOrderCancel
-from schemas.fulfilment import PickCancel
+from schemas.fulfilment import PickCancel, ShipmentCancel
 from schemas.orders import CancelledBy, CancelledPart, OrderCancelled, OrderLifecycle
 from schemas.returns import ReturnReceived, ReturnRequested
 
@@ -190,7 +190,9 @@ async def withdraw(
 ) -> None:
     """Undo an unshipped order, or with ``rest`` (line id -> units) the part of it not packed
     yet: its stock back, the sales order (unless the ERP itself ended it) and the pick
-    withdrawn, and no answer awaited any more."""
+    withdrawn, and no answer awaited any more. The whole order's parcels still waiting for a
+    label are dropped at the carrier (``shipment.cancel``); one labelled anyway is asked back
+    when it ships."""
     lines = () if rest is None else requests.fulfilment_lines(order, rest)
     if order.reservation_id and rest is None:
         out.extend(await stockport.release(conn, deps.stock, out.cause, order.reservation_id))
@@ -213,6 +215,10 @@ async def withdraw(
             order_id=order.order_id, pick_id=requests.pick_id(order), reason=reason, lines=lines
         )
         requests.send(out, order, pick_cancel, "pick.cancel")
+    if rest is None:  # parcels packed for this order will not ship: their labels are not made
+        for shipment_id in await store.cancel_open_shipments(conn, order.order_id):
+            drop = ShipmentCancel(order_id=order.order_id, shipment_id=shipment_id, reason=reason)
+            requests.send(out, order, drop, f"shipment.cancel/{shipment_id}")
     requests.wait_for(deps, order, None, now=out.now)
 
 

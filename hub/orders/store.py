@@ -340,6 +340,16 @@ async def open_shipments(conn: Connection, order_id: str) -> list[tuple[str, dic
     return [(r["shipment_id"], dict(_json(r["lines"])), int(r["parcels"])) for r in rows]
 
 
+async def cancel_open_shipments(conn: Connection, order_id: str) -> list[str]:
+    """Mark the shipments still waiting for their label cancelled; their ids."""
+    rows = await conn.fetch(
+        "UPDATE order_shipments SET status = 'cancelled'"
+        " WHERE order_id = $1 AND status = 'requested' RETURNING shipment_id",
+        order_id,
+    )
+    return sorted(r["shipment_id"] for r in rows)
+
+
 async def weights(conn: Connection, skus: list[str]) -> dict[str, int]:
     """Grams per unit of these SKUs, as the ERP's products give them (those with a weight)."""
     rows = await conn.fetch(

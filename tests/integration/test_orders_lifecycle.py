@@ -813,3 +813,32 @@ async def test_items_cancelled_before_the_erp_has_the_order_reach_it_with_its_nu
         assert await world.held("DESK-1") == 0
         told = [b["data"] for b in seen["bolcom"].of("order.status")]
         assert told[-1]["cancelled"] == {"by": "channel", "whole_order": True, "lines": [desk]}
+
+
+async def test_cancelling_a_packed_order_drops_the_parcel_waiting_for_its_label(
+    world: World,
+) -> None:
+    async with parties(world, carrier=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-SC9", [("LAMP-1", 1, "25.50")]))
+        [asked] = await seen["carrier"].wait("shipment.request")
+        await world.send("bolcom", "order.cancelled", cancel("B-SC9"))
+        await world.state("bolcom", "B-SC9", "cancelled")
+        [dropped] = await seen["carrier"].wait("shipment.cancel")
+        assert dropped["data"]["shipment_id"] == asked["data"]["shipment_id"]
+        assert "buyer changed mind" in dropped["data"]["reason"]
+        await world.until(
+            "SELECT status FROM order_shipments WHERE shipment_id = $1",
+            asked["data"]["shipment_id"],
+            expect="cancelled",
+        )
+        assert await world.held("LAMP-1") == 0
+        # The carrier labelled it anyway: the parcel is asked back when it ships.
+        label = {
+            "order_id": asked["data"]["order_id"],
+            "shipment_id": asked["data"]["shipment_id"],
+            "carrier": "postnl",
+            "tracking_number": "3SLATE",
+            "lines": asked["data"]["lines"],
+        }
+        await world.send("carrier", "shipment.created", label)
+        await world.state("bolcom", "B-SC9", "return_requested")

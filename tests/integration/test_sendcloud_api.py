@@ -37,10 +37,12 @@ class Sendcloud:
     def __init__(self) -> None:
         self.asked: list[dict[str, Any]] = []
         self.made: list[dict[str, Any]] = []
+        self.cancelled: list[int] = []
         self._api = Loopback(
             [
                 Route("/api/v2/parcels", self._create, methods=["POST"]),
                 Route("/api/v2/parcels", self._list, methods=["GET"]),
+                Route("/api/v2/parcels/{id:int}/cancel", self._cancel, methods=["POST"]),
             ]
         )
 
@@ -66,6 +68,15 @@ class Sendcloud:
         }
         self.made.append(labelled)
         return JSONResponse({"parcel": labelled})
+
+    async def _cancel(self, request: Request) -> Response:
+        expected = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
+        if request.headers.get("authorization") != expected:
+            return JSONResponse({"error": {"code": 401, "message": "Unauthorized"}}, 401)
+        [parcel] = [p for p in self.made if p["id"] == request.path_params["id"]]
+        parcel["status"] = {"id": 1999, "message": "Cancellation requested"}
+        self.cancelled.append(parcel["id"])
+        return JSONResponse({"status": "queued", "message": "Parcel cancellation is queued"}, 202)
 
     async def _list(self, request: Request) -> Response:
         expected = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
@@ -148,3 +159,28 @@ async def test_a_shipment_request_sent_again_answers_with_the_parcel_made_before
         ok = {"channel": "carrier", "outcome": "ok"}
         await world.counted("hub_deliveries_total", ok, 2)
         assert len(sendcloud.asked) == 1  # one label, not two
+
+
+async def test_a_shipment_cancel_cancels_the_parcel_made_for_it_and_nothing_else(
+    isolated: Settings, bus: Any, sendcloud: Sendcloud
+) -> None:
+    service = partial(DeliveryService, policy=DeliveryPolicy(lease_interval_s=0.2))
+    async with (
+        open_world(isolated, bus, carrier_over_the_api(sendcloud.port), (service,)) as world,
+        parties(world, served_by_hub=("carrier",)) as seen,
+    ):
+        await world.place("bolcom", order_data("bolcom", "B-SC3", [("LAMP-1", 1, "25.50")]))
+        await seen["bolcom"].wait("shipment.tracking", timeout=20)
+        [made] = sendcloud.made
+        drop = {
+            "order_id": made["order_number"],
+            "shipment_id": made["external_reference"],
+            "reason": "cancelled before it left",
+        }
+        await bus.put_out("carrier", "shipment.cancel", drop)
+        await world.counted("hub_deliveries_total", {"channel": "carrier", "outcome": "ok"}, 2)
+        assert sendcloud.cancelled == [made["id"]]
+        # A shipment Sendcloud never made a parcel for has nothing to cancel: done, no call.
+        await bus.put_out("carrier", "shipment.cancel", {**drop, "shipment_id": "S-NONE"})
+        await world.counted("hub_deliveries_total", {"channel": "carrier", "outcome": "ok"}, 3)
+        assert sendcloud.cancelled == [made["id"]]

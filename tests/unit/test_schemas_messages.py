@@ -203,6 +203,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "parcels": [{"weight_grams": 900}],
         "lines": PICK_LINES,
     },
+    "shipment.cancel": {
+        "order_id": "ord-1",
+        "shipment_id": "shp-1",
+        "reason": "cancelled by channel: buyer changed mind",
+    },
     "shipment.created": {
         "order_id": "ord-1",
         "shipment_id": "shp-1",
