@@ -23,8 +23,8 @@ class Caller(Protocol):
     """Sends one delivery request and answers with the response that decides its fate.
 
     A caller whose system answers with a document the hub reads (Sendcloud's labelled
-    parcel) names its native event in ``answer_event``; the worker hands a 2xx body to the
-    hub as that event from the channel."""
+    parcel) names its native event per message type in ``answer_events``; the worker hands
+    a 2xx body to the hub as that event from the channel."""
 
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """One attempt at the delivery."""

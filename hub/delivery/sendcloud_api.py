@@ -3,7 +3,7 @@ announced at once, with the integration's public and secret key; a shipment canc
 the parcel made for it (``parcels/{id}/cancel``), if one was.
 
 Sendcloud answers the request with the labelled parcel: the same body as its
-``parcel-created`` event, which the delivery worker hands to the hub (``answer_event``), so the
+``parcel-created`` event, which the delivery worker hands to the hub (``answer_events``), so the
 label and tracking number arrive without waiting for the webhook.
 
 Creating a parcel is not idempotent at Sendcloud (a second POST is a second, billed label), so
@@ -14,6 +14,7 @@ is answered with, not made again.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -28,8 +29,9 @@ PARCELS = "/api/v2/parcels"
 class SendcloudApi:
     """Creates parcels through Sendcloud's API, authenticated with the integration's keys."""
 
-    answer_event = "parcel-created"
-    """The native event a 2xx answer's body is (``native.sendcloud.parcel-created``)."""
+    answer_events = MappingProxyType({"shipment.request": "parcel-created"})
+    """What a 2xx answer's body is, per message type: the labelled parcel a shipment request
+    made is ``native.sendcloud.parcel-created``; a cancel's answer is nothing for the hub."""
 
     def __init__(self, base_url: str, public_key: str, secret_key: str) -> None:
         self._base = base_url.rstrip("/")
@@ -52,29 +54,44 @@ class SendcloudApi:
         )
 
     async def _cancel(self, client: httpx.AsyncClient, wanted: dict[str, Any]) -> httpx.Response:
-        """Cancel the parcel made for the shipment; none made (or cancelled already) is done."""
-        made = await self._made_before(client, wanted)
-        if made is None:
-            return httpx.Response(200, text="no parcel was made for this shipment")
-        if made.status_code != 200:
-            return made
-        parcel_id = made.json()["parcel"]["id"]
-        return await client.post(f"{self._base}{PARCELS}/{parcel_id}/cancel", auth=self._auth)
+        """Cancel every parcel made for the shipment (one per box of a multi-parcel one); none
+        made, or all cancelled already, is done."""
+        found = await self._parcels(client, wanted)
+        if isinstance(found, httpx.Response):
+            return found
+        answer = httpx.Response(200, text="no parcel was made for this shipment")
+        for parcel in found:
+            answer = await client.post(
+                f"{self._base}{PARCELS}/{parcel['id']}/cancel", auth=self._auth
+            )
+            if answer.status_code >= 300:
+                return answer
+        return answer
+
+    async def _parcels(
+        self, client: httpx.AsyncClient, wanted: dict[str, Any]
+    ) -> list[dict[str, Any]] | httpx.Response:
+        """The live parcels made for the shipment, or the failed lookup's response."""
+        found = await client.get(
+            f"{self._base}{PARCELS}",
+            params={"order_number": wanted["order_number"]},
+            auth=self._auth,
+        )
+        if found.status_code != 200:
+            return found
+        return [
+            made
+            for made in found.json().get("parcels", [])
+            if made.get("external_reference") == wanted["external_reference"]
+            and (made.get("status") or {}).get("id") not in CANCELLED
+        ]
 
     async def _made_before(
         self, client: httpx.AsyncClient, parcel: dict[str, Any]
     ) -> httpx.Response | None:
         """The parcel made for this shipment already (as Sendcloud would answer its creation),
         the failed lookup's response, or None when there is none."""
-        found = await client.get(
-            f"{self._base}{PARCELS}",
-            params={"order_number": parcel["order_number"]},
-            auth=self._auth,
-        )
-        if found.status_code != 200:
+        found = await self._parcels(client, parcel)
+        if isinstance(found, httpx.Response):
             return found
-        for made in found.json().get("parcels", []):
-            cancelled = (made.get("status") or {}).get("id") in CANCELLED
-            if made.get("external_reference") == parcel["external_reference"] and not cancelled:
-                return httpx.Response(200, json={"parcel": made})
-        return None
+        return httpx.Response(200, json={"parcel": found[0]}) if found else None

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,7 +80,7 @@ class ChannelWorker:
         self.channel = channel
         self.url = url
         self._caller = caller or PostToUrl(url)
-        self._answer_event: str | None = getattr(self._caller, "answer_event", None)
+        self._answer_events: Mapping[str, str] = getattr(self._caller, "answer_events", {})
         self._answers = answers
         self.queue_name = queue
         self.bucket = bucket
@@ -239,7 +239,8 @@ class ChannelWorker:
         """Give the hub what the system answered, when the caller says it is a document the
         hub reads (Sendcloud's labelled parcel). The call has had its effect: if the answer
         cannot be handed over, the system's webhook still brings it, so the message is acked."""
-        if self._answer_event is None or self._answers is None or self._translator is None:
+        answer_event = self._answer_events.get(item.event.type)
+        if answer_event is None or self._answers is None or self._translator is None:
             return
         try:
             data = response.json()
@@ -253,7 +254,7 @@ class ChannelWorker:
         answer = CloudEvent(
             id=derived_id(item.event.id, "answer"),
             source=self.channel,
-            type=f"native.{self._translator.name}.{self._answer_event}",
+            type=f"native.{self._translator.name}.{answer_event}",
             time=datetime.now(UTC),
             correlationid=item.event.correlationid or item.event.id,
             causationid=item.event.id,

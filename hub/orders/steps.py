@@ -18,7 +18,7 @@ from hub.orders.context import OrderDeps
 from hub.orders.messages import Outgoing
 from hub.orders.store import Order
 from schemas.erp import SalesOrderCancel, SalesOrderCreated, SalesOrderRefused
-from schemas.fulfilment import PickCompleted, ShipmentCreated, ShipmentTracking
+from schemas.fulfilment import PickCompleted, ShipmentCancel, ShipmentCreated, ShipmentTracking
 from schemas.orders import OrderLifecycle, Reason
 
 OPEN_STATES = frozenset({"sent_to_erp", "confirmed", "picking", "partially_shipped", "stalled"})
@@ -148,10 +148,17 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
     msg = inbound.message
     assert isinstance(msg, ShipmentCreated)
     order = await locked(conn, msg.order_id)
-    created = await store.shipment_created(conn, order.order_id, msg)
-    if not created:
+    outcome = await store.shipment_created(conn, order.order_id, msg)
+    if outcome == "repeat":
         return await _label_later(conn, deps, order, inbound, now)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
+    if outcome == "dropped":  # labelled after the hub dropped it: the parcel stays put
+        reason = f"labelled after order {order.order_id} was {order.state}"
+        drop = ShipmentCancel(order_id=order.order_id, shipment_id=msg.shipment_id, reason=reason)
+        requests.send(out, order, drop, f"shipment.cancel/{msg.shipment_id}/{inbound.event.id}")
+        detail = f"label {msg.tracking_number} for dropped shipment {msg.shipment_id}: cancelled"
+        await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)
+        return out
     for line in msg.lines:
         order.shipped[line.line_id] = order.shipped.get(line.line_id, 0) + line.quantity
     if not order.unshipped():

@@ -275,12 +275,15 @@ async def add_shipment(
     )
 
 
-async def shipment_created(conn: Connection, order_id: str, msg: ShipmentCreated) -> bool:
-    """Mark a shipment created; False when it already was (the carrier repeated itself)."""
-    done = await conn.fetchval(
-        "UPDATE order_shipments SET status = 'created', carrier = $3, tracking_number = $4,"
-        " tracking_url = $5, label_url = $6"
-        " WHERE order_id = $1 AND shipment_id = $2 AND status <> 'created' RETURNING 1",
+async def shipment_created(conn: Connection, order_id: str, msg: ShipmentCreated) -> str:
+    """Record the carrier's label: ``created``; ``repeat`` when it was already (the carrier
+    repeated itself, or the shipment is unknown); ``dropped`` when the hub had cancelled the
+    shipment (its tracking is kept, the shipment stays cancelled)."""
+    status = await conn.fetchval(
+        "UPDATE order_shipments SET status = CASE WHEN status = 'cancelled' THEN 'cancelled'"
+        " ELSE 'created' END, carrier = $3, tracking_number = $4, tracking_url = $5,"
+        " label_url = $6"
+        " WHERE order_id = $1 AND shipment_id = $2 AND status <> 'created' RETURNING status",
         order_id,
         msg.shipment_id,
         msg.carrier,
@@ -288,7 +291,9 @@ async def shipment_created(conn: Connection, order_id: str, msg: ShipmentCreated
         msg.tracking_url,
         msg.label_url,
     )
-    return done is not None
+    if status is None:
+        return "repeat"
+    return "dropped" if status == "cancelled" else "created"
 
 
 async def update_label(conn: Connection, order_id: str, shipment_id: str, url: str) -> bool:

@@ -69,15 +69,16 @@ async def test_cancel_before_shipment_releases_stock_and_informs_erp_and_warehou
         await world.state("bolcom", "B-C1", "cancelled")
         assert await world.held("LAMP-1") == 0
         assert erp_cancel["data"]["lines"] == []  # the whole order
-        # The carrier ships the packed parcel all the same: it is recorded and asked back.
+        # The packed parcel's label is dropped at the carrier; one it makes all the same is
+        # cancelled again, and nothing is shipped, printed or asked back.
         [request] = seen["carrier"].of("shipment.request")
+        [dropped] = await seen["carrier"].wait("shipment.cancel")
+        assert dropped["data"]["shipment_id"] == request["data"]["shipment_id"]
         [(_, created)] = carrier_ships(request)
         await world.send("carrier", "shipment.created", created)
-        for party in ("erp", "warehouse"):
-            [ret] = await seen[party].wait("return.requested")
-            assert ret["data"]["return_id"] == f"R-{created['shipment_id']}"
-            assert ret["data"]["lines"] == [{"sku": "LAMP-1", "quantity": 2, "line_id": "L1"}]
-        await world.state("bolcom", "B-C1", "return_requested")
+        await seen["carrier"].wait("shipment.cancel", 2)
+        await world.state("bolcom", "B-C1", "cancelled")
+        assert not seen["erp"].of("return.requested")
 
 
 async def test_cancel_by_the_erp_releases_stock_and_tells_the_channel(world: World) -> None:
@@ -832,7 +833,7 @@ async def test_cancelling_a_packed_order_drops_the_parcel_waiting_for_its_label(
             expect="cancelled",
         )
         assert await world.held("LAMP-1") == 0
-        # The carrier labelled it anyway: the parcel is asked back when it ships.
+        # The carrier labelled it anyway: that label is cancelled too; nothing ships.
         label = {
             "order_id": asked["data"]["order_id"],
             "shipment_id": asked["data"]["shipment_id"],
@@ -841,4 +842,8 @@ async def test_cancelling_a_packed_order_drops_the_parcel_waiting_for_its_label(
             "lines": asked["data"]["lines"],
         }
         await world.send("carrier", "shipment.created", label)
-        await world.state("bolcom", "B-SC9", "return_requested")
+        drops = await seen["carrier"].wait("shipment.cancel", 2)
+        assert "labelled after order" in drops[1]["data"]["reason"]
+        await world.state("bolcom", "B-SC9", "cancelled")
+        assert not seen["bolcom"].of("shipment.tracking")
+        assert not seen["warehouse"].of("shipment.created")  # no label to print

@@ -184,3 +184,5 @@ async def test_a_shipment_cancel_cancels_the_parcel_made_for_it_and_nothing_else
         await bus.put_out("carrier", "shipment.cancel", {**drop, "shipment_id": "S-NONE"})
         await world.counted("hub_deliveries_total", {"channel": "carrier", "outcome": "ok"}, 3)
         assert sendcloud.cancelled == [made["id"]]
+        # A cancel's answer is nothing for the hub: not taken for a parcel, nothing parked.
+        assert await bus.drain(bus.names.dead_queue, expect=0, settle=0.5) == []
