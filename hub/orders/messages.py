@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -30,12 +31,22 @@ class Outgoing:
     envelopes: list[Envelope] = field(default_factory=list)
 
     def send(
-        self, message: Message, *, key: str, origin: str, subject: str, about: Message | None = None
+        self,
+        message: Message,
+        *,
+        key: str,
+        origin: str,
+        subject: str,
+        about: Message | None = None,
+        only: Callable[[str], bool] | None = None,
     ) -> int:
-        """Send a message the hub originates to where the routes take it; how many copies.
-        Route filters see the message's own SKUs (a shipment's lines, say) or else those of
-        ``about`` (the order), its value, and the market of the channel it came from."""
+        """Send a message the hub originates to where the routes take it (of those, ``only``
+        the channels it accepts); how many copies. Route filters see the message's own SKUs
+        (a shipment's lines, say) or else those of ``about`` (the order), its value, and the
+        market of the channel it came from."""
         channels = self._channels("hub", message, about, origin)
+        if only is not None:
+            channels = tuple(channel for channel in channels if only(channel))
         data = message.model_dump(mode="json")
         for channel in channels:
             event = caused_event(

@@ -5,7 +5,7 @@ Building them in one place lets the timeout sweeper send exactly the same reques
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from hub.db import Connection
@@ -159,9 +159,23 @@ def rejection(order: Order, reasons: Sequence[Reason]) -> OrderRejected:
     )
 
 
-def send(out: Outgoing, order: Order, message: Message, key: str) -> None:
-    """Send a message about this order where the routes take it (origin = its channel)."""
-    out.send(message, key=key, origin=order.channel, subject=order.order_id, about=order.placed)
+def send(
+    out: Outgoing,
+    order: Order,
+    message: Message,
+    key: str,
+    only: Callable[[str], bool] | None = None,
+) -> None:
+    """Send a message about this order where the routes take it (origin = its channel), to
+    ``only`` the channels it accepts when given."""
+    out.send(
+        message,
+        key=key,
+        origin=order.channel,
+        subject=order.order_id,
+        about=order.placed,
+        only=only,
+    )
 
 
 def wait_for(deps: OrderDeps, order: Order, party: Party | None, now: datetime) -> None:

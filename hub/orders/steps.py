@@ -205,7 +205,8 @@ async def _label_later(
     conn: Connection, deps: OrderDeps, order: Order, inbound: Inbound, now: datetime
 ) -> Outgoing:
     """A repeated shipment.created: a label made after the parcel was booked is kept and sent
-    on (carriers such as Sendcloud announce it later); anything else is noted and dropped."""
+    on to the warehouse that prints it (carriers such as Sendcloud announce it later; the ERP
+    had the shipment already); anything else is noted and dropped."""
     msg = inbound.message
     assert isinstance(msg, ShipmentCreated)
     url = str(msg.label_url) if msg.label_url else None
@@ -214,7 +215,9 @@ async def _label_later(
     out = Outgoing(deps.table, deps.names, inbound.event, now)
     detail = f"label for {msg.shipment_id}"
     await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)
-    requests.send(out, order, msg, f"shipment/{msg.shipment_id}/label/{url}")
+    kinds = {name: channel.kind for name, channel in deps.config.channels.items()}
+    key = f"shipment/{msg.shipment_id}/label/{url}"
+    requests.send(out, order, msg, key, only=lambda name: kinds.get(name) == "warehouse")
     return out
 
 
