@@ -103,6 +103,9 @@ class ShipmentCancel(Message):
     order_id: Identifier
     shipment_id: Identifier
     reason: ShortText
+    lines: Lines
+    """The shipment's lines, as it was asked for (routes send the cancel where the request
+    went)."""
 
 
 class ShipmentCreated(Message):

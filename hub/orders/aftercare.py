@@ -216,8 +216,13 @@ async def withdraw(
         )
         requests.send(out, order, pick_cancel, "pick.cancel")
     if rest is None:  # parcels packed for this order will not ship: their labels are not made
-        for shipment_id in await store.cancel_open_shipments(conn, order.order_id):
-            drop = ShipmentCancel(order_id=order.order_id, shipment_id=shipment_id, reason=reason)
+        for shipment_id, packed in await store.cancel_open_shipments(conn, order.order_id):
+            drop = ShipmentCancel(
+                order_id=order.order_id,
+                shipment_id=shipment_id,
+                reason=reason,
+                lines=requests.fulfilment_lines(order, packed),
+            )
             requests.send(out, order, drop, f"shipment.cancel/{shipment_id}")
     requests.wait_for(deps, order, None, now=out.now)
 

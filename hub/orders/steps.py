@@ -154,7 +154,9 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
     out = Outgoing(deps.table, deps.names, inbound.event, now)
     if outcome == "dropped":  # labelled after the hub dropped it: the parcel stays put
         reason = f"labelled after order {order.order_id} was {order.state}"
-        drop = ShipmentCancel(order_id=order.order_id, shipment_id=msg.shipment_id, reason=reason)
+        drop = ShipmentCancel(
+            order_id=order.order_id, shipment_id=msg.shipment_id, reason=reason, lines=msg.lines
+        )
         requests.send(out, order, drop, f"shipment.cancel/{msg.shipment_id}/{inbound.event.id}")
         detail = f"label {msg.tracking_number} for dropped shipment {msg.shipment_id}: cancelled"
         await store.note(conn, order, inbound.event.type, now, detail, inbound.event.id)

@@ -345,14 +345,16 @@ async def open_shipments(conn: Connection, order_id: str) -> list[tuple[str, dic
     return [(r["shipment_id"], dict(_json(r["lines"])), int(r["parcels"])) for r in rows]
 
 
-async def cancel_open_shipments(conn: Connection, order_id: str) -> list[str]:
-    """Mark the shipments still waiting for their label cancelled; their ids."""
+async def cancel_open_shipments(
+    conn: Connection, order_id: str
+) -> list[tuple[str, dict[str, int]]]:
+    """Mark the shipments still waiting for their label cancelled; their ids and lines."""
     rows = await conn.fetch(
         "UPDATE order_shipments SET status = 'cancelled'"
-        " WHERE order_id = $1 AND status = 'requested' RETURNING shipment_id",
+        " WHERE order_id = $1 AND status = 'requested' RETURNING shipment_id, lines",
         order_id,
     )
-    return sorted(r["shipment_id"] for r in rows)
+    return sorted((r["shipment_id"], dict(_json(r["lines"]))) for r in rows)
 
 
 async def weights(conn: Connection, skus: list[str]) -> dict[str, int]:

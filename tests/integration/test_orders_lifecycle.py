@@ -826,6 +826,7 @@ async def test_cancelling_a_packed_order_drops_the_parcel_waiting_for_its_label(
         await world.state("bolcom", "B-SC9", "cancelled")
         [dropped] = await seen["carrier"].wait("shipment.cancel")
         assert dropped["data"]["shipment_id"] == asked["data"]["shipment_id"]
+        assert dropped["data"]["lines"] == asked["data"]["lines"]  # routed as the request was
         assert "buyer changed mind" in dropped["data"]["reason"]
         await world.until(
             "SELECT status FROM order_shipments WHERE shipment_id = $1",

@@ -176,6 +176,7 @@ async def test_a_shipment_cancel_cancels_the_parcel_made_for_it_and_nothing_else
             "order_id": made["order_number"],
             "shipment_id": made["external_reference"],
             "reason": "cancelled before it left",
+            "lines": [{"line_id": "L1", "sku": "LAMP-1", "quantity": 1}],
         }
         await bus.put_out("carrier", "shipment.cancel", drop)
         await world.counted("hub_deliveries_total", {"channel": "carrier", "outcome": "ok"}, 2)

@@ -207,6 +207,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "order_id": "ord-1",
         "shipment_id": "shp-1",
         "reason": "cancelled by channel: buyer changed mind",
+        "lines": PICK_LINES,
     },
     "shipment.created": {
         "order_id": "ord-1",
