@@ -139,8 +139,13 @@ async def _withdraw_part(
         )
     lines = requests.fulfilment_lines(order, new)
     reason = f"{msg.reason} ({sum(new.values())} unit(s) of order {order.order_id})"
-    # Before the ERP has the sales order, erp_created sends it what was withdrawn meanwhile.
-    if inbound.event.source != deps.config.erp and order.erp_order_number is not None:
+    # Before the ERP has the sales order, erp_created sends it what the channel withdrew
+    # meanwhile (the ERP's own withdrawals it knows of).
+    by_erp = inbound.event.source == deps.config.erp
+    if not by_erp and order.erp_order_number is None:
+        for line_id, units in new.items():
+            order.untold[line_id] = order.untold.get(line_id, 0) + units
+    if not by_erp and order.erp_order_number is not None:
         cancel = SalesOrderCancel(
             order_id=order.order_id,
             erp_order_number=order.erp_order_number,

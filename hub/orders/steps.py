@@ -77,19 +77,20 @@ async def erp_created(
     order.erp_order_number = msg.erp_order_number
     if order.reservation_id:
         await stockport.confirm(conn, order.reservation_id, msg.erp_order_number)
+    if order.untold:  # units the channel took off while the ERP made the sales order
+        withdrawn = SalesOrderCancel(
+            order_id=order.order_id,
+            erp_order_number=msg.erp_order_number,
+            reason="units cancelled by the channel before the ERP had the order",
+            lines=requests.fulfilment_lines(order, order.untold),
+        )
+        requests.send(out, order, withdrawn, "salesorder.cancel/withdrawn")
+        order.untold = {}  # saved with the transition below
     requests.wait_for(deps, order, "warehouse", now)
     await transition(conn, deps, order, "picking", inbound, now)
     detail = f"ERP order {msg.erp_order_number}"
     requests.send(out, order, requests.status(order, "confirmed", detail), "confirmed")
     requests.send(out, order, requests.pick_request(order, deps.config), "pick.request")
-    if order.withdrawn:  # units the channel took off while the ERP made the sales order
-        withdrawn = SalesOrderCancel(
-            order_id=order.order_id,
-            erp_order_number=msg.erp_order_number,
-            reason="units cancelled by the channel before the ERP had the order",
-            lines=requests.fulfilment_lines(order, order.withdrawn),
-        )
-        requests.send(out, order, withdrawn, "salesorder.cancel/withdrawn")
     return out
 
 

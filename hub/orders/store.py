@@ -39,6 +39,9 @@ class Order:
     correlation_id: str | None = None
     withdrawn: dict[str, int] = field(default_factory=dict)
     """Units per line id the channel or the ERP took off the order while it went on."""
+    untold: dict[str, int] = field(default_factory=dict)
+    """Of those, units the channel withdrew before the ERP had the sales order: it is told
+    of them once it has."""
 
     def ordered(self) -> dict[str, int]:
         """Units ordered per line id, less those withdrawn since."""
@@ -79,6 +82,7 @@ def _order(row: Any, placed: OrderPlaced | None = None) -> Order:
         shipped=dict(_json(row["shipped"])),
         correlation_id=row["correlation_id"],
         withdrawn=dict(_json(row.get("withdrawn") or {})),
+        untold=dict(_json(row.get("withdrawn_untold") or {})),
     )
 
 
@@ -194,8 +198,8 @@ async def find(conn: Connection, channel: str, channel_order_id: str) -> Order |
 _SAVE = (
     "UPDATE orders SET state = $2, awaiting = $3, deadline = $4, attempts = $5,"
     " version = version + 1, reservation_id = $6, erp_order_number = $7,"
-    " picked = $8::jsonb, shipped = $9::jsonb, updated_at = $10, withdrawn = $11::jsonb"
-    " WHERE order_id = $1"
+    " picked = $8::jsonb, shipped = $9::jsonb, updated_at = $10, withdrawn = $11::jsonb,"
+    " withdrawn_untold = $12::jsonb WHERE order_id = $1"
 )
 
 
@@ -213,7 +217,7 @@ async def save(
         ""
         if event is None
         else " RETURNING 1) INSERT INTO order_history (order_id, at, event, state, detail,"
-        " message_id) SELECT $1, $10, $12, $2, $13, $14 FROM saved"
+        " message_id) SELECT $1, $10, $13, $2, $14, $15 FROM saved"
     )
     extra: tuple[object, ...] = () if event is None else (event, detail[:1000], message_id)
     await conn.execute(
@@ -229,6 +233,7 @@ async def save(
         orjson.dumps(order.shipped).decode(),
         now,
         orjson.dumps(order.withdrawn).decode(),
+        orjson.dumps(order.untold).decode(),
         *extra,
     )
     order.version += 1

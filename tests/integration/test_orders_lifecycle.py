@@ -848,3 +848,26 @@ async def test_cancelling_a_packed_order_drops_the_parcel_waiting_for_its_label(
         await world.state("bolcom", "B-SC9", "cancelled")
         assert not seen["bolcom"].of("shipment.tracking")
         assert not seen["warehouse"].of("shipment.created")  # no label to print
+
+
+async def test_the_erp_is_not_told_of_items_it_withdrew_itself_before_its_sales_order(
+    world: World,
+) -> None:
+    lines = [("DESK-1", 1, "199.00"), ("LAMP-1", 2, "25.50")]
+    async with parties(world, erp=silent, warehouse=silent) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-EW", lines))
+        [create] = await seen["erp"].wait("salesorder.create")
+        lamps = {"line_id": "L2", "sku": "LAMP-1", "quantity": 2}
+        by_erp = {**cancel("B-EW", by="erp"), "lines": [lamps]}
+        await world.send("erp", "order.cancelled", by_erp)
+        await world.until(
+            "SELECT withdrawn FROM orders WHERE channel_order_id = 'B-EW'", expect='{"L2": 2}'
+        )
+        order_id = create["data"]["order_id"]
+        await world.send(
+            "erp", "salesorder.created", {"order_id": order_id, "erp_order_number": "SO-EW"}
+        )
+        [pick] = await seen["warehouse"].wait("pick.request")
+        assert pick["data"]["lines"] == [{"line_id": "L1", "sku": "DESK-1", "quantity": 1}]
+        await asyncio.sleep(0.3)
+        assert not seen["erp"].of("salesorder.cancel")  # it withdrew them itself
