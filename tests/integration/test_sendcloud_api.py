@@ -5,6 +5,7 @@ ships, with the real broker, database and hub and Sendcloud served on loopback."
 from __future__ import annotations
 
 import base64
+import contextlib
 import sys
 from collections.abc import AsyncIterator
 from functools import partial
@@ -24,7 +25,7 @@ from schemas.fulfilment import ShipmentRequest
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
 from loopback import Loopback
-from order_kit import ADDRESS_NL, open_world, order_data, orders_config, parties
+from order_kit import ADDRESS_NL, World, open_world, order_data, orders_config, parties
 
 pytestmark = pytest.mark.integration
 
@@ -112,14 +113,24 @@ def carrier_over_the_api(port: int) -> Any:
     return orders_config(edit, env={"SC_KEY": KEY, "SC_SECRET": SECRET})
 
 
-async def test_a_packed_order_gets_its_label_from_sendcloud_and_ships(
+@contextlib.asynccontextmanager
+async def carrier_on_sendcloud(
     isolated: Settings, bus: Any, sendcloud: Sendcloud
-) -> None:
+) -> AsyncIterator[tuple[World, dict[str, Any]]]:
+    """A world whose carrier is Sendcloud's API, called by the hub's HTTP delivery (so no
+    responder consumes the carrier's queue)."""
     service = partial(DeliveryService, policy=DeliveryPolicy(lease_interval_s=0.2))
     async with (
         open_world(isolated, bus, carrier_over_the_api(sendcloud.port), (service,)) as world,
         parties(world, served_by_hub=("carrier",)) as seen,
     ):
+        yield world, seen
+
+
+async def test_a_packed_order_gets_its_label_from_sendcloud_and_ships(
+    isolated: Settings, bus: Any, sendcloud: Sendcloud
+) -> None:
+    async with carrier_on_sendcloud(isolated, bus, sendcloud) as (world, seen):
         await world.place("bolcom", order_data("bolcom", "B-SC1", [("DESK-1", 2, "199.00")]))
         [tracking] = await seen["bolcom"].wait("shipment.tracking", timeout=20)
         [asked] = sendcloud.asked
@@ -138,11 +149,7 @@ async def test_a_shipment_request_sent_again_answers_with_the_parcel_made_before
 ) -> None:
     """Sendcloud bills every label: a redelivered request (its answer lost, the hub restarted)
     finds the parcel by the order's number and its shipment id, and makes none."""
-    service = partial(DeliveryService, policy=DeliveryPolicy(lease_interval_s=0.2))
-    async with (
-        open_world(isolated, bus, carrier_over_the_api(sendcloud.port), (service,)) as world,
-        parties(world, served_by_hub=("carrier",)) as seen,
-    ):
+    async with carrier_on_sendcloud(isolated, bus, sendcloud) as (world, seen):
         await world.place("bolcom", order_data("bolcom", "B-SC2", [("LAMP-1", 1, "25.50")]))
         await seen["bolcom"].wait("shipment.tracking", timeout=20)
         [asked] = sendcloud.asked
@@ -164,11 +171,7 @@ async def test_a_shipment_request_sent_again_answers_with_the_parcel_made_before
 async def test_a_shipment_cancel_cancels_the_parcel_made_for_it_and_nothing_else(
     isolated: Settings, bus: Any, sendcloud: Sendcloud
 ) -> None:
-    service = partial(DeliveryService, policy=DeliveryPolicy(lease_interval_s=0.2))
-    async with (
-        open_world(isolated, bus, carrier_over_the_api(sendcloud.port), (service,)) as world,
-        parties(world, served_by_hub=("carrier",)) as seen,
-    ):
+    async with carrier_on_sendcloud(isolated, bus, sendcloud) as (world, seen):
         await world.place("bolcom", order_data("bolcom", "B-SC3", [("LAMP-1", 1, "25.50")]))
         await seen["bolcom"].wait("shipment.tracking", timeout=20)
         [made] = sendcloud.made
