@@ -10,13 +10,13 @@ order at the shown price is accepted.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from adapters import registry as adapter_registry
 from routes.config import SALES_KINDS, HubConfig
 from schemas.catalog import PriceChanged
-from schemas.common import minor_units
+from schemas.common import vat_converted
 
 
 def channel_price_bases(config: HubConfig) -> dict[str, bool]:
@@ -44,11 +44,8 @@ def on_basis(data: dict[str, Any], include_vat: bool) -> dict[str, Any]:
     if bool(data.get("includes_vat", True)) == include_vat:
         return data
     price = data["price"]
-    amount = Decimal(str(price["amount"]))
-    factor = 1 + Decimal(str(data["vat_rate"]))
-    converted = amount * factor if include_vat else amount / factor
-    step = Decimal(1).scaleb(-minor_units(price["currency"]))
-    shown = converted.quantize(step, rounding=ROUND_HALF_EVEN)  # as Money.rounded
+    amount, rate = Decimal(str(price["amount"])), Decimal(str(data["vat_rate"]))
+    shown = vat_converted(amount, rate, price["currency"], add=include_vat)
     return {
         **data,
         "price": {**price, "amount": format(shown, "f")},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sized
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any
 
 from pydantic import (
@@ -58,6 +58,7 @@ __all__ = [
     "Version",
     "minor_units",
     "same_currency",
+    "vat_converted",
 ]
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
@@ -240,6 +241,14 @@ def minor_units(currency: str) -> int:
     if currency in THREE_DECIMAL_CURRENCIES:
         return 3
     return 2
+
+
+def vat_converted(amount: Decimal, vat_rate: Decimal, currency: str, *, add: bool) -> Decimal:
+    """An amount with VAT added (or taken off) at the rate, rounded half-even to the
+    currency's minor units, as a channel keeping that basis shows it."""
+    factor = 1 + vat_rate
+    converted = amount * factor if add else amount / factor
+    return converted.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_EVEN)
 
 
 class Money(CanonicalModel):

@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 from adapters.sendcloud import CANCELLED
-from hub.delivery.wire import Request
+from hub.delivery.wire import Request, api_headers
 
 PARCELS = "/api/v2/parcels"
 
@@ -48,7 +48,7 @@ class SendcloudApi:
         made = await self._made_before(client, parcel)
         if made is not None:
             return made
-        headers = {k: v for k, v in request.headers.items() if k != "X-Hub-Signature-256"}
+        headers = api_headers(request)
         return await client.post(
             f"{self._base}{PARCELS}", content=request.body, headers=headers, auth=self._auth
         )

@@ -61,6 +61,12 @@ class Request:
     headers: dict[str, str]
 
 
+def api_headers(request: Request) -> dict[str, str]:
+    """The request's headers for a system's own API: without the hub's signature, which an
+    API that checks its key instead has no use for."""
+    return {k: v for k, v in request.headers.items() if k != SIGNATURE_HEADER}
+
+
 def signing_secret(settings: Mapping[str, str]) -> str | None:
     """The channel's shared secret for signing what the hub sends, if its config has one."""
     for name in SECRET_SETTINGS:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
-from hub.delivery.wire import Request
+from hub.delivery.wire import Request, api_headers
 
 REST = "/wp-json/wc/v3"
 TRACKING = "/wp-json/wc-shipment-tracking/v3"
@@ -86,7 +86,7 @@ class WooCommerceApi:
         body: dict[str, Any],
         request: Request,
     ) -> httpx.Response:
-        headers = {k: v for k, v in request.headers.items() if k != "X-Hub-Signature-256"}
+        headers = api_headers(request)
         return await client.request(
             method,
             f"{self._base}{path}",

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from routes.config import MarketConfig
-from schemas.common import minor_units
+from schemas.common import vat_converted
 from schemas.orders import OrderLine, OrderPlaced, Reason
 
 MAX_LINE_QUANTITY = 9_999
@@ -41,10 +41,7 @@ def comparable_price(price: ListPrice, include_vat: bool) -> Decimal:
     minor units as a channel keeping that basis is shown it (``hub.price_basis``)."""
     if price.includes_vat == include_vat:
         return price.amount
-    factor = 1 + price.vat_rate
-    converted = price.amount * factor if include_vat else price.amount / factor
-    step = Decimal(1).scaleb(-minor_units(price.currency))
-    return converted.quantize(step, rounding=ROUND_HALF_EVEN)
+    return vat_converted(price.amount, price.vat_rate, price.currency, add=include_vat)
 
 
 def validate_order(order: OrderPlaced, market: MarketConfig, catalog: Catalog) -> list[Reason]:
