@@ -217,7 +217,8 @@ def product(message: ProductUpserted) -> dict[str, Any]:
 
 
 def shipment_tracking(message: ShipmentTracking) -> dict[str, Any]:
-    """Body for the Shipment Tracking extension (``orders/{id}/shipment-trackings``)."""
+    """Body for the Shipment Tracking extension (``orders/{id}/shipment-trackings``); a later
+    number of a parcel told before names the one it replaces, for the transport to delete."""
     body: dict[str, Any] = {
         "order_id": numeric_id(message.channel_order_id),
         "tracking_number": message.tracking_number,
@@ -225,6 +226,8 @@ def shipment_tracking(message: ShipmentTracking) -> dict[str, Any]:
     }
     if message.tracking_url:
         body["custom_tracking_link"] = message.tracking_url
+    if message.replaces_tracking_number:
+        body["replaces_tracking_number"] = message.replaces_tracking_number
     return body
 
 

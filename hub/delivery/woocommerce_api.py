@@ -1,10 +1,15 @@
 """The WooCommerce REST API (``wp-json/wc/v3``) as the hub calls it: the adapter's payloads
 (``adapters.woocommerce``) sent to their resource, with the shop's API key.
 
-Products are found by SKU (``GET products?sku=``) once and remembered; a product that is gone
-(404 on the update) is looked up again once. Tracking goes to the Shipment Tracking
-extension's endpoint. Variations are not looked up: a SKU that only a variation carries is
-answered 404, and the message is parked with that reason.
+Products are found by SKU (``GET products?sku=``, which also finds a variable product's
+variations) once and remembered; a product that is gone (404 on the update) is looked up again
+once. A variation is written at ``products/{parent}/variations/{id}`` in its own terms: one
+image, no name or attributes of its own (those are the variable product's, and its attributes
+say which variation it is), and ``private`` rather than ``draft`` when the ERP retires it.
+
+Tracking goes to the Shipment Tracking extension's endpoint, once per number: the order's
+tracking items are read first, so a delivery sent again adds nothing, and a later number of the
+same parcel (``replaces_tracking_number``) is added and the one it replaces deleted.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ class WooCommerceApi:
     def __init__(self, base_url: str, consumer_key: str, consumer_secret: str) -> None:
         self._base = base_url.rstrip("/")
         self._auth = httpx.BasicAuth(consumer_key, consumer_secret)
-        self._product_ids: dict[str, int] = {}
+        self._product_paths: dict[str, str] = {}
 
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """The API call (after a lookup, for a product) that delivers the payload."""
@@ -40,9 +45,7 @@ class WooCommerceApi:
             order_id = body.pop("id")
             return await self._send(client, "PUT", f"{REST}/orders/{order_id}", body, request)
         if kind == "shipment.tracking":
-            order_id = body.pop("order_id")
-            path = f"{TRACKING}/orders/{order_id}/shipment-trackings"
-            return await self._send(client, "POST", path, body, request)
+            return await self._track(client, request, body)
         return _answer(400, f"the hub has no WooCommerce call for {kind!r}")
 
     async def _update_product(
@@ -50,22 +53,23 @@ class WooCommerceApi:
     ) -> httpx.Response:
         sku = str(body["sku"])
         for fresh in (False, True):
-            found = await self._product_id(client, sku, fresh)
+            found = await self._product_path(client, sku, fresh)
             if isinstance(found, httpx.Response):
                 return found
-            path = f"{REST}/products/{found}"
-            response = await self._send(client, "PUT", path, body, request)
+            sent = _as_variation(body) if "/variations/" in found else body
+            response = await self._send(client, "PUT", found, sent, request)
             if response.status_code != 404 or fresh:
                 return response
-            self._product_ids.pop(sku, None)  # deleted or re-created in the shop: look again
+            self._product_paths.pop(sku, None)  # deleted or re-created in the shop: look again
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _product_id(
+    async def _product_path(
         self, client: httpx.AsyncClient, sku: str, fresh: bool
-    ) -> int | httpx.Response:
-        """The shop's product id for a SKU, or the response that says why there is none."""
-        if not fresh and sku in self._product_ids:
-            return self._product_ids[sku]
+    ) -> str | httpx.Response:
+        """The path of the product or variation that carries a SKU, or the response that says
+        why there is none."""
+        if not fresh and sku in self._product_paths:
+            return self._product_paths[sku]
         response = await client.get(
             f"{self._base}{REST}/products", params={"sku": sku}, auth=self._auth
         )
@@ -73,10 +77,41 @@ class WooCommerceApi:
             return response
         matches = [p for p in response.json() if str(p.get("sku")) == sku]
         if not matches:
-            return _answer(404, f"no product with SKU {sku!r} in the shop")
-        product_id = int(matches[0]["id"])
-        self._product_ids[sku] = product_id
-        return product_id
+            return _answer(404, f"no product or variation with SKU {sku!r} in the shop")
+        found = matches[0]
+        parent = int(found.get("parent_id") or 0)
+        if parent and found.get("type", "variation") == "variation":
+            path = f"{REST}/products/{parent}/variations/{int(found['id'])}"
+        else:
+            path = f"{REST}/products/{int(found['id'])}"
+        self._product_paths[sku] = path
+        return path
+
+    async def _track(
+        self, client: httpx.AsyncClient, request: Request, body: dict[str, Any]
+    ) -> httpx.Response:
+        """Adds the parcel's tracking number to the order unless it is there already, then
+        deletes the number it replaces."""
+        order_id = body.pop("order_id")
+        replaces = body.pop("replaces_tracking_number", None)
+        path = f"{TRACKING}/orders/{order_id}/shipment-trackings"
+        listed = await client.get(f"{self._base}{path}", auth=self._auth)
+        if listed.status_code != 200:
+            return listed
+        items: list[dict[str, Any]] = listed.json()
+        told = {str(item.get("tracking_number")) for item in items}
+        answer = httpx.Response(200, text="the order already carries this tracking number")
+        if body["tracking_number"] not in told:
+            answer = await self._send(client, "POST", path, body, request)
+            if not answer.is_success:
+                return answer
+        for item in items:
+            if replaces and str(item.get("tracking_number")) == replaces:
+                url = f"{self._base}{path}/{item['tracking_id']}"
+                gone = await client.delete(url, headers=api_headers(request), auth=self._auth)
+                if not gone.is_success and gone.status_code != 404:
+                    return gone
+        return answer
 
     async def _send(
         self,
@@ -94,6 +129,17 @@ class WooCommerceApi:
             headers=headers,
             auth=self._auth,
         )
+
+
+def _as_variation(body: dict[str, Any]) -> dict[str, Any]:
+    """A product body in a variation's terms: its first image, no name or attributes, and a
+    retired variation ``private`` (WooCommerce's "not enabled")."""
+    sent = {k: v for k, v in body.items() if k not in ("name", "attributes", "images")}
+    if body.get("images"):
+        sent["image"] = body["images"][0]
+    if sent.get("status") == "draft":
+        sent["status"] = "private"
+    return sent
 
 
 def _answer(status: int, reason: str) -> httpx.Response:

@@ -21,7 +21,7 @@ from routes import EXAMPLE_CONFIG
 from routes.config import HubConfig
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
-from events import stock_level
+from events import erp_event, stock_level
 from loopback import Loopback, until
 
 pytestmark = pytest.mark.integration
@@ -31,21 +31,27 @@ KEY, SECRET = "ck_test", "cs_test"
 
 
 class Shop:
-    """A WooCommerce REST API on a loopback port: products by id, found by SKU; orders."""
+    """A WooCommerce REST API on a loopback port: products and a variable product's
+    variations by id, both found by SKU; orders and their tracking items."""
 
     def __init__(self) -> None:
         self.products: dict[str, int] = {"DESK-1": 101, "LAMP-1": 102}
+        self.variations: dict[str, tuple[int, int]] = {"SHIRT-M": (55, 301)}  # parent, id
+        self.trackings: dict[int, list[dict[str, Any]]] = {}
         self.calls: list[tuple[str, str, Any]] = []
+        trackings = "/wp-json/wc-shipment-tracking/v3/orders/{id:int}/shipment-trackings"
         self._api = Loopback(
             [
                 Route("/wp-json/wc/v3/products", self._find, methods=["GET"]),
                 Route("/wp-json/wc/v3/products/{id:int}", self._update, methods=["PUT"]),
-                Route("/wp-json/wc/v3/orders/{id:int}", self._order, methods=["PUT"]),
                 Route(
-                    "/wp-json/wc-shipment-tracking/v3/orders/{id:int}/shipment-trackings",
-                    self._tracking,
-                    methods=["POST"],
+                    "/wp-json/wc/v3/products/{parent:int}/variations/{id:int}",
+                    self._update_variation,
+                    methods=["PUT"],
                 ),
+                Route("/wp-json/wc/v3/orders/{id:int}", self._order, methods=["PUT"]),
+                Route(trackings, self._tracking, methods=["GET", "POST"]),
+                Route(trackings + "/{tid}", self._untrack, methods=["DELETE"]),
             ]
         )
 
@@ -62,7 +68,16 @@ class Shop:
             return JSONResponse({"code": "woocommerce_rest_cannot_view"}, status_code=401)
         sku = request.query_params["sku"]
         self.calls.append(("GET", f"products?sku={sku}", None))
-        found = [{"id": i, "sku": s} for s, i in self.products.items() if s == sku]
+        found: list[dict[str, Any]] = [
+            {"id": i, "sku": s, "type": "simple", "parent_id": 0}
+            for s, i in self.products.items()
+            if s == sku
+        ]
+        found += [
+            {"id": i, "sku": s, "type": "variation", "parent_id": parent}
+            for s, (parent, i) in self.variations.items()
+            if s == sku
+        ]
         return JSONResponse(found)
 
     async def _update(self, request: Request) -> Response:
@@ -75,15 +90,40 @@ class Shop:
             return JSONResponse({"code": "woocommerce_rest_product_invalid_id"}, status_code=404)
         return JSONResponse({"id": product_id, **body})
 
+    async def _update_variation(self, request: Request) -> Response:
+        parent, variation = request.path_params["parent"], request.path_params["id"]
+        body = orjson.loads(await request.body())
+        self.calls.append(("PUT", f"products/{parent}/variations/{variation}", body))
+        if (parent, variation) not in self.variations.values():
+            return JSONResponse({"code": "woocommerce_rest_invalid_id"}, status_code=404)
+        return JSONResponse({"id": variation, "parent_id": parent, **body})
+
     async def _order(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
         self.calls.append(("PUT", f"orders/{request.path_params['id']}", body))
         return JSONResponse({"id": request.path_params["id"], **body})
 
     async def _tracking(self, request: Request) -> Response:
+        order_id = request.path_params["id"]
+        items = self.trackings.setdefault(order_id, [])
+        if request.method == "GET":
+            self.calls.append(("GET", f"orders/{order_id}/shipment-trackings", None))
+            return JSONResponse(items)
         body = orjson.loads(await request.body())
-        self.calls.append(("POST", f"orders/{request.path_params['id']}/shipment-trackings", body))
-        return JSONResponse({"tracking_id": "t1", **body}, status_code=201)
+        self.calls.append(("POST", f"orders/{order_id}/shipment-trackings", body))
+        item = {"tracking_id": f"t{len(self.calls)}", **body}
+        items.append(item)
+        return JSONResponse(item, status_code=201)
+
+    async def _untrack(self, request: Request) -> Response:
+        order_id, tracking_id = request.path_params["id"], request.path_params["tid"]
+        self.calls.append(("DELETE", f"orders/{order_id}/shipment-trackings/{tracking_id}", None))
+        items = self.trackings.get(order_id, [])
+        kept = [item for item in items if item["tracking_id"] != tracking_id]
+        if len(kept) == len(items):
+            return JSONResponse({"code": "invalid_tracking_id"}, status_code=404)
+        self.trackings[order_id] = kept
+        return JSONResponse({"message": "Tracking deleted"})
 
     async def start(self) -> Shop:
         await self._api.start()
@@ -157,7 +197,8 @@ async def test_a_sku_the_shop_lacks_is_parked_with_the_reason(
     await bus.publish("erp.stock.level", stock_level("NOT-IN-SHOP", 10, 1))
     [parked] = await bus.drain(bus.names.dead_queue, expect=1, timeout=15)
     assert parked.headers["x-hub-error-type"] == "delivery_refused"
-    assert "no product with SKU 'NOT-IN-SHOP' in the shop" in parked.headers["x-hub-error"]
+    reason = parked.headers["x-hub-error"]
+    assert "no product or variation with SKU 'NOT-IN-SHOP' in the shop" in reason
     assert not shop.of("PUT", "products/")
     outcome = {"channel": SHOP, "outcome": "parked"}
     assert hub.metrics.registry.get_sample_value("hub_deliveries_total", outcome) == 1
@@ -188,8 +229,59 @@ async def test_order_answers_and_tracking_reach_the_order(
         "lines": [{"line_id": "1", "sku": "DESK-1", "quantity": 1}],
     }
     await bus.put_out(SHOP, "shipment.tracking", tracking)
-    await until(lambda: len(shop.calls) == 2)
+    await until(lambda: len(shop.of("POST", "orders/")) == 1 and len(shop.of("PUT", "orders/")))
     assert shop.of("PUT", "orders/7001") == [("PUT", "orders/7001", {"status": "processing"})]
     [(_, _, posted)] = shop.of("POST", "orders/7001/shipment-trackings")
     assert posted["tracking_number"] == "JD0001"
     assert posted["custom_tracking_link"] == "https://track.example/JD0001"
+
+
+async def test_a_variations_sku_reaches_the_variation_in_its_own_terms(
+    start_hub: StartHub, bus: Any, shop: Shop
+) -> None:
+    await start_hub(over_the_api(shop.port))
+    await bus.publish("erp.stock.level", stock_level("SHIRT-M", 40, 1))
+    path = "products/55/variations/301"
+    await until(lambda: len(shop.of("PUT", path)) == 1)
+    assert shop.of("PUT", path)[0][2]["stock_quantity"] == 21  # 60% of 40 - 5
+    product = {
+        "sku": "SHIRT-M",
+        "name": "Linen shirt, M",
+        "description": "Washed linen.",
+        "active": False,
+        "attributes": {"Size": "M"},
+        "image_urls": ["https://img.example/shirt-m.jpg", "https://img.example/back.jpg"],
+        "version": 1,
+    }
+    await bus.publish("erp.product.upserted", erp_event("product.upserted", product))
+    await until(lambda: any("status" in c[2] for c in shop.of("PUT", path)))
+    [written] = [c[2] for c in shop.of("PUT", path) if "status" in c[2]]
+    assert written["status"] == "private"  # a variation is disabled, not drafted
+    assert written["image"] == {"src": "https://img.example/shirt-m.jpg"}
+    assert not {"name", "attributes", "images"} & written.keys()
+    assert written["description"] == "<p>Washed linen.</p>"
+    assert len(shop.of("GET", "products?sku=SHIRT-M")) == 1
+    assert {c[1] for c in shop.of("PUT", "products/")} == {path}
+
+
+async def test_tracking_is_added_once_and_a_later_number_replaces_the_first(
+    start_hub: StartHub, bus: Any, shop: Shop
+) -> None:
+    await start_hub(over_the_api(shop.port))
+    ids = {"order_id": "o-2", "channel": SHOP, "channel_order_id": "7002"}
+    tracking = {
+        **ids,
+        "shipment_id": "s-2",
+        "carrier": "postnl",
+        "tracking_number": "3S0001",
+        "lines": [{"line_id": "1", "sku": "DESK-1", "quantity": 1}],
+    }
+    await bus.put_out(SHOP, "shipment.tracking", tracking)
+    await until(lambda: len(shop.of("POST", "orders/7002")) == 1)
+    await bus.put_out(SHOP, "shipment.tracking", tracking)  # sent again: added once
+    await until(lambda: len(shop.of("GET", "orders/7002")) == 2)
+    later = {**tracking, "tracking_number": "3S0002", "replaces_tracking_number": "3S0001"}
+    await bus.put_out(SHOP, "shipment.tracking", later)
+    await until(lambda: len(shop.of("DELETE", "orders/7002")) == 1)
+    assert [item["tracking_number"] for item in shop.trackings[7002]] == ["3S0002"]
+    assert len(shop.of("POST", "orders/7002")) == 2
