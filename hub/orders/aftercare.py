@@ -196,8 +196,8 @@ async def withdraw(
     """Undo an unshipped order, or with ``rest`` (line id -> units) the part of it not packed
     yet: its stock back, the sales order (unless the ERP itself ended it) and the pick
     withdrawn, and no answer awaited any more. The whole order's parcels still waiting for a
-    label are dropped at the carrier (``shipment.cancel``); one labelled anyway is asked back
-    when it ships."""
+    label are dropped at the carrier (``shipment.cancel``); a label made anyway is cancelled
+    again (``steps.shipped``)."""
     lines = () if rest is None else requests.fulfilment_lines(order, rest)
     if order.reservation_id and rest is None:
         out.extend(await stockport.release(conn, deps.stock, out.cause, order.reservation_id))
@@ -220,37 +220,54 @@ async def withdraw(
             order_id=order.order_id, pick_id=requests.pick_id(order), reason=reason, lines=lines
         )
         requests.send(out, order, pick_cancel, "pick.cancel")
-    if rest is None:  # parcels packed for this order will not ship: their labels are not made
-        for shipment_id, packed in await store.cancel_open_shipments(conn, order.order_id):
-            drop = ShipmentCancel(
-                order_id=order.order_id,
-                shipment_id=shipment_id,
-                reason=reason,
-                lines=requests.fulfilment_lines(order, packed),
-            )
-            requests.send(out, order, drop, f"shipment.cancel/{shipment_id}")
+    if rest is None:
+        await _drop_waiting_parcels(conn, order, out, reason)
     requests.wait_for(deps, order, None, now=out.now)
+
+
+async def _drop_waiting_parcels(conn: Connection, order: Order, out: Outgoing, reason: str) -> None:
+    """Parcels packed for a cancelled order but not labelled yet will not ship: the carrier
+    drops them (``shipment.cancel``) and their units count as unpacked again, to be withdrawn
+    with the rest."""
+    dropped: Counter[str] = Counter()
+    for shipment_id, packed in await store.cancel_open_shipments(conn, order.order_id):
+        drop = ShipmentCancel(
+            order_id=order.order_id,
+            shipment_id=shipment_id,
+            reason=reason,
+            lines=requests.fulfilment_lines(order, packed),
+        )
+        requests.send(out, order, drop, f"shipment.cancel/{shipment_id}")
+        dropped.update(packed)
+    for line_id, units in dropped.items():
+        order.picked[line_id] = max(order.picked.get(line_id, 0) - units, 0)
 
 
 async def _cancel_after_shipment(
     conn: Connection, deps: OrderDeps, order: Order, inbound: Inbound, now: datetime
 ) -> Outgoing:
-    """A cancellation once goods left: what is not packed yet is withdrawn (its stock back, the
-    sales order and pick cancelled for those units), and what shipped and no return covers
-    yet is expected back; a parcel already packed is asked back when it ships."""
+    """A cancellation once goods left: what has not left is withdrawn (a parcel still waiting
+    for its label dropped at the carrier; the stock back, the sales order and pick cancelled
+    for those units), and what shipped and no return covers yet is expected back. A label the
+    carrier makes anyway is cancelled again (``steps.shipped``)."""
     msg = inbound.message
     assert isinstance(msg, OrderCancelled)
     asked = await store.returns_asked(conn, order.order_id)
     return_id = f"R-{order.order_id}"
-    rest = order.unpicked() if order.state in OPEN_STATES else {}
+    still_open = order.state in OPEN_STATES
+    waiting = still_open and bool(await store.open_shipments(conn, order.order_id))
+    rest = order.unpicked() if still_open else {}
     left = returns.left_to_return(order, asked)
-    if return_id in asked or not (rest or left):  # a repeat, or nothing more to undo
+    if return_id in asked or not (rest or left or waiting):  # a repeat, or nothing to undo
         return await ignore(conn, deps, order, inbound, now)
     out = Outgoing(deps.table, deps.names, inbound.event, now)
     details = []
     withdrawn = None
+    reason = f"{msg.reason} (the rest of order {order.order_id}, not shipped yet)"
+    if waiting:
+        await _drop_waiting_parcels(conn, order, out, reason)
+        rest = order.unpicked()
     if rest:
-        reason = f"{msg.reason} (the rest of order {order.order_id}, not packed yet)"
         tell_erp = inbound.event.source != deps.config.erp
         await withdraw(conn, deps, order, out, reason, tell_erp=tell_erp, rest=rest)
         details.append(f"cancelled by {msg.cancelled_by}: {msg.reason}")

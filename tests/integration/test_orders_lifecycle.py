@@ -536,6 +536,57 @@ async def test_cancelling_a_partly_shipped_order_withdraws_the_rest_and_returns_
         assert len(seen["erp"].of("salesorder.cancel")) == 1
 
 
+def ships_the_first_parcel_only(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    if body["type"] == "shipment.request" and not body["data"]["shipment_id"].startswith("S1-"):
+        return []
+    return carrier_ships(body)
+
+
+async def test_cancelling_a_partly_shipped_order_drops_its_parcel_waiting_for_a_label(
+    world: World,
+) -> None:
+    async with parties(
+        world, warehouse=picks_one_unit, carrier=ships_the_first_parcel_only
+    ) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-PC2", [("DESK-1", 3, "199.00")]))
+        [first] = await seen["bolcom"].wait("shipment.tracking")
+        await world.state("bolcom", "B-PC2", "partially_shipped")
+        order_id = first["data"]["order_id"]
+        one = [{"line_id": "L1", "sku": "DESK-1", "quantity": 1}]
+        await world.send("warehouse", "pick.completed", {"order_id": order_id, "lines": one})
+        [_, waiting] = await seen["carrier"].wait("shipment.request", 2)
+        await world.send("bolcom", "order.cancelled", cancel("B-PC2"))
+        [dropped] = await seen["carrier"].wait("shipment.cancel")
+        assert dropped["data"]["shipment_id"] == waiting["data"]["shipment_id"]
+        assert dropped["data"]["lines"] == one
+        # The packed unit that will not ship is withdrawn with the one never packed.
+        rest = [{"line_id": "L1", "sku": "DESK-1", "quantity": 2}]
+        [erp_cancel] = await seen["erp"].wait("salesorder.cancel")
+        assert erp_cancel["data"]["lines"] == rest
+        [pick_cancel] = await seen["warehouse"].wait("pick.cancel")
+        assert pick_cancel["data"]["lines"] == rest
+        [ret] = await seen["erp"].wait("return.requested")
+        assert ret["data"]["lines"] == [{"sku": "DESK-1", "quantity": 1, "line_id": "L1"}]
+        await world.state("bolcom", "B-PC2", "return_requested")
+        assert await world.held("DESK-1") == 1  # only the unit that left
+        statuses = await seen["bolcom"].wait("order.status", 3)
+        assert statuses[-1]["data"]["cancelled"]["lines"] == rest
+        await world.until(
+            "SELECT status FROM order_shipments WHERE shipment_id = $1",
+            waiting["data"]["shipment_id"],
+            expect="cancelled",
+        )
+        # Labelled anyway: cancelled again, and it is not asked back as a return.
+        label = {**dropped["data"], "carrier": "postnl", "tracking_number": "3SLATE2"}
+        del label["reason"]
+        await world.send("carrier", "shipment.created", label)
+        drops = await seen["carrier"].wait("shipment.cancel", 2)
+        assert "labelled after order" in drops[1]["data"]["reason"]
+        await asyncio.sleep(0.5)
+        assert len(seen["erp"].of("return.requested")) == 1
+        assert len(seen["bolcom"].of("shipment.tracking")) == 1
+
+
 async def test_a_return_of_the_shipped_part_lets_the_rest_ship_and_counts_what_came_back(
     world: World,
 ) -> None:
