@@ -225,6 +225,25 @@ async def withdraw(
     requests.wait_for(deps, order, None, now=out.now)
 
 
+async def withdraw_unshipped(
+    conn: Connection,
+    deps: OrderDeps,
+    order: Order,
+    out: Outgoing,
+    reason: str,
+    *,
+    tell_erp: bool,
+) -> dict[str, int]:
+    """Withdraw what of a partly shipped order has not left: its parcels still waiting for a
+    label dropped, then every unit not packed (those included) withdrawn; the units per line
+    id withdrawn."""
+    await _drop_waiting_parcels(conn, order, out, reason)
+    rest = order.unpicked()
+    if rest:
+        await withdraw(conn, deps, order, out, reason, tell_erp=tell_erp, rest=rest)
+    return rest
+
+
 async def _drop_waiting_parcels(conn: Connection, order: Order, out: Outgoing, reason: str) -> None:
     """Parcels packed for a cancelled order but not labelled yet will not ship: the carrier
     drops them (``shipment.cancel``) and their units count as unpacked again, to be withdrawn
@@ -263,13 +282,11 @@ async def _cancel_after_shipment(
     out = Outgoing(deps.table, deps.names, inbound.event, now)
     details = []
     withdrawn = None
-    reason = f"{msg.reason} (the rest of order {order.order_id}, not shipped yet)"
-    if waiting:
-        await _drop_waiting_parcels(conn, order, out, reason)
-        rest = order.unpicked()
-    if rest:
+    if rest or waiting:
+        reason = f"{msg.reason} (the rest of order {order.order_id}, not shipped yet)"
         tell_erp = inbound.event.source != deps.config.erp
-        await withdraw(conn, deps, order, out, reason, tell_erp=tell_erp, rest=rest)
+        rest = await withdraw_unshipped(conn, deps, order, out, reason, tell_erp=tell_erp)
+    if rest:
         details.append(f"cancelled by {msg.cancelled_by}: {msg.reason}")
         withdrawn = requests.cancellation(order, _canceller(deps, inbound.event.source), rest)
     if left:

@@ -195,6 +195,6 @@ def cancel_command(
     channel_order_id: Annotated[str, typer.Argument(help="The channel's own order id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why; kept and told to the channel.")],
 ) -> None:
-    """Give up an order nothing of which shipped: stock back, the ERP and warehouse told to
-    drop it, the channel told it is cancelled (so it cancels it too)."""
+    """Give up an order: stock back, the ERP and warehouse told to drop it, the channel told
+    it is cancelled (so it cancels it too). Of a partly shipped order, only what has not left."""
     _act(channel, channel_order_id, "cancel", reason)

@@ -20,7 +20,7 @@ from hub.bus import Publisher
 from hub.db import Connection
 from hub.errors import HubError
 from hub.orders import requests, store
-from hub.orders.aftercare import withdraw
+from hub.orders.aftercare import withdraw, withdraw_unshipped
 from hub.orders.context import OrderDeps, OrderMetrics, Party
 from hub.orders.messages import Outgoing
 from hub.orders.steps import OPEN_STATES
@@ -103,14 +103,12 @@ async def cancel(
     conn: Connection, deps: OrderDeps, order: Order, reason: str, now: datetime
 ) -> Outgoing:
     """Give up an order nothing of which shipped: its stock back, the ERP and warehouse told to
-    drop it, the channel told it is cancelled by the hub (so it cancels it too)."""
+    drop it, the channel told it is cancelled by the hub (so it cancels it too). Of a partly
+    shipped order only what has not left is given up (``cancel_rest``)."""
     if order.state not in OPEN_STATES:
         raise OperatorRefused(f"{_named(order)} is {order.state}: nothing to cancel")
     if any(order.shipped.values()):
-        raise OperatorRefused(
-            f"part of {_named(order)} shipped: cancel it on the channel or in the ERP,"
-            " which withdraws the rest and asks back what shipped"
-        )
+        return await cancel_rest(conn, deps, order, reason, now)
     out = Outgoing(deps.table, deps.names, _cause(order, "cancel", now), now)
     detail = f"cancelled by an operator: {reason}"
     await withdraw(conn, deps, order, out, detail, tell_erp=True)
@@ -120,6 +118,27 @@ async def cancel(
     withdrawn = requests.cancellation(order, "hub")
     requests.send(out, order, requests.status(order, "cancelled", detail, withdrawn), "cancelled")
     deps.metrics.transitions.labels("cancelled").inc()
+    return out
+
+
+async def cancel_rest(
+    conn: Connection, deps: OrderDeps, order: Order, reason: str, now: datetime
+) -> Outgoing:
+    """Give up the part of a partly shipped order that has not left (a warehouse that will
+    never pack it): parcels waiting for a label dropped, the stock of the rest back, the ERP
+    and the warehouse told to drop those lines, and the channel told the hub cancelled them.
+    What shipped stays with the buyer: nothing is asked back, and the order is shipped."""
+    if not order.unshipped():
+        raise OperatorRefused(f"all of {_named(order)} shipped: nothing left to cancel")
+    out = Outgoing(deps.table, deps.names, _cause(order, "cancel", now), now)
+    detail = f"the rest cancelled by an operator: {reason}"
+    rest = await withdraw_unshipped(conn, deps, order, out, detail, tell_erp=True)
+    order.state = "shipped"
+    await store.save(conn, order, now)
+    await store.note(conn, order, "operator", now, detail)
+    withdrawn = requests.cancellation(order, "hub", rest)
+    requests.send(out, order, requests.status(order, "shipped", detail, withdrawn), "cancelled")
+    deps.metrics.transitions.labels("shipped").inc()
     return out
 
 

@@ -106,3 +106,58 @@ async def test_a_shipped_order_is_not_given_up_by_an_operator(world: World) -> N
         await world.state("bolcom", "B-OP2", "shipped")
         with pytest.raises(OperatorRefused, match="is shipped: nothing to cancel"):
             await act(world.hub.settings, world.hub.config, "bolcom", "B-OP2", "cancel", "x")
+
+
+def packs_one_unit_once() -> Any:
+    """A warehouse that packs one unit of the first pick it is asked, then falls silent."""
+    asked: list[str] = []
+
+    def reply(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        if body["type"] != "pick.request":
+            return []
+        asked.append(body["id"])
+        if len(asked) > 1:
+            return []
+        data = body["data"]
+        lines = [{**line, "quantity": 1} for line in data["lines"]]
+        return [("pick.completed", {"order_id": data["order_id"], "lines": lines})]
+
+    return reply
+
+
+async def test_the_unshipped_rest_of_a_stalled_order_is_given_up_and_what_shipped_kept(
+    world: World, isolated: Settings
+) -> None:
+    async with parties(world, warehouse=packs_one_unit_once()) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-OP3", [("DESK-1", 3, "199.00")]))
+        await seen["bolcom"].wait("shipment.tracking")
+        await world.state("bolcom", "B-OP3", "partially_shipped")
+        rules = world.hub.config.channels["warehouse"].orders
+        for _ in range(rules.max_retries + 1):
+            world.clock.advance(rules.warehouse_timeout_seconds + 1)
+            assert await sweep_once(world.hub, world.clock.now) == 1
+        await world.state("bolcom", "B-OP3", "stalled")  # packed goods left: not rejected
+
+        done = await cli(isolated, "cancel", "bolcom", "B-OP3", "--reason", "out of stock")
+        assert done.exit_code == 0, done.output
+        await world.state("bolcom", "B-OP3", "shipped")
+        rest = [{"line_id": "L1", "sku": "DESK-1", "quantity": 2}]
+        [erp_cancel] = await seen["erp"].wait("salesorder.cancel")
+        assert erp_cancel["data"]["lines"] == rest
+        assert "out of stock" in erp_cancel["data"]["reason"]
+        [pick_cancel] = await seen["warehouse"].wait("pick.cancel")
+        assert pick_cancel["data"]["lines"] == rest
+        assert await world.held("DESK-1") == 1  # the shipped unit, until the ERP counts it
+        for _ in range(100):  # the status is sent once the change committed
+            told = [b["data"] for b in seen["bolcom"].of("order.status")]
+            if told[-1].get("cancelled"):
+                break
+            await asyncio.sleep(0.05)
+        assert told[-1]["status"] == "shipped"
+        assert told[-1]["cancelled"] == {"by": "hub", "whole_order": False, "lines": rest}
+        row = await world.order("bolcom", "B-OP3")
+        assert row is not None and row["awaiting"] is None and row["deadline"] is None
+        await asyncio.sleep(0.3)
+        assert not seen["erp"].of("return.requested")  # the buyer keeps what shipped
+        again = await cli(isolated, "cancel", "bolcom", "B-OP3", "--reason", "twice")
+        assert again.exit_code == 1 and "is shipped: nothing to cancel" in again.output
