@@ -122,7 +122,7 @@ class Metrics:
         self.price_schedule = Counter(
             "hub_price_schedule_total",
             "Prices set ahead (valid_from later): scheduled, released when they started,"
-            " superseded by a newer version taken meanwhile, or failed (logged)",
+            " superseded by a newer version taken meanwhile, or parked (its event no longer reads)",
             ["what"],
             registry=r,
         )

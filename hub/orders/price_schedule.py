@@ -5,15 +5,17 @@ The latest version wins, as for every price: a due price is released only if no 
 version was taken meanwhile (a price the ERP sent later, to start now, supersedes one it had
 set ahead; to keep a promotion after changing the regular price, it sends the promotion
 again). Several hubs release side by side: each takes due rows it can lock and skips the
-others'. A row that cannot be released (its event no longer reads, or no route takes it)
-is logged and dropped in its own savepoint, and the others go on.
+others'. A row whose event no longer reads (a schema changed since it came in) is parked
+with the reason, in its own savepoint, and the others go on: ``hub dlq`` shows it, and a
+replay or a corrected resubmit takes it through ``hub.in`` like any price. One no route takes
+is in force for the order checks and shown on no channel.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
@@ -24,10 +26,12 @@ from hub import outbox
 from hub.background import Poller
 from hub.bus import Envelope
 from hub.db import Connection
-from hub.errors import HubError, Unroutable
+from hub.errors import HubError, MalformedMessage, SchemaViolation, Unroutable, one_line
+from hub.faults import ATTEMPTS
 from hub.handlers import Inbound
 from hub.orders.prices import store_price
 from hub.router import Router
+from hub.topology import Names
 from schemas.catalog import PriceChanged
 from schemas.envelope import CloudEvent
 
@@ -48,15 +52,23 @@ RETURNING sku, price_list, valid_from, version, event, routing_key
 
 
 async def release_due(
-    pool: asyncpg.Pool, router: Router, now: datetime, counter: Counter | None = None
+    pool: asyncpg.Pool,
+    router: Router,
+    names: Names,
+    now: datetime,
+    counter: Counter | None = None,
 ) -> tuple[int, list[Envelope], list[int]]:
     """Release one batch of prices due at ``now`` in one transaction, with the messages to the
-    channels in the outbox; how many were due, the envelopes and their outbox rows."""
+    channels (and any parked row) in the outbox; how many were due, the envelopes and their
+    outbox rows."""
     envelopes: list[Envelope] = []
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(_DUE, now, BATCH)
         for row in sorted(rows, key=lambda r: (r["valid_from"], r["version"])):
             what = await _release(conn, router, row, now, envelopes)
+            if isinstance(what, HubError):
+                envelopes.append(_parked(names, row, what, now))
+                what = "parked"
             if counter is not None:
                 counter.labels(what).inc()
         written = await outbox.write(conn, envelopes)
@@ -65,8 +77,9 @@ async def release_due(
 
 async def _release(
     conn: Connection, router: Router, row: asyncpg.Record, now: datetime, out: list[Envelope]
-) -> str:
-    """Put one due price in force and add its messages to ``out``; what became of it."""
+) -> str | HubError:
+    """Put one due price in force and add its messages to ``out``; what became of it, or why
+    it cannot be (to park it)."""
     try:
         async with conn.transaction():  # a savepoint: one bad row must not hold up the rest
             event = CloudEvent.model_validate(orjson.loads(row["event"]))
@@ -79,20 +92,69 @@ async def _release(
                 log.warning("scheduled price %s/%s: %s", price.sku, price.price_list, exc)
             return "released"
     except (ValidationError, ValueError, HubError) as exc:
+        error = _as_hub_error(exc)
         log.error(
-            "scheduled price %s/%s version %s could not be released and is dropped: %s",
+            "scheduled price %s/%s version %s no longer reads and is parked: %s",
             row["sku"],
             row["price_list"],
             row["version"],
-            exc,
+            one_line(error),
         )
-        return "failed"
+        return error
+
+
+def _as_hub_error(exc: Exception) -> HubError:
+    """The hub's error for a stored event that no longer reads."""
+    if isinstance(exc, HubError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return SchemaViolation(f"scheduled price.changed no longer valid: {exc}")
+    return MalformedMessage(f"scheduled price.changed is not a CloudEvent: {exc}")
+
+
+def _parked(names: Names, row: asyncpg.Record, error: HubError, now: datetime) -> Envelope:
+    """The stored event sent to the parking lot with the reason, addressed as it came in
+    (``hub.in`` and its routing key), so a replay takes it the way it first went."""
+    stamp = now.isoformat()
+    body = row["event"] if isinstance(row["event"], bytes) else str(row["event"]).encode()
+    message_id = _event_id(body) or f"scheduled/{row['sku']}/{row['price_list']}/{row['version']}"
+    headers: dict[str, Any] = {
+        "x-hub-error": one_line(error),
+        "x-hub-error-type": error.error_type,
+        "x-hub-failed-queue": "catalog_prices_scheduled",
+        ATTEMPTS: 1,
+        "x-hub-first-failed-at": stamp,
+        "x-hub-last-failed-at": stamp,
+        "x-hub-original-exchange": names.inbound_exchange,
+        "x-hub-original-routing-key": row["routing_key"],
+    }
+    return Envelope(
+        message_id=message_id,
+        exchange=names.dead_exchange,
+        routing_key=row["routing_key"],
+        message_type=PriceChanged.TYPE,
+        source="hub",
+        body=body,
+        headers=headers,
+    )
+
+
+def _event_id(body: bytes) -> str | None:
+    """The stored event's own id, where it still has one."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    value = document.get("id") if isinstance(document, dict) else None
+    return str(value) if value else None
 
 
 async def release_once(hub: Hub, router: Router, now: datetime) -> int:
     """Release one batch of prices due at ``now`` and send their messages; how many were due.
     What a failed publish leaves in the outbox, the relay sends."""
-    due, envelopes, written = await release_due(hub.pool, router, now, hub.metrics.price_schedule)
+    due, envelopes, written = await release_due(
+        hub.pool, router, hub.names, now, hub.metrics.price_schedule
+    )
     if envelopes:
         try:
             await hub.publisher.publish_many(envelopes)

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from hub.orders.price_schedule import release_once
@@ -124,7 +125,7 @@ async def test_a_newer_price_supersedes_one_set_ahead_and_a_stale_one_is_not_kep
     assert await in_force(world) == (Decimal("149.00"), 4)
 
 
-async def test_a_scheduled_price_that_cannot_be_read_is_dropped_and_the_rest_released(
+async def test_a_scheduled_price_that_cannot_be_read_is_parked_and_the_rest_released(
     world: World,
 ) -> None:
     starts = world.clock.now + timedelta(hours=1)
@@ -137,7 +138,14 @@ async def test_a_scheduled_price_that_cannot_be_read_is_dropped_and_the_rest_rel
     )
     world.clock.advance(HOUR + 1)
     assert await release(world) == 2
-    assert counted(world, "failed") == 1 and counted(world, "released") == 1
+    assert counted(world, "parked") == 1 and counted(world, "released") == 1
+    [parked] = await world.bus.drain(world.bus.names.dead_queue, expect=1)
+    assert parked.headers["x-hub-error-type"] == "schema_violation"
+    assert "no longer valid" in parked.headers["x-hub-error"]
+    assert parked.headers["x-hub-original-exchange"] == world.bus.names.inbound_exchange
+    assert parked.routing_key == parked.headers["x-hub-original-routing-key"]
+    assert parked.routing_key.endswith("price.changed")
+    assert orjson.loads(parked.body) == {"not": "an event"}  # kept as it was stored
     lamp_price = await world.db.fetchval(
         "SELECT amount FROM catalog_prices WHERE sku = 'LAMP-1' AND price_list = 'nl-retail'"
     )
