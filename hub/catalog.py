@@ -1,4 +1,5 @@
-"""``hub catalog resync``: give a channel the current catalog (products and prices) again.
+"""``hub catalog resync``: give a channel the current catalog (products and prices) again;
+``hub catalog check``: find the ERP's SKUs a channel's ``sku_map`` uses for another product.
 
 A channel added by configuration, or one that lost its state, would otherwise get a product's
 data or a price only when the ERP next changes it. The hub keeps the latest product as the
@@ -20,6 +21,7 @@ import orjson
 
 from hub import outbox
 from hub.bus import Envelope, Publisher
+from hub.db import Connection
 from hub.errors import Unroutable
 from hub.handlers import Inbound
 from hub.outgoing import to_channel
@@ -40,6 +42,34 @@ _PRICES = (
     "SELECT sku, price_list, amount, currency, includes_vat, vat_rate, version"
     " FROM catalog_prices WHERE (sku, price_list) > ($1, $2) ORDER BY sku, price_list LIMIT $3"
 )
+
+
+_KNOWN_SKUS = (
+    "SELECT sku FROM stock_products WHERE sku = ANY($1::text[])"
+    " UNION SELECT sku FROM catalog_prices WHERE sku = ANY($1::text[])"
+    " UNION SELECT sku FROM stock_ledger WHERE sku = ANY($1::text[])"
+)
+
+
+async def sku_clashes(conn: Connection, table: RouteTable) -> list[tuple[str, str]]:
+    """(channel, SKU) for each ERP SKU the hub knows that a channel's ``sku_map`` uses as its
+    name for another product: routing keeps that SKU's products, prices and stock from the
+    channel (they would change the other product's listing) until the map changes."""
+    taken = table.sku_names_taken()
+    names = sorted(set().union(*taken.values())) if taken else []
+    if not names:
+        return []
+    known = {r["sku"] for r in await conn.fetch(_KNOWN_SKUS, names)}
+    return sorted((ch, sku) for ch, own in taken.items() for sku in own & known)
+
+
+async def find_sku_clashes(settings: Settings, config: HubConfig) -> list[tuple[str, str]]:
+    """``sku_clashes`` against the hub's database."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await sku_clashes(conn, RouteTable.from_config(config))
+    finally:
+        await conn.close()
 
 
 WITHOUT_DATA = "product without data (kept before migration 018; sent again by the ERP, it has)"

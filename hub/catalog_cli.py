@@ -34,3 +34,24 @@ def resync_command(
     console.print(f"total: {sum(sent.values())}")
     if left_out:
         err.print(f"[yellow]left out[/yellow] {left_out} {WITHOUT_DATA}")
+
+
+@catalog_app.command("check")
+def check_command() -> None:
+    """List the ERP's SKUs a channel's sku_map uses as its name for another product: those
+    SKUs reach no such channel until the map changes (exit 1 if any)."""
+    from hub.catalog import find_sku_clashes
+    from hub.settings import Settings
+    from routes.loader import load_config
+
+    settings = Settings()
+    clashes = asyncio.run(find_sku_clashes(settings, load_config(settings.config_path)))
+    for channel, sku in clashes:
+        err.print(
+            f"[red]clash[/red] {channel}: the ERP's SKU {sku!r} is this channel's name for"
+            " another product in its sku_map; it is kept from the channel",
+            highlight=False,
+        )
+    console.print(f"{len(clashes)} SKU clash(es)")
+    if clashes:
+        raise typer.Exit(1)

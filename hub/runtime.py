@@ -15,6 +15,7 @@ from adapters import registry as adapter_registry
 from adapters.base import Translator
 from hub import amqp_frames, db, direct_delivery, topology
 from hub.bus import Publisher
+from hub.catalog import sku_clashes
 from hub.committer import BatchCommitter
 from hub.consumer import InboundConsumer
 from hub.dlq.depth import ParkedDepth
@@ -160,6 +161,14 @@ class Hub:
             s.parked_depth_interval_s,
         )
         self._queues.start()
+        async with self._pool.acquire() as conn:
+            for channel, sku in await sku_clashes(conn, self.table):
+                log.warning(
+                    "%s: the ERP's SKU %r is this channel's name for another product in its"
+                    " sku_map: its products, prices and stock are kept from the channel",
+                    channel,
+                    sku,
+                )
         if s.outbox_grace_s <= s.publish_timeout_s:
             log.warning(
                 "HUB_OUTBOX_GRACE_S (%ss) is not above HUB_PUBLISH_TIMEOUT_S (%ss): the relay may"

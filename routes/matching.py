@@ -8,8 +8,11 @@ matches, and its ``filters`` admit the message (a filter on data the message lac
 Its ``to`` then yields channels. Channels picked by a selector (``kind:...``) are narrowed by
 the message: never the source itself, only channels in the message's market (channels
 without a market always qualify), and, when SKUs are given, only channels that sell one of
-them. Channels named explicitly, by name or as ``origin``, always receive. The result is
-deduplicated in first-seen order; ``hub`` is never a destination (see ``to_hub``).
+them. Channels named explicitly, by name or as ``origin``, always receive, except where the
+message's SKUs are all names the channel's ``sku_map`` gives other products (the ERP's SKU
+``X`` unmapped, on a channel that calls the ERP's ``Y`` ``X``): told of ``X``, that channel
+would change ``Y``'s listing. The result is deduplicated in first-seen order; ``hub`` is
+never a destination (see ``to_hub``).
 """
 
 from __future__ import annotations
@@ -71,6 +74,11 @@ class RouteTable:
         self._routes = tuple(self._compile(i) for i in range(len(cfg.routes)))
         self._plans: dict[tuple[str, str], _Plan] = {}
         self._own_skus = {n: ch.skus_to_channel for n, ch in cfg.channels.items() if ch.sku_map}
+        self._taken = {
+            n: frozenset(own for own, erp in ch.sku_map.items() if own != erp)
+            for n, ch in cfg.channels.items()
+            if ch.sku_map
+        }
 
     @classmethod
     def from_config(cls, cfg: HubConfig) -> RouteTable:
@@ -104,7 +112,24 @@ class RouteTable:
             targets = self._resolve(plan, source, type, market, tuple(skus), order_value, origin)
         if not narrow or (market is None and not skus):
             return tuple(ch for ch, _ in targets)
-        return tuple(ch for ch, explicit in targets if explicit or self._fits(ch, market, skus))
+        return tuple(
+            ch
+            for ch, explicit in targets
+            if (explicit or self._fits(ch, market, skus)) and not self.taken(ch, skus)
+        )
+
+    def taken(self, channel: str, skus: Sequence[str]) -> bool:
+        """Whether every one of these ERP SKUs is, on the channel, its name for another
+        product (``sku_map``), so that telling the channel of them would change that one."""
+        names = self._taken.get(channel)
+        if not names or not skus:
+            return False
+        return all(sku in names for sku in skus)
+
+    def sku_names_taken(self) -> dict[str, frozenset[str]]:
+        """Per channel with a ``sku_map``: its names for the ERP's products that differ from
+        their ERP SKUs (an ERP SKU equal to one of them clashes there)."""
+        return dict(self._taken)
 
     def routed(self, source: str, type: str) -> bool:
         """Whether any route takes this (source, type); the hub parks what none does."""

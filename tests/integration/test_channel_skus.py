@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -10,9 +11,14 @@ from typing import Any
 import aio_pika
 import orjson
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from hub.catalog import find_sku_clashes
+from hub.cli import app
 from hub.settings import Settings
 from hub.stock.rpc import AvailabilityRpc
+from routes import EXAMPLE_CONFIG
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
 from order_kit import Watcher, World, event, open_world, order_data, orders_config, parties
@@ -105,3 +111,33 @@ async def test_an_availability_query_is_asked_and_answered_in_the_channels_skus(
     desk, lamp = answer["data"]["items"]
     assert desk["sku"] == EAN and desk["available"] == 18  # (50 - 3) x 40%
     assert lamp["sku"] == "LAMP-1"
+
+
+async def test_an_erp_sku_a_channel_uses_for_another_product_is_kept_from_it(
+    world: World, isolated: Settings, tmp_path: Path
+) -> None:
+    """The ERP also sells a product under the SKU bol.com calls DESK-1: told of it, bol.com
+    would change DESK-1's listing. It reaches the other channels; the operator is told."""
+    async with parties(world) as seen:
+        await world.send(
+            "erp", "stock.level", {"sku": EAN, "location": "main", "on_hand": 9, "version": 1}
+        )
+        await world.send("erp", "product.upserted", {"sku": EAN, "name": "Other", "version": 1})
+        nl = seen["webshop-nl"]
+        await found(nl, "product.upserted", lambda d: d["sku"] == EAN)
+        await found(nl, "stock.availability", lambda d: d["sku"] == EAN and d["available"] == 7)
+        # What bol.com got of DESK-1 (seeded) it still has; nothing of the other product.
+        await asyncio.sleep(0.5)
+        bol = seen["bolcom"]
+        assert not [b for b in bol.of("product.upserted") if b["data"]["name"] == "Other"]
+        assert not [b for b in bol.of("stock.availability") if b["data"]["available"] in (7, 2)]
+        assert await find_sku_clashes(world.hub.settings, world.hub.config) == [("bolcom", EAN)]
+        config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+        bolcom_lists_by_ean(config)
+        path = tmp_path / "hub.yaml"
+        path.write_text(yaml.safe_dump(config))
+        env = {"HUB_DATABASE_URL": isolated.database_url, "HUB_CONFIG_PATH": str(path)}
+        checked = await asyncio.to_thread(CliRunner().invoke, app, ["catalog", "check"], env=env)
+        assert checked.exit_code == 1
+        assert f"bolcom: the ERP's SKU '{EAN}'" in checked.output
+        assert "1 SKU clash(es)" in checked.output

@@ -52,3 +52,16 @@ def test_only_the_mapped_channel_gets_a_copy_of_its_own() -> None:
 
 def test_a_map_without_this_sku_keeps_the_channel_in_the_shared_publish() -> None:
     assert all(b["data"]["sku"] == "DESK-1" for b in routed({EAN: "LAMP-1"}).values())
+
+
+def test_an_erp_sku_that_names_another_product_on_a_channel_is_not_routed_there() -> None:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["channels"]["bolcom"]["sku_map"] = {EAN: "DESK-1", "LAMP-1": "LAMP-1"}
+    table = RouteTable.from_config(HubConfig.model_validate(data, context={"env": {}}))
+    to_all = table.destinations("erp", "product.upserted", skus=("DESK-1",))
+    assert "bolcom" in to_all
+    clashing = table.destinations("erp", "product.upserted", skus=(EAN,))
+    assert "bolcom" not in clashing and "webshop-nl" in clashing
+    assert "bolcom" in table.destinations("erp", "product.upserted", skus=("LAMP-1",))
+    assert table.taken("bolcom", [EAN]) and not table.taken("bolcom", [EAN, "DESK-1"])
+    assert table.sku_names_taken() == {"bolcom": frozenset({EAN})}
