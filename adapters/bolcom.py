@@ -176,8 +176,10 @@ def offer_price(message: PriceChanged) -> dict[str, Any]:
 
 
 def shipment(message: ShipmentTracking) -> dict[str, Any]:
-    """Body for ``PUT orders/shipment``: these order items left with this track and trace."""
+    """Body for ``POST shipments``: these order items left with this track and trace. The
+    order id is for the transport (it reads the order's shipments first), not bol.com."""
     return {
+        "orderId": message.channel_order_id,
         "orderItems": [
             {"orderItemId": line.line_id, "quantity": line.quantity} for line in message.lines
         ],
@@ -189,15 +191,19 @@ def shipment(message: ShipmentTracking) -> dict[str, Any]:
     }
 
 
-def _cancellation(lines: tuple[FulfilmentLine, ...], code_of: Mapping[str, str]) -> dict[str, Any]:
+def _cancellation(
+    order_id: str, lines: tuple[FulfilmentLine, ...], code_of: Mapping[str, str]
+) -> dict[str, Any]:
     """Body for ``PUT orders/cancellation``: bol.com cancels per order item, each with a reason
-    code; it cancels what of the item is not shipped yet."""
+    code; it cancels what of the item is not shipped yet. The order id is for the transport
+    (it skips items with nothing open), not bol.com."""
     if not lines:
         raise TranslationError("lines: bol.com cancels per order item and none are named")
     return {
+        "orderId": order_id,
         "orderItems": [
             {"orderItemId": line.line_id, "reasonCode": code_of[line.line_id]} for line in lines
-        ]
+        ],
     }
 
 
@@ -211,7 +217,7 @@ def order_refused(message: OrderRejected) -> dict[str, Any]:
         if reason.line_id is not None
     }
     codes = {line.line_id: per_line.get(line.line_id, first) for line in message.lines}
-    return _cancellation(message.lines, codes)
+    return _cancellation(message.channel_order_id, message.lines, codes)
 
 
 def order_state(message: OrderStatus) -> dict[str, Any] | None:
@@ -222,7 +228,9 @@ def order_state(message: OrderStatus) -> dict[str, Any] | None:
     if part is None:
         return None
     code = CANCELLED_BY[part.by]
-    return _cancellation(part.lines, {line.line_id: code for line in part.lines})
+    return _cancellation(
+        message.channel_order_id, part.lines, {line.line_id: code for line in part.lines}
+    )
 
 
 TRANSLATOR = ReadsAndWrites(

@@ -152,7 +152,8 @@ class DeliveryConfig(_Frozen):
     coalesce_stock: bool = True
     api: bool = False
     """Call the system's own REST API at ``url`` (its paths, id lookups and the channel's API
-    key from ``settings``) instead of POSTing each payload to ``url``; WooCommerce only."""
+    key from ``settings``) instead of POSTing each payload to ``url`` (the adapters with a
+    client: ``hub.delivery.calls.API_CLIENTS``)."""
 
     @model_validator(mode="after")
     def _url_matches_transport(self) -> DeliveryConfig:
@@ -223,6 +224,15 @@ class ChannelConfig(_Frozen):
         if self.prices_include_vat is not None and self.kind not in SALES_KINDS:
             raise Problems(
                 [(("prices_include_vat",), f"a {self.kind} channel shows no prices: remove it")]
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _login_url_is_https(self) -> ChannelConfig:
+        login_url = self.settings.get("login_url", "")
+        if login_url.startswith("http://") and not _loopback(login_url):
+            raise Problems(
+                [(("settings", "login_url"), "the API secret goes there: it must be https://")]
             )
         return self
 

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import httpx
 
+from hub.delivery.bolcom_api import BolcomApi
 from hub.delivery.sendcloud_api import SendcloudApi
 from hub.delivery.shopify_api import ShopifyApi
 from hub.delivery.wire import Request
@@ -42,7 +43,7 @@ class PostToUrl:
         return await client.post(self.url, content=request.body, headers=request.headers)
 
 
-API_CLIENTS = frozenset({"shopify", "woocommerce", "sendcloud"})
+API_CLIENTS = frozenset({"shopify", "woocommerce", "sendcloud", "bolcom"})
 """The adapters whose system's own API the hub calls (``delivery.api: true``)."""
 
 
@@ -56,6 +57,8 @@ def caller_for(adapter: str, url: str, api: bool, settings: Mapping[str, str]) -
         )
     if adapter == "shopify":
         return ShopifyApi(url, settings)
+    if adapter == "bolcom":
+        return BolcomApi(url, settings)
     if adapter == "sendcloud":
         return SendcloudApi(url, settings.get("api_key", ""), settings.get("api_secret", ""))
     known = ", ".join(sorted(API_CLIENTS))

@@ -31,14 +31,35 @@ def test_woocommerce_over_http_may_use_its_api(tmp_path: Path) -> None:
     assert check_config_file(written(tmp_path, **{"webshop-uk": http})) == []
 
 
+def test_bolcom_over_http_may_use_its_api(tmp_path: Path) -> None:
+    http = {"transport": "http", "url": "https://api.bol.com", "api": True}
+    assert check_config_file(written(tmp_path, bolcom=http)) == []
+
+
 def test_an_api_the_hub_has_no_client_for_is_an_error(tmp_path: Path) -> None:
-    http = {"transport": "http", "url": "https://api.bol.com/retailer", "api": True}
-    [error] = check_config_file(written(tmp_path, **{"bolcom": http}))
-    assert error.location == "channels.bolcom.delivery.api"
+    http = {"transport": "http", "url": "https://odoo.example.com", "api": True}
+    [error] = check_config_file(written(tmp_path, erp=http))
+    assert error.location == "channels.erp.delivery.api"
     assert (
-        "no API client for adapter 'bolcom' (it has: sendcloud, shopify, woocommerce)"
+        "no API client for adapter 'canonical' (it has: bolcom, sendcloud, shopify, woocommerce)"
         in error.message
     )
+
+
+def test_bolcoms_login_takes_its_secret_only_over_https_or_to_this_machine(
+    tmp_path: Path,
+) -> None:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["channels"]["bolcom"]["settings"]["login_url"] = "http://login.example.com/token"
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    found = {e.location: e.message for e in check_config(path, env={})}
+    assert found["channels.bolcom.settings.login_url"] == (
+        "the API secret goes there: it must be https://"
+    )
+    data["channels"]["bolcom"]["settings"]["login_url"] = "http://127.0.0.1:9/token"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert check_config(path, env={}) == []
 
 
 def test_api_needs_http_delivery(tmp_path: Path) -> None:
@@ -64,11 +85,11 @@ def test_api_keys_go_only_over_https_or_to_this_machine(tmp_path: Path) -> None:
 
 def test_a_hub_asked_for_an_api_client_it_lacks_refuses_to_start_naming_the_channel() -> None:
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
-    data["channels"]["bolcom"]["delivery"] = {
+    data["channels"]["erp"]["delivery"] = {
         "transport": "http",
-        "url": "https://api.bol.com/retailer",
+        "url": "https://odoo.example.com",
         "api": True,
     }
     config = HubConfig.model_validate(data, context={"env": {}})
-    with pytest.raises(ValueError, match=r"channels\.bolcom\.delivery\.api: the hub has no"):
+    with pytest.raises(ValueError, match=r"channels\.erp\.delivery\.api: the hub has no"):
         DeliveryService(cast(Any, SimpleNamespace(config=config)))

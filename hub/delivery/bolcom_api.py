@@ -1,0 +1,282 @@
+"""The bol.com Retailer API (v10) as the hub calls it: the adapter's payloads (``adapters.bolcom``)
+sent to their resources with an OAuth token from the channel's client id and secret.
+
+- Token: ``POST login.bol.com/token`` (client credentials, Basic auth; the ``login_url``
+  setting points elsewhere for a test double), kept until shortly before it expires and
+  fetched again once when a call answers 401.
+- Offers are named by the merchant's reference (``referenceCode``), which v10 can look up only
+  in the offer export: the client asks for one (``POST retailer/offers/export``), follows its
+  process status and reads the CSV into a reference -> offer id table. A reference missing from
+  an export older than ``offer_export_max_age_s`` asks for a new one; missing from a fresh one,
+  it is answered 404 (parked: the offer is not on bol.com yet). An export still being prepared
+  is answered 503 with Retry-After, and the retry follows the same export.
+- Stock and price: ``PUT retailer/offers/{id}/stock`` and ``.../price`` (202: bol.com applies
+  them in the background; a newer figure follows soon anyway).
+- Shipment: ``POST retailer/shipments``, unless the order's shipments already carry the hub's
+  shipment reference (a retry after a lost answer); cancellation: ``PUT retailer/orders/
+  cancellation``, one order item per request (v10 takes one), skipping items with nothing
+  open. Both follow their process status for up to ``process_wait_s``: a FAILURE is refused
+  with bol.com's words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from hub.delivery.wire import Request
+
+JSON = "application/vnd.retailer.v10+json"
+CSV = "application/vnd.retailer.v10+csv"
+TOKEN_URL = "https://login.bol.com/token"
+TOKEN_MARGIN_S = 30.0
+OFFER_TYPES = frozenset({"stock.availability", "price.changed"})
+CANCEL_TYPES = frozenset({"order.rejected", "order.status"})
+
+
+class BolcomApi:
+    """Calls bol.com's Retailer API for each delivery, with the channel's API credentials."""
+
+    def __init__(self, base_url: str, settings: Mapping[str, str]) -> None:
+        self._base = base_url.rstrip("/")
+        self._login_url = settings.get("login_url") or TOKEN_URL
+        self._auth = httpx.BasicAuth(
+            settings.get("client_id", ""), settings.get("client_secret", "")
+        )
+        self._export_max_age_s = float(settings.get("offer_export_max_age_s") or 900)
+        self._export_wait_s = float(settings.get("offer_export_wait_s") or 60)
+        self._process_wait_s = float(settings.get("process_wait_s") or 10)
+        self._poll_s = float(settings.get("process_poll_s") or 1)
+        self._token: tuple[str, float] | None = None  # (access token, monotonic expiry)
+        self._token_lock = asyncio.Lock()
+        self._offers: dict[str, str] = {}  # reference -> offer id
+        self._exported_at: float | None = None
+        self._export_pending: str | None = None  # process status id of the export asked for
+        self._export_lock = asyncio.Lock()
+
+    async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
+        """The API calls (after a token and any offer lookup) that deliver the payload."""
+        kind = request.headers.get("X-Hub-Message-Type", "")
+        body: dict[str, Any] = orjson.loads(request.body)
+        if kind in OFFER_TYPES:
+            return await self._update_offer(client, kind, body)
+        if kind == "shipment.tracking":
+            return await self._ship(client, body)
+        if kind in CANCEL_TYPES and "orderItems" in body:
+            return await self._cancel(client, body)
+        return httpx.Response(400, text=f"the hub has no bol.com call for {kind!r}")
+
+    async def _update_offer(
+        self, client: httpx.AsyncClient, kind: str, body: dict[str, Any]
+    ) -> httpx.Response:
+        found = await self._offer_id(client, str(body.pop("reference")))
+        if isinstance(found, httpx.Response):
+            return found
+        what = "stock" if kind == "stock.availability" else "price"
+        answer = await self._send(client, "PUT", f"/retailer/offers/{found}/{what}", body)
+        if answer.status_code == 404:  # the offer was deleted, perhaps made again: a new export
+            self._offers = {ref: offer for ref, offer in self._offers.items() if offer != found}
+            self._exported_at = None
+            return httpx.Response(
+                503, headers={"Retry-After": "5"}, text=f"offer {found} is gone: looking again"
+            )
+        return answer
+
+    async def _ship(self, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+        order_id = body.pop("orderId", None)
+        reference = body.get("shipmentReference")
+        if order_id and reference:
+            listed = await self._send(
+                client, "GET", "/retailer/shipments", params={"order-id": str(order_id)}
+            )
+            if listed.status_code != 200:
+                return listed
+            for shipment in listed.json().get("shipments", []):
+                if shipment.get("shipmentReference") == reference:
+                    return httpx.Response(200, text=f"shipment {reference} was confirmed before")
+        return await self._settled(
+            client, await self._send(client, "POST", "/retailer/shipments", body)
+        )
+
+    async def _cancel(self, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+        order_id = body.get("orderId")
+        items: list[dict[str, Any]] = body["orderItems"]
+        if order_id:
+            found = await self._send(client, "GET", f"/retailer/orders/{order_id}")
+            if found.status_code != 200:
+                return found
+            open_ids = {
+                str(item["orderItemId"])
+                for item in found.json().get("orderItems", [])
+                if _open_units(item) > 0
+            }
+            items = [item for item in items if str(item["orderItemId"]) in open_ids]
+        answer = httpx.Response(200, text="nothing open to cancel on bol.com")
+        for item in items:  # v10 cancels one order item per request
+            sent = await self._send(
+                client, "PUT", "/retailer/orders/cancellation", {"orderItems": [item]}
+            )
+            answer = await self._settled(client, sent)
+            if not answer.is_success:
+                return answer
+        return answer
+
+    async def _settled(self, client: httpx.AsyncClient, sent: httpx.Response) -> httpx.Response:
+        """Follow a 202's process status for a while: FAILURE is a refusal with bol.com's
+        reason, TIMEOUT worth another try; SUCCESS or still PENDING count as done."""
+        if sent.status_code != 202:
+            return sent
+        status = sent.json()
+        deadline = time.monotonic() + self._process_wait_s
+        while status.get("status") == "PENDING" and time.monotonic() < deadline:
+            await asyncio.sleep(self._poll_s)
+            polled = await self._process_status(client, str(status["processStatusId"]))
+            if polled.status_code != 200:
+                return sent  # the status expired or cannot be read: bol.com took the request
+            status = polled.json()
+        return _judged(status, sent)
+
+    async def _offer_id(self, client: httpx.AsyncClient, reference: str) -> str | httpx.Response:
+        """The offer id bol.com gave the merchant's reference, from the latest offer export."""
+        if reference in self._offers:
+            return self._offers[reference]
+        async with self._export_lock:
+            fresh = (
+                self._exported_at is not None
+                and time.monotonic() - self._exported_at < self._export_max_age_s
+            )
+            if not fresh:
+                made = await self._export(client)
+                if made is not None:
+                    return made
+        if reference in self._offers:
+            return self._offers[reference]
+        return httpx.Response(404, text=f"no offer with reference {reference!r} on bol.com")
+
+    async def _export(self, client: httpx.AsyncClient) -> httpx.Response | None:
+        """Read a new offer export into the table; None when done, else why it is not."""
+        if self._export_pending is None:
+            asked = await self._send(client, "POST", "/retailer/offers/export", {"format": "CSV"})
+            if asked.status_code != 202:
+                return asked
+            self._export_pending = str(asked.json()["processStatusId"])
+        deadline = time.monotonic() + self._export_wait_s
+        while True:
+            polled = await self._process_status(client, self._export_pending)
+            if polled.status_code == 404:  # expired before it was read: ask again next time
+                self._export_pending = None
+                return httpx.Response(503, headers={"Retry-After": "5"}, text="offer export lost")
+            if polled.status_code != 200:
+                return polled
+            status = polled.json()
+            if status.get("status") != "PENDING":
+                break
+            if time.monotonic() >= deadline:
+                return httpx.Response(
+                    503, headers={"Retry-After": "30"}, text="bol.com is preparing the offer export"
+                )
+            await asyncio.sleep(self._poll_s)
+        self._export_pending = None
+        if status.get("status") != "SUCCESS":
+            reason = status.get("errorMessage") or status.get("status")
+            return httpx.Response(502, text=f"bol.com offer export failed: {reason}")
+        report = await self._send(
+            client, "GET", f"/retailer/offers/export/{status['entityId']}", accept=CSV
+        )
+        if report.status_code != 200:
+            return report
+        self._offers = offers_by_reference(report.text)
+        self._exported_at = time.monotonic()
+        return None
+
+    async def _process_status(self, client: httpx.AsyncClient, status_id: str) -> httpx.Response:
+        return await self._send(client, "GET", f"/shared/process-status/{status_id}")
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        accept: str = JSON,
+    ) -> httpx.Response:
+        """One API request with a valid token; a 401 (the token expired early) gets a new
+        token and one more try."""
+        for fresh in (False, True):
+            token = await self._access_token(client, fresh)
+            if isinstance(token, httpx.Response):
+                return token
+            headers = {"Authorization": f"Bearer {token}", "Accept": accept}
+            if body is not None:
+                headers["Content-Type"] = JSON
+            response = await client.request(
+                method,
+                f"{self._base}{path}",
+                content=None if body is None else orjson.dumps(body),
+                headers=headers,
+                params=params,
+            )
+            if response.status_code != 401 or fresh:
+                return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _access_token(self, client: httpx.AsyncClient, fresh: bool) -> str | httpx.Response:
+        """The token to call with: the kept one while it lasts (bol.com blocks clients that ask
+        too often), else a new one; or the token endpoint's refusal."""
+        async with self._token_lock:
+            if not fresh and self._token is not None and time.monotonic() < self._token[1]:
+                return self._token[0]
+            response = await client.post(
+                self._login_url,
+                data={"grant_type": "client_credentials"},
+                headers={"Accept": "application/json"},
+                auth=self._auth,
+            )
+            if response.status_code != 200:
+                return response
+            granted = response.json()
+            lifetime = float(granted.get("expires_in", 299))
+            expiry = time.monotonic() + max(lifetime - TOKEN_MARGIN_S, lifetime / 2)
+            self._token = (str(granted["access_token"]), expiry)
+            return self._token[0]
+
+
+def offers_by_reference(text: str) -> dict[str, str]:
+    """Reference -> offer id from an offer export (columns read by name: ``referenceCode``,
+    or ``reference`` in other versions); offers without a reference are left out."""
+    table: dict[str, str] = {}
+    for row in csv.DictReader(io.StringIO(text.lstrip("\ufeff"))):
+        reference = (row.get("referenceCode") or row.get("reference") or "").strip()
+        offer_id = (row.get("offerId") or "").strip()
+        if reference and offer_id:
+            table[reference] = offer_id
+    return table
+
+
+def _open_units(item: Mapping[str, Any]) -> int:
+    """Units of a bol.com order item neither shipped nor cancelled."""
+    return (
+        int(item.get("quantity", 0))
+        - int(item.get("quantityShipped", 0))
+        - int(item.get("quantityCancelled", 0))
+    )
+
+
+def _judged(status: Mapping[str, Any], sent: httpx.Response) -> httpx.Response:
+    """The answer a process status amounts to."""
+    state = status.get("status")
+    reason = status.get("errorMessage") or status.get("description") or state
+    if state == "FAILURE":
+        return httpx.Response(422, text=f"bol.com {status.get('eventType')}: {reason}")
+    if state == "TIMEOUT":
+        return httpx.Response(503, text=f"bol.com {status.get('eventType')} timed out: {reason}")
+    return sent

@@ -1,0 +1,336 @@
+"""The hub calling bol.com's Retailer API (``delivery.api``), with the real broker, database and
+hub, against a Retailer API served on loopback: its token, its offer export and its process
+statuses, shipments and one-item cancellations."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from hub.runtime import Hub
+from routes import EXAMPLE_CONFIG
+from routes.config import HubConfig
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
+from events import erp_event, stock_level
+from loopback import Loopback, until
+
+pytestmark = pytest.mark.integration
+
+SHOP = "bolcom"
+CLIENT_ID, SECRET = "bol-client", "bol-secret"
+JSON = "application/vnd.retailer.v10+json"
+HEADER = (
+    "offerId,ean,conditionName,conditionCategory,conditionComment,bundlePricesPrice,"
+    "fulfilmentDeliveryCode,stockAmount,onHoldByRetailer,fulfilmentType,mutationDateTime,"
+    "referenceCode"
+)
+
+
+class Bol:
+    """bol.com's Retailer API on a loopback port, as far as the hub uses it."""
+
+    def __init__(self) -> None:
+        self.offers: dict[str, str] = {"DESK-1": "offer-desk", "LAMP-1": "offer-lamp"}
+        self.order_items: dict[str, dict[str, int]] = {}  # order item id -> quantities
+        self.shipments: list[dict[str, Any]] = []
+        self.fail_next: str | None = None  # the errorMessage of the next write's FAILURE
+        self.tokens: list[str] = []
+        self.valid: set[str] = set()
+        self.statuses: dict[str, list[dict[str, Any]]] = {}  # polled in turn, the last stays
+        self.calls: list[tuple[str, str, Any]] = []
+        self._api = Loopback(
+            [
+                Route("/token", self._token, methods=["POST"]),
+                Route("/retailer/offers/export", self._export, methods=["POST"]),
+                Route("/retailer/offers/export/{report}", self._report, methods=["GET"]),
+                Route("/retailer/offers/{offer}/{what}", self._offer, methods=["PUT"]),
+                Route("/retailer/shipments", self._shipments, methods=["GET", "POST"]),
+                Route("/retailer/orders/cancellation", self._cancel, methods=["PUT"]),
+                Route("/retailer/orders/{order}", self._order, methods=["GET"]),
+                Route("/shared/process-status/{id}", self._status, methods=["GET"]),
+            ]
+        )
+
+    @property
+    def port(self) -> int:
+        return self._api.port
+
+    def of(self, method: str, prefix: str) -> list[tuple[str, str, Any]]:
+        return [c for c in self.calls if c[0] == method and c[1].startswith(prefix)]
+
+    def expire_tokens(self) -> None:
+        self.valid.clear()
+
+    async def _token(self, request: Request) -> Response:
+        basic = "Basic " + base64.b64encode(f"{CLIENT_ID}:{SECRET}".encode()).decode()
+        form = (await request.body()).decode()
+        if request.headers.get("authorization") != basic or form != "grant_type=client_credentials":
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        token = f"tok-{len(self.tokens) + 1}"
+        self.tokens.append(token)
+        self.valid.add(token)
+        granted = {"access_token": token, "token_type": "Bearer", "expires_in": 299}
+        return JSONResponse({**granted, "scope": "RETAILER"})
+
+    def _refused(self, request: Request, accept: str = JSON) -> Response | None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token not in self.valid:
+            return JSONResponse({"status": 401, "detail": "JWT expired"}, status_code=401)
+        if request.headers.get("accept") != accept:
+            return JSONResponse({"status": 406, "title": "Not Acceptable"}, status_code=406)
+        return None
+
+    def _process(self, event: str, entity: str, then: dict[str, Any]) -> JSONResponse:
+        status_id = f"ps-{len(self.statuses) + 1}"
+        pending = {"processStatusId": status_id, "eventType": event, "status": "PENDING"}
+        self.statuses[status_id] = [{**pending, "entityId": entity, **then}]
+        return JSONResponse({**pending, "description": event, "links": []}, status_code=202)
+
+    def _outcome(self) -> dict[str, Any]:
+        if self.fail_next is None:
+            return {"status": "SUCCESS"}
+        failed, self.fail_next = self.fail_next, None
+        return {"status": "FAILURE", "errorMessage": failed}
+
+    async def _status(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        queue = self.statuses.get(request.path_params["id"])
+        if queue is None:
+            return JSONResponse({"status": 404}, status_code=404)
+        self.calls.append(("GET", f"process-status/{request.path_params['id']}", None))
+        return JSONResponse(queue.pop(0) if len(queue) > 1 else queue[0])
+
+    async def _export(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        self.calls.append(("POST", "offers/export", orjson.loads(await request.body())))
+        # Still being prepared at the first look, ready at the second.
+        response = self._process("CREATE_OFFER_EXPORT", "", {"status": "SUCCESS"})
+        status_id = orjson.loads(bytes(response.body))["processStatusId"]
+        ready = {**self.statuses[status_id][0], "entityId": "report-1"}
+        self.statuses[status_id] = [{**ready, "status": "PENDING"}, ready]
+        return response
+
+    async def _report(self, request: Request) -> Response:
+        if refused := self._refused(request, "application/vnd.retailer.v10+csv"):
+            return refused
+        self.calls.append(("GET", f"offers/export/{request.path_params['report']}", None))
+        rows = [
+            f"{offer},871234567890{i},NEW,NEW,,10.00,1-2d,5,false,FBR,2026-01-01,{reference}"
+            for i, (reference, offer) in enumerate(self.offers.items())
+        ]
+        return PlainTextResponse("\n".join([HEADER, *rows]) + "\n")
+
+    async def _offer(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        offer, what = request.path_params["offer"], request.path_params["what"]
+        self.calls.append(("PUT", f"offers/{offer}/{what}", orjson.loads(await request.body())))
+        if offer not in self.offers.values():
+            return JSONResponse({"status": 404, "title": "Not Found"}, status_code=404)
+        return self._process(f"UPDATE_OFFER_{what.upper()}", offer, {"status": "SUCCESS"})
+
+    async def _shipments(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        if request.method == "GET":
+            order = request.query_params["order-id"]
+            self.calls.append(("GET", f"shipments?order-id={order}", None))
+            return JSONResponse({"shipments": self.shipments})
+        body = orjson.loads(await request.body())
+        self.calls.append(("POST", "shipments", body))
+        outcome = self._outcome()
+        if outcome["status"] == "SUCCESS":
+            self.shipments.append({"shipmentId": "1", **body})
+        return self._process("CONFIRM_SHIPMENT", body["orderItems"][0]["orderItemId"], outcome)
+
+    async def _order(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        self.calls.append(("GET", f"orders/{request.path_params['order']}", None))
+        items = [{"orderItemId": i, **q} for i, q in self.order_items.items()]
+        return JSONResponse({"orderId": request.path_params["order"], "orderItems": items})
+
+    async def _cancel(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        body = orjson.loads(await request.body())
+        self.calls.append(("PUT", "orders/cancellation", body))
+        if len(body["orderItems"]) != 1:
+            return JSONResponse({"status": 400, "detail": "one item per request"}, status_code=400)
+        item = body["orderItems"][0]
+        return self._process("CANCEL_ORDER", item["orderItemId"], self._outcome())
+
+    async def start(self) -> Bol:
+        await self._api.start()
+        return self
+
+    async def stop(self) -> None:
+        await self._api.stop()
+
+
+@pytest.fixture
+async def bol() -> AsyncIterator[Bol]:
+    started = await Bol().start()
+    yield started
+    await started.stop()
+
+
+def over_the_api(port: int) -> HubConfig:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    channel = data["channels"][SHOP]
+    channel["delivery"] = {
+        "transport": "http",
+        "url": f"http://127.0.0.1:{port}",
+        "api": True,
+        "rate_per_second": 100,
+        "burst": 100,
+    }
+    channel["settings"].update(
+        {
+            "login_url": f"http://127.0.0.1:{port}/token",
+            "process_poll_s": "0.05",
+            "offer_export_wait_s": "5",
+        }
+    )
+    env = {"BOLCOM_CLIENT_ID": CLIENT_ID, "BOLCOM_CLIENT_SECRET": SECRET}
+    return HubConfig.model_validate(data, context={"env": env})
+
+
+StartHub = Callable[..., Awaitable[Hub]]
+
+
+async def test_stock_and_prices_reach_the_offers_found_in_one_export(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    await start_hub(over_the_api(bol.port))
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 100, 1))
+    await bus.publish("erp.stock.level", stock_level("LAMP-1", 20, 1))
+    await until(lambda: len(bol.of("PUT", "offers/")) == 2)
+    price = {
+        "sku": "DESK-1",
+        "price_list": "nl-retail",
+        "price": {"amount": "8.2645", "currency": "EUR"},
+        "includes_vat": False,
+        "vat_rate": "0.21",
+        "version": 2,
+    }
+    await bus.publish("erp.price.changed", erp_event("price.changed", price))
+    await until(lambda: len(bol.of("PUT", "offers/offer-desk/price")) == 1)
+    stock = {c[1]: c[2] for c in bol.of("PUT", "offers/") if c[1].endswith("/stock")}
+    # (100 - 3) x 40% and (20 - 3) x 40%, bol.com's rules in the example config.
+    assert stock == {
+        "offers/offer-desk/stock": {"amount": 38, "managedByRetailer": True},
+        "offers/offer-lamp/stock": {"amount": 6, "managedByRetailer": True},
+    }
+    [(_, _, priced)] = bol.of("PUT", "offers/offer-desk/price")
+    assert priced == {"pricing": {"bundlePrices": [{"quantity": 1, "unitPrice": 10.0}]}}
+    assert len(bol.of("POST", "offers/export")) == 1  # one export serves every reference
+    assert bol.of("GET", "offers/export/report-1")
+    assert bol.tokens == ["tok-1"]  # one token for every call
+
+
+async def test_a_reference_missing_from_a_fresh_export_is_parked_with_the_reason(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    hub = await start_hub(over_the_api(bol.port))
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 100, 1))
+    await until(lambda: len(bol.of("PUT", "offers/")) == 1)
+    await bus.publish("erp.stock.level", stock_level("CHAIR-1", 30, 1))
+    [parked] = await bus.drain(bus.names.dead_queue, expect=1, timeout=15)
+    assert parked.headers["x-hub-error-type"] == "delivery_refused"
+    assert "no offer with reference 'CHAIR-1' on bol.com" in parked.headers["x-hub-error"]
+    assert len(bol.of("POST", "offers/export")) == 1  # the export was fresh: not asked again
+    outcome = {"channel": SHOP, "outcome": "parked"}
+    assert hub.metrics.registry.get_sample_value("hub_deliveries_total", outcome) == 1
+
+
+async def test_an_expired_token_is_replaced_and_the_call_made_again(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    await start_hub(over_the_api(bol.port))
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 100, 1))
+    await until(lambda: len(bol.of("PUT", "offers/")) == 1)
+    bol.expire_tokens()
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 50, 2))
+    await until(lambda: len(bol.of("PUT", "offers/")) == 2)
+    assert bol.tokens == ["tok-1", "tok-2"]
+    assert bol.of("PUT", "offers/")[1][2]["amount"] == 18  # (50 - 3) x 40%
+
+
+def tracking(shipment_id: str) -> dict[str, Any]:
+    return {
+        "order_id": "o-1",
+        "channel": SHOP,
+        "channel_order_id": "A2K8JV0XL3",
+        "shipment_id": shipment_id,
+        "carrier": "postnl",
+        "tracking_number": f"3S{shipment_id}",
+        "lines": [{"line_id": "2814032941", "sku": "DESK-1", "quantity": 1}],
+    }
+
+
+async def test_a_shipment_is_confirmed_once_and_a_refusal_parked_in_bols_words(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    await start_hub(over_the_api(bol.port))
+    await bus.put_out(SHOP, "shipment.tracking", tracking("S1"))
+    await until(lambda: len(bol.shipments) == 1)
+    [(_, _, sent)] = bol.of("POST", "shipments")
+    assert sent == {
+        "orderItems": [{"orderItemId": "2814032941", "quantity": 1}],
+        "shipmentReference": "S1",
+        "transport": {"transporterCode": "TNT", "trackAndTrace": "3SS1"},
+    }
+    await bus.put_out(SHOP, "shipment.tracking", tracking("S1"))  # sent again
+    await until(lambda: len(bol.of("GET", "shipments?order-id=A2K8JV0XL3")) == 2)
+    bol.fail_next = "Order item 2814032941 is already cancelled."
+    await bus.put_out(SHOP, "shipment.tracking", tracking("S2"))
+    [parked] = await bus.drain(bus.names.dead_queue, expect=1, timeout=15)
+    assert parked.headers["x-hub-error-type"] == "delivery_refused"
+    assert "already cancelled" in parked.headers["x-hub-error"]
+    assert len(bol.of("POST", "shipments")) == 2  # S1 once, S2 refused
+
+
+async def test_a_cancellation_cancels_each_open_item_in_its_own_request(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    await start_hub(over_the_api(bol.port))
+    bol.order_items = {
+        "2814032941": {"quantity": 2, "quantityShipped": 0, "quantityCancelled": 0},
+        "2814032942": {"quantity": 1, "quantityShipped": 0, "quantityCancelled": 1},
+        "2814032943": {"quantity": 1, "quantityShipped": 0, "quantityCancelled": 0},
+    }
+    lines = [
+        {"line_id": "2814032941", "sku": "DESK-1", "quantity": 2},
+        {"line_id": "2814032942", "sku": "LAMP-1", "quantity": 1},
+        {"line_id": "2814032943", "sku": "LAMP-1", "quantity": 1},
+    ]
+    status = {
+        "order_id": "o-2",
+        "channel": SHOP,
+        "channel_order_id": "A2K8JV0XL4",
+        "status": "cancelled",
+        "detail": "cancelled by channel: buyer changed mind",
+        "cancelled": {"by": "channel", "whole_order": True, "lines": lines},
+    }
+    await bus.put_out(SHOP, "order.status", status)
+    await until(lambda: len(bol.of("PUT", "orders/cancellation")) == 2)
+    sent = [c[2]["orderItems"] for c in bol.of("PUT", "orders/cancellation")]
+    assert sent == [
+        [{"orderItemId": "2814032941", "reasonCode": "REQUESTED_BY_CUSTOMER"}],
+        [{"orderItemId": "2814032943", "reasonCode": "REQUESTED_BY_CUSTOMER"}],
+    ]  # the item cancelled already is not asked again
+    assert bol.of("GET", "orders/A2K8JV0XL4")
