@@ -85,7 +85,7 @@ class BolcomApi:
             self._offers = {ref: offer for ref, offer in self._offers.items() if offer != found}
             self._exported_at = None
             return httpx.Response(
-                503, headers={"Retry-After": "5"}, text=f"offer {found} is gone: looking again"
+                503, headers={"Retry-After": "1"}, text=f"offer {found} is gone: looking again"
             )
         return answer
 
@@ -98,7 +98,7 @@ class BolcomApi:
             )
             if listed.status_code != 200:
                 return listed
-            for shipment in listed.json().get("shipments", []):
+            for shipment in _document(listed).get("shipments") or []:
                 if shipment.get("shipmentReference") == reference:
                     return httpx.Response(200, text=f"shipment {reference} was confirmed before")
         return await self._settled(
@@ -114,7 +114,7 @@ class BolcomApi:
                 return found
             open_ids = {
                 str(item["orderItemId"])
-                for item in found.json().get("orderItems", [])
+                for item in _document(found).get("orderItems") or []
                 if _open_units(item) > 0
             }
             items = [item for item in items if str(item["orderItemId"]) in open_ids]
@@ -131,16 +131,16 @@ class BolcomApi:
     async def _settled(self, client: httpx.AsyncClient, sent: httpx.Response) -> httpx.Response:
         """Follow a 202's process status for a while: FAILURE is a refusal with bol.com's
         reason, TIMEOUT worth another try; SUCCESS or still PENDING count as done."""
-        if sent.status_code != 202:
+        status = _document(sent)
+        if sent.status_code != 202 or "processStatusId" not in status:
             return sent
-        status = sent.json()
         deadline = time.monotonic() + self._process_wait_s
         while status.get("status") == "PENDING" and time.monotonic() < deadline:
             await asyncio.sleep(self._poll_s)
             polled = await self._process_status(client, str(status["processStatusId"]))
-            if polled.status_code != 200:
+            if polled.status_code != 200 or not _document(polled):
                 return sent  # the status expired or cannot be read: bol.com took the request
-            status = polled.json()
+            status = _document(polled)
         return _judged(status, sent)
 
     async def _offer_id(self, client: httpx.AsyncClient, reference: str) -> str | httpx.Response:
@@ -164,9 +164,10 @@ class BolcomApi:
         """Read a new offer export into the table; None when done, else why it is not."""
         if self._export_pending is None:
             asked = await self._send(client, "POST", "/retailer/offers/export", {"format": "CSV"})
-            if asked.status_code != 202:
-                return asked
-            self._export_pending = str(asked.json()["processStatusId"])
+            status_id = _document(asked).get("processStatusId")
+            if asked.status_code != 202 or not status_id:
+                return asked if asked.status_code != 202 else _unreadable(asked)
+            self._export_pending = str(status_id)
         deadline = time.monotonic() + self._export_wait_s
         while True:
             polled = await self._process_status(client, self._export_pending)
@@ -175,7 +176,7 @@ class BolcomApi:
                 return httpx.Response(503, headers={"Retry-After": "5"}, text="offer export lost")
             if polled.status_code != 200:
                 return polled
-            status = polled.json()
+            status = _document(polled)
             if status.get("status") != "PENDING":
                 break
             if time.monotonic() >= deadline:
@@ -184,8 +185,8 @@ class BolcomApi:
                 )
             await asyncio.sleep(self._poll_s)
         self._export_pending = None
-        if status.get("status") != "SUCCESS":
-            reason = status.get("errorMessage") or status.get("status")
+        if status.get("status") != "SUCCESS" or not status.get("entityId"):
+            reason = status.get("errorMessage") or status.get("status") or "no report id"
             return httpx.Response(502, text=f"bol.com offer export failed: {reason}")
         report = await self._send(
             client, "GET", f"/retailer/offers/export/{status['entityId']}", accept=CSV
@@ -243,8 +244,10 @@ class BolcomApi:
             )
             if response.status_code != 200:
                 return response
-            granted = response.json()
-            lifetime = float(granted.get("expires_in", 299))
+            granted = _document(response)
+            if not granted.get("access_token"):
+                return _unreadable(response)
+            lifetime = float(granted.get("expires_in") or 299)
             expiry = time.monotonic() + max(lifetime - TOKEN_MARGIN_S, lifetime / 2)
             self._token = (str(granted["access_token"]), expiry)
             return self._token[0]
@@ -260,6 +263,20 @@ def offers_by_reference(text: str) -> dict[str, str]:
         if reference and offer_id:
             table[reference] = offer_id
     return table
+
+
+def _document(response: httpx.Response) -> dict[str, Any]:
+    """A JSON object answer, or an empty one for anything else (which the caller judges)."""
+    try:
+        found = response.json()
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _unreadable(response: httpx.Response) -> httpx.Response:
+    """An answer the hub cannot read, as one worth another try."""
+    return httpx.Response(502, text=f"unreadable bol.com answer: {response.text[:200]}")
 
 
 def _open_units(item: Mapping[str, Any]) -> int:

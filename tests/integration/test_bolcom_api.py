@@ -334,3 +334,20 @@ async def test_a_cancellation_cancels_each_open_item_in_its_own_request(
         [{"orderItemId": "2814032943", "reasonCode": "REQUESTED_BY_CUSTOMER"}],
     ]  # the item cancelled already is not asked again
     assert bol.of("GET", "orders/A2K8JV0XL4")
+
+
+async def test_an_offer_made_again_under_a_new_id_is_found_in_a_new_export(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    await start_hub(over_the_api(bol.port))
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 100, 1))
+    await until(lambda: len(bol.of("PUT", "offers/")) == 1)
+    bol.offers["DESK-1"] = "offer-desk-2"  # deleted on bol.com and listed again
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 50, 2))
+    await until(lambda: len(bol.of("PUT", "offers/offer-desk-2/stock")) == 1)
+    assert [c[1] for c in bol.of("PUT", "offers/")] == [
+        "offers/offer-desk/stock",
+        "offers/offer-desk/stock",
+        "offers/offer-desk-2/stock",
+    ]
+    assert len(bol.of("POST", "offers/export")) == 2
