@@ -4,22 +4,25 @@
 A channel added by configuration, or one that lost its state, would otherwise get a product's
 data or a price only when the ERP next changes it. The hub keeps the latest product as the
 ERP sent it and the latest price per list; a resync sends each one to the channel that routing
-would send it to (the same routes, markets, SKUs sold and SKU names), as the ERP's event,
-through the outbox. Event ids derive from the channel, the item and its version, so a resync
-repeated before anything changed carries the same ids for the channel's adapter to dedupe.
+would send it to (the same routes, markets, SKUs sold and SKU names), as the ERP's event.
+Event ids derive from the channel, the item and its version, so a resync repeated before
+anything changed carries the same ids for the channel's adapter to dedupe.
+
+A page of rows is read ``FOR SHARE`` and sent before its transaction ends, so a newer version
+the ERP sends meanwhile waits for the page and reaches the channel after the older copy: a
+resync never leaves a channel with a stale price or product.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
-from hub import outbox
 from hub.bus import Envelope, Publisher
 from hub.db import Connection
 from hub.errors import Unroutable
@@ -75,9 +78,19 @@ async def find_sku_clashes(settings: Settings, config: HubConfig) -> list[tuple[
 WITHOUT_DATA = "product without data (kept before migration 018; sent again by the ERP, it has)"
 
 
-async def resync_catalog(settings: Settings, config: HubConfig, channel: str) -> Counter[str]:
+Page = Sequence[ProductUpserted | PriceChanged]
+
+
+async def resync_catalog(
+    settings: Settings,
+    config: HubConfig,
+    channel: str,
+    *,
+    on_page: Callable[[Page], Awaitable[None]] | None = None,
+) -> Counter[str]:
     """Send the channel every kept product and price routing gives it; how many of each type,
-    and (under ``WITHOUT_DATA``) how many products it could not send."""
+    and (under ``WITHOUT_DATA``) how many products it could not send. ``on_page`` is awaited
+    with each page before it is sent, while its rows are held."""
     table = RouteTable.from_config(config)
     names = Names(settings.name_prefix)
     router = Router(table, names, config)
@@ -86,20 +99,22 @@ async def resync_catalog(settings: Settings, config: HubConfig, channel: str) ->
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
     publisher = Publisher(settings.broker_url, settings.publish_timeout_s)
     await publisher.start()
-    try:
-        async for page in _pages(pool):
-            envelopes = [
-                envelope
-                for message in page
-                if (envelope := _for(router, table, names, config.erp, channel, message, now))
-            ]
-            if not envelopes:
-                continue
-            async with pool.acquire() as conn, conn.transaction():
-                ids = await outbox.write(conn, envelopes)
+
+    async def send(page: Page) -> None:
+        if on_page is not None:
+            await on_page(page)
+        envelopes = [
+            envelope
+            for message in page
+            if (envelope := _for(router, table, names, config.erp, channel, message, now))
+        ]
+        if envelopes:
             await publisher.publish_many(envelopes)
-            await outbox.mark_sent(pool, ids)
             sent.update(e.message_type for e in envelopes)
+
+    try:
+        async with pool.acquire() as conn:
+            await _each_page(conn, send)
         if missing := await pool.fetchval("SELECT count(*) FROM stock_products WHERE data IS NULL"):
             sent[WITHOUT_DATA] = missing
     finally:
@@ -108,16 +123,28 @@ async def resync_catalog(settings: Settings, config: HubConfig, channel: str) ->
     return sent
 
 
-async def _pages(pool: asyncpg.Pool) -> AsyncIterator[Sequence[ProductUpserted | PriceChanged]]:
-    """Every kept product, then every kept price, a page at a time, in key order."""
+async def _each_page(
+    conn: Connection,
+    send: Callable[[Page], Awaitable[None]],
+) -> None:
+    """Every kept product, then every kept price, a page at a time in key order, each page
+    sent while its rows are held ``FOR SHARE`` (a newer version waits for it)."""
     after = ""
-    while rows := await pool.fetch(_PRODUCTS, after, PAGE):
-        after = rows[-1]["sku"]
-        yield [ProductUpserted.model_validate(orjson.loads(r["data"])) for r in rows]
+    while True:
+        async with conn.transaction():
+            rows = await conn.fetch(_PRODUCTS + " FOR SHARE", after, PAGE)
+            if not rows:
+                break
+            after = rows[-1]["sku"]
+            await send([ProductUpserted.model_validate(orjson.loads(r["data"])) for r in rows])
     last = ("", "")
-    while rows := await pool.fetch(_PRICES, *last, PAGE):
-        last = (rows[-1]["sku"], rows[-1]["price_list"])
-        yield [_price(r) for r in rows]
+    while True:
+        async with conn.transaction():
+            rows = await conn.fetch(_PRICES + " FOR SHARE", *last, PAGE)
+            if not rows:
+                break
+            last = (rows[-1]["sku"], rows[-1]["price_list"])
+            await send([_price(r) for r in rows])
 
 
 def _price(row: Any) -> PriceChanged:

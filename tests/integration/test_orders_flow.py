@@ -276,6 +276,43 @@ async def test_a_catalog_resync_gives_one_channel_what_routing_would_give_it(
         }
 
 
+async def test_a_newer_price_sent_during_a_resync_reaches_the_channel_after_the_older_copy(
+    world: World,
+) -> None:
+    """The page being resent holds its rows: the ERP's newer price waits, then follows."""
+    async with parties(world) as seen:
+        nl = seen["webshop-nl"]
+        await nl.wait("price.changed", 3)  # the seeded catalog arrived
+        newer = {
+            "sku": "DESK-1",
+            "price_list": "nl-retail",
+            "price": {"amount": "179.00", "currency": "EUR"},
+            "includes_vat": True,
+            "vat_rate": "0.21",
+            "version": 2,
+        }
+        held: list[int] = []
+
+        async def meanwhile(page: Any) -> None:
+            if page[0].TYPE == "price.changed" and not held:
+                await world.send("erp", "price.changed", newer)
+                await asyncio.sleep(1.0)  # long enough for the hub to try to store it
+                version = await world.db.fetchval(
+                    "SELECT version FROM catalog_prices"
+                    " WHERE sku = 'DESK-1' AND price_list = 'nl-retail'"
+                )
+                held.append(version)
+
+        sent = await resync_catalog(
+            world.hub.settings, world.hub.config, "webshop-nl", on_page=meanwhile
+        )
+        assert sent["price.changed"] == 3
+        assert held == [1]  # the newer price waited for the page
+        prices = await nl.wait("price.changed", 7)
+        desk = [p["data"]["version"] for p in prices[3:] if p["data"]["sku"] == "DESK-1"]
+        assert desk == [1, 2]  # the resync's copy, then the newer price
+
+
 def net_shop(data: dict[str, Any]) -> None:
     data["channels"]["webshop-nl"]["prices_include_vat"] = False  # a B2B shop: prices net
 
