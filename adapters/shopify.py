@@ -159,7 +159,8 @@ def order_cancelled(order: Native, channel: str) -> OrderCancelled:
 
 
 def inventory_level(message: StockAvailability) -> dict[str, Any]:
-    """Body for ``inventory_levels/set``; the transport adds inventory_item_id and location_id."""
+    """The figure for ``inventorySetQuantities``; the transport finds the inventory item and
+    location, and sets it compare-and-swap."""
     return {"sku": message.sku, "available": message.available}
 
 

@@ -3,8 +3,8 @@ to their REST resources with the shop's access token, the ids Shopify wants foun
 
 - A SKU's variant, product and inventory item: one GraphQL ``productVariants`` search (exact
   SKU match), remembered; looked up again when an update answers 404.
-- Stock: ``inventory_levels/set`` at the channel's ``location_id`` setting, or the shop's
-  first active location.
+- Stock: GraphQL ``inventorySetQuantities``, compare-and-swap (``shopify_stock``), at the
+  channel's ``location_id`` setting, or the shop's first active location.
 - Price: ``variants/{id}``; product data: ``products/{id}`` (without its variants, which a
   product update would replace) then ``variants/{id}`` for barcode and weight.
 - Tracking: the order's fulfillments are read first (a number already on one is done; a
@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import orjson
 
+from hub.delivery.shopify_stock import StockLevels
 from hub.delivery.wire import Request
 
 VERSION = "2024-07"
@@ -52,6 +53,7 @@ class ShopifyApi:
         self._token = settings.get("access_token", "")
         self._location = settings.get("location_id") or None
         self._variants: dict[str, Variant] = {}
+        self._levels = StockLevels()
 
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """The API calls (after any lookups) that deliver the payload."""
@@ -93,14 +95,10 @@ class ShopifyApi:
     ) -> Variant | httpx.Response:
         if not fresh and sku in self._variants:
             return self._variants[sku]
-        query = {"query": VARIANT_BY_SKU, "variables": {"q": f"sku:'{sku}'"}}
-        response = await self._send(client, "POST", "/graphql.json", query)
-        if response.status_code != 200:
-            return response
-        document = response.json()
-        if document.get("errors"):  # Shopify answers GraphQL errors with 200
-            return _graphql_error(document["errors"])
-        edges = (document.get("data") or {}).get("productVariants", {}).get("edges", [])
+        data = await self._graphql(client, VARIANT_BY_SKU, {"q": f"sku:'{sku}'"})
+        if isinstance(data, httpx.Response):
+            return data
+        edges = (data.get("productVariants") or {}).get("edges", [])
         nodes = [e["node"] for e in edges if e["node"].get("sku") == sku]
         if not nodes:
             return httpx.Response(404, text=f"no variant with SKU {sku!r} in the shop")
@@ -119,12 +117,27 @@ class ShopifyApi:
         location = await self._location_id(client)
         if isinstance(location, httpx.Response):
             return location
-        level = {
-            "location_id": location,
-            "inventory_item_id": variant.inventory_item_id,
-            "available": body["available"],
-        }
-        return await self._send(client, "POST", "/inventory_levels/set.json", level)
+
+        async def graphql(query: str, variables: dict[str, Any]) -> dict[str, Any] | httpx.Response:
+            return await self._graphql(client, query, variables)
+
+        available = int(body["available"])
+        return await self._levels.set(graphql, variant.inventory_item_id, location, available)
+
+    async def _graphql(
+        self, client: httpx.AsyncClient, query: str, variables: dict[str, Any]
+    ) -> dict[str, Any] | httpx.Response:
+        """A GraphQL query's ``data``, or the response that says why there is none."""
+        response = await self._send(
+            client, "POST", "/graphql.json", {"query": query, "variables": variables}
+        )
+        if response.status_code != 200:
+            return response
+        document = response.json()
+        if document.get("errors"):  # Shopify answers GraphQL errors with 200
+            return _graphql_error(document["errors"])
+        data: dict[str, Any] = document.get("data") or {}
+        return data
 
     async def _location_id(self, client: httpx.AsyncClient) -> int | httpx.Response:
         """The location stock is set at: the channel's setting, else the first active one."""

@@ -41,13 +41,14 @@ class Shopify:
         self.fulfillment_status = "open"
         self.fulfillments: list[dict[str, Any]] = []
         self.throttle_next = False
+        self.levels = {(41, 7): 0, (43, 7): 0}  # (inventory item, location) -> available
+        self.sets: list[dict[str, int]] = []  # what each inventorySetQuantities asked
         self.calls: list[tuple[str, str, Any]] = []
         post, put, get = ["POST"], ["PUT"], ["GET"]
         self._api = Loopback(
             [
                 Route(f"{API}/graphql.json", self._graphql, methods=post),
                 Route(f"{API}/locations.json", self._locations, methods=get),
-                Route(f"{API}/inventory_levels/set.json", self._record, methods=post),
                 Route(f"{API}/variants/{{id:int}}.json", self._variant, methods=put),
                 Route(f"{API}/products/{{id:int}}.json", self._record, methods=put),
                 Route(f"{API}/orders/{{id:int}}/fulfillment_orders.json", self._fos, methods=get),
@@ -83,6 +84,10 @@ class Shopify:
             self.throttle_next = False
             throttled = {"message": "Throttled", "extensions": {"code": "THROTTLED"}}
             return JSONResponse({"errors": [throttled]})
+        if "inventorySetQuantities" in body["query"]:
+            return JSONResponse({"data": {"inventorySetQuantities": self._set(body["variables"])}})
+        if "inventoryItem(" in body["query"]:
+            return JSONResponse({"data": self._level(body["variables"])})
         wanted = body["variables"]["q"].removeprefix("sku:'").removesuffix("'")
         edges = [
             {
@@ -97,6 +102,23 @@ class Shopify:
             if sku.startswith(wanted)
         ]
         return JSONResponse({"data": {"productVariants": {"edges": edges}}})
+
+    def _set(self, variables: dict[str, Any]) -> dict[str, Any]:
+        [asked] = variables["input"]["quantities"]
+        key = (_id(asked["inventoryItemId"]), _id(asked["locationId"]))
+        self.sets.append({"item": key[0], "location": key[1], **asked})
+        if asked["compareQuantity"] != self.levels[key]:
+            stale = {"code": "COMPARE_QUANTITY_STALE", "field": ["input"], "message": "stale"}
+            return {"userErrors": [stale]}
+        self.levels[key] = asked["quantity"]
+        return {"userErrors": []}
+
+    def _level(self, variables: dict[str, Any]) -> dict[str, Any]:
+        key = (_id(variables["item"]), _id(variables["location"]))
+        if key not in self.levels:
+            return {"inventoryItem": {"inventoryLevel": None}}
+        level = {"quantities": [{"quantity": self.levels[key]}]}
+        return {"inventoryItem": {"inventoryLevel": level}}
 
     async def _locations(self, request: Request) -> Response:
         if await self._seen(request) is None:
@@ -151,6 +173,10 @@ class Shopify:
         return [body for m, p, body in self.calls if m == method and p == path]
 
 
+def _id(gid: str) -> int:
+    return int(gid.rsplit("/", 1)[1])
+
+
 @pytest.fixture
 async def shopify() -> AsyncIterator[Shopify]:
     started = await Shopify().start()
@@ -177,18 +203,44 @@ async def test_stock_is_set_on_the_variants_inventory_item_at_the_active_locatio
     await start_hub(over_the_api(shopify.port))
     level = {"sku": "DESK-1", "location": "main", "on_hand": 10, "version": 1}
     await bus.publish("erp.stock.level", erp("stock.level", level))
-    await until(lambda: len(shopify.of("POST", "/inventory_levels/set.json")) == 1)
+    await until(lambda: shopify.levels[(41, 7)] == 8)
     await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 4, "version": 2}))
-    await until(lambda: len(shopify.of("POST", "/inventory_levels/set.json")) == 2)
-    levels = shopify.of("POST", "/inventory_levels/set.json")
+    await until(lambda: shopify.levels[(41, 7)] == 2)
     # DESK-1 exactly (not DESK-1-B), at the first active location; safety buffer 2, and a
-    # figure at or below 1 is shown as 0 in the example's NL shop.
-    assert levels == [
-        {"location_id": 7, "inventory_item_id": 41, "available": 8},
-        {"location_id": 7, "inventory_item_id": 41, "available": 2},
+    # figure at or below 1 is shown as 0 in the example's NL shop. The first figure is set
+    # against what the shop showed, the next against the figure the hub set.
+    assert [
+        (s["item"], s["location"], s["quantity"], s["compareQuantity"]) for s in shopify.sets
+    ] == [
+        (41, 7, 8, 0),
+        (41, 7, 2, 8),
     ]
-    assert len(shopify.of("POST", "/graphql.json")) == 1  # found once, remembered
+    searches = [b for b in shopify.of("POST", "/graphql.json") if "productVariants" in b["query"]]
+    assert len(searches) == 1  # found once, remembered
     assert len(shopify.of("GET", "/locations.json")) == 1
+
+
+async def test_units_the_shop_sold_meanwhile_are_not_put_back_on_sale(
+    start_hub: StartHub, bus: Any, shopify: Shopify
+) -> None:
+    await start_hub(over_the_api(shopify.port))
+    level = {"sku": "DESK-1", "location": "main", "on_hand": 10, "version": 1}
+    await bus.publish("erp.stock.level", erp("stock.level", level))
+    await until(lambda: shopify.levels[(41, 7)] == 8)
+    shopify.levels[(41, 7)] = 5  # three sold on the shop, their order not at the hub yet
+    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 12, "version": 2}))
+    await until(lambda: len(shopify.sets) == 3)
+    # 10 wanted (12 - 2) against the 8 the hub set: stale, so the shop's 5 stays.
+    assert [(s["quantity"], s["compareQuantity"]) for s in shopify.sets] == [
+        (8, 0),
+        (10, 8),
+        (5, 5),
+    ]
+    assert shopify.levels[(41, 7)] == 5
+    # The next figure (the order in, say) is set against the 5.
+    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 9, "version": 3}))
+    await until(lambda: shopify.levels[(41, 7)] == 7)
+    assert shopify.sets[-1]["compareQuantity"] == 5
 
 
 async def test_price_and_product_data_reach_the_variant_and_its_product(
@@ -288,8 +340,9 @@ async def test_a_throttled_lookup_is_tried_again_and_a_withdrawal_names_its_loca
     shopify.throttle_next = True
     level = {"sku": "LAMP-1", "location": "main", "on_hand": 10, "version": 1}
     await bus.publish("erp.stock.level", erp("stock.level", level))
-    await until(lambda: len(shopify.of("POST", "/inventory_levels/set.json")) == 1, 20)
-    assert len(shopify.of("POST", "/graphql.json")) == 2  # throttled, then answered
+    await until(lambda: len(shopify.sets) == 1, 20)
+    searches = [b for b in shopify.of("POST", "/graphql.json") if "productVariants" in b["query"]]
+    assert len(searches) == 2  # throttled, then answered
     retried = {"channel": SHOP, "outcome": "retry"}
     assert hub.metrics.registry.get_sample_value("hub_deliveries_total", retried) == 1
 
@@ -310,3 +363,16 @@ async def test_a_throttled_lookup_is_tried_again_and_a_withdrawal_names_its_loca
     [line] = refund["refund"]["refund_line_items"]
     assert line["line_item_id"] == LINE and line["restock_type"] == "cancel"
     assert line["location_id"] == 7
+
+
+async def test_an_item_not_stocked_at_the_location_is_parked_with_the_reason(
+    start_hub: StartHub, bus: Any, shopify: Shopify
+) -> None:
+    await start_hub(over_the_api(shopify.port))
+    level = {"sku": "DESK-1-B", "location": "main", "on_hand": 10, "version": 1}
+    await bus.publish("erp.stock.level", erp("stock.level", level))
+    [parked] = await bus.drain(bus.names.dead_queue, expect=1, timeout=15)
+    assert parked.headers["x-hub-error-type"] == "delivery_refused"
+    reason = parked.headers["x-hub-error"]
+    assert "gid://shopify/InventoryItem/42 is not stocked at gid://shopify/Location/7" in reason
+    assert not shopify.sets
