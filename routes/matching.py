@@ -112,11 +112,10 @@ class RouteTable:
             targets = self._resolve(plan, source, type, market, tuple(skus), order_value, origin)
         if not narrow or (market is None and not skus):
             return tuple(ch for ch, _ in targets)
-        return tuple(
-            ch
-            for ch, explicit in targets
-            if (explicit or self._fits(ch, market, skus)) and not self.taken(ch, skus)
-        )
+        found = tuple(ch for ch, explicit in targets if explicit or self._fits(ch, market, skus))
+        if not self._taken:  # no channel names the ERP's products its own way
+            return found
+        return tuple(ch for ch in found if not self.taken(ch, skus))
 
     def taken(self, channel: str, skus: Sequence[str]) -> bool:
         """Whether every one of these ERP SKUs is, on the channel, its name for another
