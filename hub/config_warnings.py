@@ -5,8 +5,9 @@ adapter cannot write is parked as ``not_deliverable`` every time one arrives. Su
 not an error (an ``origin`` route reaches every sales channel, and some types a marketplace
 simply has no API for), but the operator should know before the first order is parked.
 Likewise markets of different VAT rates sharing one price list, prices that go to a shop
-on a VAT basis nobody stated, HTTP delivery settings on a channel its own adapter serves, and
-order rules written where the hub does not read them.
+on a VAT basis nobody stated, HTTP delivery settings on a channel its own adapter serves,
+order rules written where the hub does not read them, and a request the hub sends with no
+route for the message that withdraws it (a config written before that message existed).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pydantic import BaseModel
 from adapters import registry as adapter_registry
 from adapters.base import OutboundTranslator
 from hub.price_basis import adapter_basis
-from routes.checks import ANY, KIND_PREFIX, ORIGIN, is_pattern
+from routes.checks import ANY, HUB, KIND_PREFIX, ORIGIN, is_pattern
 from routes.config import SALES_KINDS, ChannelConfig, HubConfig, OrderRules
+from routes.matching import RouteTable
 from schemas.catalog import PriceChanged
 from schemas.registry import CANONICAL_TYPES
 
@@ -35,6 +37,13 @@ ORDER_RULES_READ: dict[str, frozenset[str]] = {
     "carrier": frozenset({"warehouse_timeout_seconds", "max_retries", "on_timeout"}),
 }
 """The ``orders`` fields the hub reads for each kind the order waits on."""
+WITHDRAWN_BY = {
+    "salesorder.create": "salesorder.cancel",
+    "pick.request": "pick.cancel",
+    "shipment.request": "shipment.cancel",
+}
+"""A request the order process sends, and the message that withdraws it when the order is
+cancelled."""
 SELLING_RULES = frozenset({"on_partial_stock", "max_backordered"})
 """The ``orders`` fields the hub reads for a sales channel: its backorder policy."""
 
@@ -42,7 +51,7 @@ SELLING_RULES = frozenset({"on_partial_stock", "max_backordered"})
 def config_warnings(config: HubConfig) -> list[str]:
     """One line per HTTP channel whose routes send it types its adapter cannot write, and per
     market that shares a price list with a market of another VAT rate."""
-    warnings: list[str] = _shared_lists_across_vat(config)
+    warnings: list[str] = _shared_lists_across_vat(config) + _unwithdrawable(config)
     for name, channel in config.channels.items():
         warnings.extend(_price_basis(config, name, channel))
         warnings.extend(_unread_order_rules(config, name, channel))
@@ -67,6 +76,19 @@ def config_warnings(config: HubConfig) -> list[str]:
                 " over HTTP each such message is parked as not_deliverable"
             )
     return warnings
+
+
+def _unwithdrawable(config: HubConfig) -> list[str]:
+    """A request the hub routes somewhere whose withdrawal no route takes: a cancelled order
+    would leave it standing there (its goods picked, its parcel labelled)."""
+    table = RouteTable.from_config(config)
+    return [
+        f"routes send {request} from the hub but none sends {withdrawal}: a cancelled"
+        f" order's {request} is never withdrawn; route {withdrawal} from: [hub] to where"
+        f" {request} goes"
+        for request, withdrawal in WITHDRAWN_BY.items()
+        if table.routed(HUB, request) and not table.routed(HUB, withdrawal)
+    ]
 
 
 def _shared_lists_across_vat(config: HubConfig) -> list[str]:

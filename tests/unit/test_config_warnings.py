@@ -109,3 +109,14 @@ def test_order_rules_inherited_from_the_defaults_are_not_warned_of() -> None:
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     data["defaults"]["orders"] = {"on_timeout": "stall", "on_partial_stock": "reject"}
     assert config_warnings(HubConfig.model_validate(data, context={"env": {}})) == []
+
+
+def test_a_request_sent_without_a_route_for_its_withdrawal_is_warned_of() -> None:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    for route in data["routes"]:  # a config written before shipment.cancel existed
+        route["types"] = [t for t in route["types"] if t != "shipment.cancel"]
+    [warning] = config_warnings(HubConfig.model_validate(data, context={"env": {}}))
+    assert warning.startswith(
+        "routes send shipment.request from the hub but none sends shipment.cancel"
+    )
+    assert "route shipment.cancel from: [hub] to where shipment.request goes" in warning
