@@ -7,6 +7,13 @@ once. A variation is written at ``products/{parent}/variations/{id}`` in its own
 image, no name or attributes of its own (those are the variable product's, and its attributes
 say which variation it is), and ``private`` rather than ``draft`` when the ERP retires it.
 
+Stock guards what the shop sold meanwhile: WooCommerce takes an order's units off when it is
+paid, before its webhook brings the order to the hub, so a figure computed in between would
+list them again. Once the hub has set a SKU's stock, it reads the shop's before the next set
+(``_fields=stock_quantity``); if the shop's is lower than what the hub set, it sets the lower
+of its figure and the shop's, and the order, once in, brings the next figure. (WooCommerce
+has no compare-and-swap: the read and the write are a moment apart, not atomic.)
+
 Tracking goes to the Shipment Tracking extension's endpoint, once per number: the order's
 tracking items are read first, so a delivery sent again adds nothing, and a later number of the
 same parcel (``replaces_tracking_number``) is added and the one it replaces deleted.
@@ -34,6 +41,7 @@ class WooCommerceApi:
         self._base = base_url.rstrip("/")
         self._auth = httpx.BasicAuth(consumer_key, consumer_secret)
         self._product_paths: dict[str, str] = {}
+        self._told: dict[str, int] = {}  # SKU -> the stock quantity the hub last set
 
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """The API call (after a lookup, for a product) that delivers the payload."""
@@ -57,11 +65,36 @@ class WooCommerceApi:
             if isinstance(found, httpx.Response):
                 return found
             sent = _as_variation(body) if "/variations/" in found else body
+            if "stock_quantity" in sent:
+                sent = await self._unsold(client, sku, found, sent)
             response = await self._send(client, "PUT", found, sent, request)
+            if response.is_success and "stock_quantity" in sent:
+                self._told[sku] = int(sent["stock_quantity"])
             if response.status_code != 404 or fresh:
                 return response
             self._product_paths.pop(sku, None)  # deleted or re-created in the shop: look again
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _unsold(
+        self, client: httpx.AsyncClient, sku: str, path: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The stock body lowered to what the shop has left, if it sold units since the hub's
+        last figure (unchanged when the hub set none yet, or the shop cannot be read)."""
+        told = self._told.get(sku)
+        if told is None:
+            return body
+        shown = await client.get(
+            f"{self._base}{path}", params={"_fields": "stock_quantity"}, auth=self._auth
+        )
+        if shown.status_code != 200:
+            return body
+        try:
+            current = shown.json().get("stock_quantity")
+        except (ValueError, AttributeError):  # not the product document: set as computed
+            return body
+        if not isinstance(current, int) or current >= told:
+            return body
+        return {**body, "stock_quantity": max(min(int(body["stock_quantity"]), current), 0)}
 
     async def _product_path(
         self, client: httpx.AsyncClient, sku: str, fresh: bool

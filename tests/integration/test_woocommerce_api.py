@@ -38,12 +38,14 @@ class Shop:
         self.products: dict[str, int] = {"DESK-1": 101, "LAMP-1": 102}
         self.variations: dict[str, tuple[int, int]] = {"SHIRT-M": (55, 301)}  # parent, id
         self.trackings: dict[int, list[dict[str, Any]]] = {}
+        self.stock: dict[int, int] = {}  # product id -> stock quantity
         self.calls: list[tuple[str, str, Any]] = []
         trackings = "/wp-json/wc-shipment-tracking/v3/orders/{id:int}/shipment-trackings"
         self._api = Loopback(
             [
                 Route("/wp-json/wc/v3/products", self._find, methods=["GET"]),
                 Route("/wp-json/wc/v3/products/{id:int}", self._update, methods=["PUT"]),
+                Route("/wp-json/wc/v3/products/{id:int}", self._read, methods=["GET"]),
                 Route(
                     "/wp-json/wc/v3/products/{parent:int}/variations/{id:int}",
                     self._update_variation,
@@ -88,7 +90,15 @@ class Shop:
         self.calls.append(("PUT", f"products/{product_id}", body))
         if product_id not in self.products.values():
             return JSONResponse({"code": "woocommerce_rest_product_invalid_id"}, status_code=404)
+        if "stock_quantity" in body:
+            self.stock[product_id] = body["stock_quantity"]
         return JSONResponse({"id": product_id, **body})
+
+    async def _read(self, request: Request) -> Response:
+        product_id = request.path_params["id"]
+        fields = request.query_params.get("_fields")
+        self.calls.append(("GET", f"products/{product_id}?_fields={fields}", None))
+        return JSONResponse({"stock_quantity": self.stock.get(product_id)})
 
     async def _update_variation(self, request: Request) -> Response:
         parent, variation = request.path_params["parent"], request.path_params["id"]
@@ -285,3 +295,23 @@ async def test_tracking_is_added_once_and_a_later_number_replaces_the_first(
     await until(lambda: len(shop.of("DELETE", "orders/7002")) == 1)
     assert [item["tracking_number"] for item in shop.trackings[7002]] == ["3S0002"]
     assert len(shop.of("POST", "orders/7002")) == 2
+
+
+async def test_units_the_shop_sold_meanwhile_are_not_put_back_on_sale(
+    start_hub: StartHub, bus: Any, shop: Shop
+) -> None:
+    await start_hub(over_the_api(shop.port))
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 100, 1))
+    await until(lambda: shop.stock.get(101) == 57)
+    assert not shop.of("GET", "products/101")  # nothing set yet: nothing to compare with
+    shop.stock[101] = 54  # three sold on the shop, their order not at the hub yet
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 110, 2))  # 63 wanted
+    await until(lambda: len(shop.of("PUT", "products/101")) == 2)
+    assert shop.stock[101] == 54  # the shop's 54, not 63: what it sold stays sold
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 100, 3))  # the order counted
+    await until(lambda: len(shop.of("PUT", "products/101")) == 3)
+    assert shop.stock[101] == 57
+    assert shop.of("GET", "products/101") == [
+        ("GET", "products/101?_fields=stock_quantity", None),
+        ("GET", "products/101?_fields=stock_quantity", None),
+    ]
