@@ -518,10 +518,11 @@ async def test_an_order_the_erp_refuses_is_cancelled_on_bolcom_item_by_item(isol
         await world.state("bolcom", "B-REF", "rejected")
         assert cancellations(bol) == [
             {
+                "orderId": "B-REF",  # for the gateway to find the items still open
                 "orderItems": [
                     {"orderItemId": "L1", "reasonCode": "OTHER"},
                     {"orderItemId": "L2", "reasonCode": "OTHER"},
-                ]
+                ],
             }
         ]
         accepted = {"channel": "bolcom", "outcome": "not_needed"}  # bol.com has no such call

@@ -102,10 +102,11 @@ def test_bolcom_confirms_a_buyers_cancellation_as_requested_by_customer() -> Non
     body = _outbound("bolcom").from_canonical(_cancelled("bolcom", theirs))
 
     assert body == {
+        "orderId": "A2K8JV0XL3",
         "orderItems": [
             {"orderItemId": "2814032941", "reasonCode": "REQUESTED_BY_CUSTOMER"},
             {"orderItemId": "2814032942", "reasonCode": "REQUESTED_BY_CUSTOMER"},
-        ]
+        ],
     }
 
 
@@ -114,7 +115,10 @@ def test_bolcom_cancels_only_the_items_of_the_withdrawn_rest() -> None:
 
     body = _outbound("bolcom").from_canonical(_cancelled("bolcom", part))
 
-    assert body == {"orderItems": [{"orderItemId": "2814032942", "reasonCode": "OTHER"}]}
+    assert body == {
+        "orderId": "A2K8JV0XL3",
+        "orderItems": [{"orderItemId": "2814032942", "reasonCode": "OTHER"}],
+    }
 
 
 def test_bolcom_gives_each_item_the_reason_that_names_its_line() -> None:
@@ -129,10 +133,11 @@ def test_bolcom_gives_each_item_the_reason_that_names_its_line() -> None:
     body = _outbound("bolcom").from_canonical(refused.model_copy(update={"reasons": reasons}))
 
     assert body == {
+        "orderId": "A2K8JV0XL3",
         "orderItems": [
             {"orderItemId": "2814032941", "reasonCode": "OUT_OF_STOCK"},
             {"orderItemId": "2814032942", "reasonCode": "INCORRECT_PRICE"},
-        ]
+        ],
     }
 
 
