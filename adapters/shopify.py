@@ -1,9 +1,9 @@
 """Shopify Admin REST: order webhooks in; stock, prices, products, fulfillments and
 cancellations out.
 
-Inbound payloads are the bodies of the ``orders/create``, ``orders/paid`` and
-``orders/cancelled`` webhooks (topic ``orders/create`` becomes the native event
-``orders-create``). Outbound payloads carry
+Inbound payloads are the bodies of the ``orders/create``, ``orders/paid``,
+``orders/cancelled``, ``returns/request`` and ``returns/approve`` webhooks (topic
+``orders/create`` becomes the native event ``orders-create``). Outbound payloads carry
 the SKU where Shopify wants its own ids (inventory item, variant, fulfillment order): the
 delivery transport looks those up, because a translator does no I/O.
 """
@@ -33,6 +33,7 @@ from schemas.orders import (
     OrderRejected,
     OrderStatus,
 )
+from schemas.returns import ReturnRequested
 
 
 def _address(raw: Native, email: str) -> dict[str, Any]:
@@ -158,6 +159,30 @@ def order_cancelled(order: Native, channel: str) -> OrderCancelled:
     )
 
 
+def return_requested(ret: Native, channel: str) -> ReturnRequested:
+    """A ``returns/request`` (a buyer asks) or ``returns/approve`` (the merchant opened or
+    approved one) webhook body. Each item names the order line it was sold on and no SKU:
+    the hub fills that in from the order. Both topics carry the same return id, so the
+    second is a repeat."""
+    lines = []
+    reasons: list[str] = []
+    for item in ret.objects("return_line_items"):
+        sold_on = item.obj("fulfillment_line_item").obj("line_item")
+        lines.append({"line_id": sold_on.text("id"), "quantity": item.integer("quantity")})
+        reason = item.optional_text("return_reason")
+        if reason and reason not in reasons:
+            reasons.append(reason)
+    return ReturnRequested.model_validate(
+        {
+            "channel": channel,
+            "channel_order_id": ret.obj("order").text("id"),
+            "return_id": ret.text("id"),
+            "lines": lines,
+            "reason": ", ".join(reasons) or None,
+        }
+    )
+
+
 def inventory_level(message: StockAvailability) -> dict[str, Any]:
     """The figure for ``inventorySetQuantities``; the transport finds the inventory item and
     location, and sets it compare-and-swap."""
@@ -273,6 +298,8 @@ TRANSLATOR = ReadsAndWrites(
         "orders-create": order_placed,
         "orders-paid": order_placed,
         "orders-cancelled": order_cancelled,
+        "returns-request": return_requested,
+        "returns-approve": return_requested,
     },
     writers={
         StockAvailability: inventory_level,

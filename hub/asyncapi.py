@@ -36,7 +36,7 @@ def _message(name: str, model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def document(version: str = "2.3.0") -> dict[str, Any]:
+def document(version: str = "2.4.0") -> dict[str, Any]:
     """The AsyncAPI document for every canonical type on hub.in and hub.out.<channel>."""
     models: list[tuple[type[BaseModel], Any]] = [(CloudEvent, "validation")]
     models += [(cls, "validation") for _, cls in sorted(CANONICAL_TYPES.items())]

@@ -19,17 +19,27 @@ from schemas.common import (
 
 
 class ReturnLine(CanonicalModel):
-    """Units of a SKU the buyer sends back; line_id names the order line where known."""
+    """Units of a SKU the buyer sends back; line_id names the order line where known. A
+    channel whose return names only the order line (Shopify's) leaves the SKU out, and the
+    hub fills it in from the order before anyone else sees the return."""
 
-    sku: Sku
+    sku: Sku | None = None
     quantity: PositiveQuantity
     line_id: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _names_what(self) -> ReturnLine:
+        """A line must say what comes back: its SKU, or the order line it was sold on."""
+        if self.sku is None and self.line_id is None:
+            raise ValueError("give the sku, or the line_id of the order line")
+        return self
 
 
 class ReturnRequested(Message):
     """A buyer announced a return on the channel; the ERP and warehouse expect the goods."""
 
     TYPE: ClassVar[str] = "return.requested"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # a line may name only its order line
 
     channel: ChannelName
     channel_order_id: Identifier
@@ -37,6 +47,10 @@ class ReturnRequested(Message):
     return_id: Identifier
     lines: Annotated[tuple[ReturnLine, ...], ItemCount(1, MAX_LINES)]
     reason: ShortText | None = None
+
+    def data_version(self) -> str:
+        """1.0 when every line names its SKU (as the hub sends it on): a 1.0 reader needs it."""
+        return self.SCHEMA_VERSION if any(line.sku is None for line in self.lines) else "1.0"
 
 
 class ReceivedLine(CanonicalModel):

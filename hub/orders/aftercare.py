@@ -327,11 +327,31 @@ async def return_requested(
             f"return {msg.return_id}: order {order.order_id} has not shipped (state"
             f" {order.state}); cancel it instead"
         )
+    msg = _with_skus(order, msg)
     units = _check_returnable(order, msg, asked)
     await store.add_return(conn, order.order_id, msg.return_id, units, now)
     requested = msg.model_copy(update={"order_id": order.order_id})
     detail = f"return {msg.return_id} requested on the channel"
     return await _expect_return(conn, deps, order, inbound, now, requested, detail)
+
+
+def _with_skus(order: Order, msg: ReturnRequested) -> ReturnRequested:
+    """The return with each line's SKU, filled in from the order line a channel named
+    instead (so the ERP and the warehouse get it as they always have)."""
+    if all(line.sku is not None for line in msg.lines):
+        return msg
+    sku_of = {line.line_id: line.sku for line in order.placed.lines}
+    lines = []
+    for line in msg.lines:
+        if line.sku is None:
+            sku = sku_of.get(line.line_id or "")
+            if sku is None:
+                raise BusinessRuleViolation(
+                    f"return {msg.return_id}: order {order.order_id} has no line {line.line_id!r}"
+                )
+            line = line.model_copy(update={"sku": sku})
+        lines.append(line)
+    return msg.model_copy(update={"lines": tuple(lines)})
 
 
 def _check_returnable(
@@ -344,12 +364,13 @@ def _check_returnable(
     left = returns.left_to_return(order, asked)
     wanted: Counter[str] = Counter()
     for line in msg.lines:
-        if line.line_id is not None and sku_of.get(line.line_id) != line.sku:
+        sku = line.sku
+        if sku is None or (line.line_id is not None and sku_of.get(line.line_id) != sku):
             raise BusinessRuleViolation(
                 f"return {msg.return_id}: order {order.order_id} has no line"
-                f" {line.line_id!r} of SKU {line.sku}"
+                f" {line.line_id!r} of SKU {sku}"
             )
-        wanted[line.sku] += line.quantity
+        wanted[sku] += line.quantity
     for sku, units in wanted.items():
         if units > left.get(sku, 0):
             earlier = shipped.get(sku, 0) - left.get(sku, 0)

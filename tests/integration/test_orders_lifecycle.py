@@ -347,6 +347,32 @@ async def test_a_return_the_buyer_asks_on_the_channel_reaches_the_erp_and_the_wa
         assert len(seen["erp"].of("return.requested")) == 1
 
 
+async def test_a_return_naming_only_order_lines_reaches_the_erp_with_their_skus(
+    world: World,
+) -> None:
+    """Shopify's returns name the order line, not the SKU: the hub fills it in."""
+    async with parties(world) as seen:
+        lines = [("DESK-1", 1, "199.00"), ("LAMP-1", 2, "25.50")]
+        await world.place("bolcom", order_data("bolcom", "B-R4", lines))
+        await seen["bolcom"].wait("shipment.tracking")
+        await world.state("bolcom", "B-R4", "shipped")
+        unknown = [{"line_id": "L9", "quantity": 1}]
+        await world.send("bolcom", "return.requested", return_request("B-R4", unknown, "X"))
+        [refused] = await parked(world, 1)
+        assert "order" in refused.headers["x-hub-error"]
+        assert "has no line 'L9'" in refused.headers["x-hub-error"]
+        by_line = [{"line_id": "L2", "quantity": 2}, {"line_id": "L1", "quantity": 1}]
+        await world.send("bolcom", "return.requested", return_request("B-R4", by_line))
+        for party in ("erp", "warehouse"):
+            [ret] = await seen[party].wait("return.requested")
+            assert ret["data"]["lines"] == [
+                {"sku": "LAMP-1", "quantity": 2, "line_id": "L2"},
+                {"sku": "DESK-1", "quantity": 1, "line_id": "L1"},
+            ]
+            assert ret["dataschemaversion"] == "1.0"  # every line names its SKU again
+        await world.state("bolcom", "B-R4", "return_requested")
+
+
 async def test_a_return_before_shipment_or_from_another_channel_is_parked(world: World) -> None:
     async with parties(world, warehouse=silent) as seen:
         await world.place("bolcom", order_data("bolcom", "B-R3", [("LAMP-1", 1, "25.50")]))
