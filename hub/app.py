@@ -15,7 +15,7 @@ import asyncpg
 from adapters import registry as adapter_registry
 from hub import db, topology
 from hub.delivery import DeliveryService
-from hub.delivery.calls import API_CLIENTS
+from hub.delivery.calls import API_CLIENTS, caller_for
 from hub.errors import one_line
 from hub.orders import order_handlers
 from hub.orders.price_schedule import PriceScheduler
@@ -77,6 +77,11 @@ def check_config_file(path: Path) -> list[ConfigError]:
                     f" {', '.join(sorted(API_CLIENTS))}); POST to a gateway's url instead",
                 )
             )
+        elif ch.delivery.api:
+            try:
+                caller_for(ch.adapter, str(ch.delivery.url), True, ch.settings)
+            except LookupError as exc:
+                errors.append(ConfigError(f"channels.{name}.settings", str(exc)))
     return errors
 
 

@@ -16,7 +16,7 @@ import httpx
 from hub.delivery.bolcom_api import BolcomApi
 from hub.delivery.sendcloud_api import SendcloudApi
 from hub.delivery.shopify_api import ShopifyApi
-from hub.delivery.wire import Request
+from hub.delivery.wire import Request, seconds
 from hub.delivery.woocommerce_api import WooCommerceApi
 
 
@@ -53,7 +53,10 @@ def caller_for(adapter: str, url: str, api: bool, settings: Mapping[str, str]) -
         return PostToUrl(url)
     if adapter == "woocommerce":
         return WooCommerceApi(
-            url, settings.get("consumer_key", ""), settings.get("consumer_secret", "")
+            url,
+            settings.get("consumer_key", ""),
+            settings.get("consumer_secret", ""),
+            seconds(settings, "stock_settle_s", 15.0),
         )
     if adapter == "shopify":
         return ShopifyApi(url, settings)

@@ -231,6 +231,9 @@ class DeliveryService:
             headers={"User-Agent": USER_AGENT},
         )
         self._clients[name] = client
+        # A caller of its own per lease taken: what it remembers of the channel (its stock
+        # figures above all) may be stale after another hub delivered it meanwhile.
+        self._callers[name] = _caller(name, channel)
         return ChannelWorker(
             name,
             url=str(delivery.url),

@@ -23,7 +23,7 @@ import httpx
 import orjson
 
 from hub.delivery.shopify_stock import StockLevels
-from hub.delivery.wire import Request
+from hub.delivery.wire import Request, seconds
 
 VERSION = "2024-07"
 VARIANT_BY_SKU = """
@@ -53,7 +53,7 @@ class ShopifyApi:
         self._token = settings.get("access_token", "")
         self._location = settings.get("location_id") or None
         self._variants: dict[str, Variant] = {}
-        self._levels = StockLevels()
+        self._levels = StockLevels(seconds(settings, "stock_settle_s", 15.0))
 
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """The API calls (after any lookups) that deliver the payload."""
@@ -133,7 +133,12 @@ class ShopifyApi:
         )
         if response.status_code != 200:
             return response
-        document = response.json()
+        try:
+            document = response.json()
+        except ValueError:
+            return httpx.Response(502, text=f"unreadable GraphQL answer: {response.text[:200]}")
+        if not isinstance(document, dict):
+            return httpx.Response(502, text=f"unreadable GraphQL answer: {response.text[:200]}")
         if document.get("errors"):  # Shopify answers GraphQL errors with 200
             return _graphql_error(document["errors"])
         data: dict[str, Any] = document.get("data") or {}

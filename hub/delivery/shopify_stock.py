@@ -6,8 +6,11 @@ webhook brings the order to the hub. A figure the hub computed in between counts
 as still free: set blindly, it would list them again. So each set names the quantity the hub
 last set there (``compareQuantity``). When the shop's differs (COMPARE_QUANTITY_STALE), it has
 moved on its own: the hub reads it and sets the lower of its own figure and the shop's, never
-more than the shop has left; the order, once in, brings the next figure. After a restart the
-hub knows no earlier figure and compares with what the shop shows.
+more than the shop has left. Such a capped set is answered 409 with Retry-After
+(``stock_settle_s``): the order, once in, brings a newer figure that takes the held one's
+place; if none comes (a sale the hub will not hear of, a manual edit), the hub's own figure
+is set when the retry finds the shop unchanged. After a restart, or a lease taken back from
+another hub, the hub knows no earlier figure and compares with what the shop shows.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+
+from hub.delivery.wire import capped
 
 SET_AVAILABLE = """
 mutation ($input: InventorySetQuantitiesInput!) {
@@ -39,8 +44,9 @@ GraphQL = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any] | httpx.Respo
 class StockLevels:
     """Sets available quantities compare-and-swap, remembering what it last set where."""
 
-    def __init__(self) -> None:
+    def __init__(self, settle_s: float = 15.0) -> None:
         self._told: dict[tuple[int, int], int] = {}  # (inventory item, location) -> quantity
+        self._settle_s = settle_s
 
     async def set(
         self, graphql: GraphQL, item_id: int, location_id: int, wanted: int
@@ -63,13 +69,15 @@ class StockLevels:
             errors = (data.get("inventorySetQuantities") or {}).get("userErrors") or []
             if not errors:
                 self._told[key] = quantity
+                if quantity < wanted:
+                    return capped(quantity, wanted, self._settle_s)
                 return httpx.Response(200, text=f"available set to {quantity}")
             if all(e.get("code") != STALE for e in errors):
                 return _refused(errors)
             shown = await _available(graphql, item, location)
             if isinstance(shown, httpx.Response):
                 return shown
-            quantity = min(wanted, shown)  # what the shop sold meanwhile stays sold
+            quantity = max(min(wanted, shown), 0)  # what the shop sold meanwhile stays sold
             told = shown
         self._told.pop(key, None)
         return httpx.Response(409, text="the shop's available quantity keeps changing")

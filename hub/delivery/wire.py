@@ -67,6 +67,31 @@ def api_headers(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.headers.items() if k != SIGNATURE_HEADER}
 
 
+def seconds(settings: Mapping[str, str], key: str, default: float) -> float:
+    """A duration setting of a channel's API client; LookupError (a config error naming the
+    setting) when it is not a positive number of seconds."""
+    raw = settings.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise LookupError(f"setting {key}: {raw!r} is not a positive number of seconds")
+    return value
+
+
+def capped(quantity: int, wanted: int, settle_s: float) -> httpx.Response:
+    """The answer to a stock set held below the hub's figure (the shop sold units the hub
+    has not seen yet): try again after a while, unless a newer figure takes its place."""
+    return httpx.Response(
+        409,
+        headers={"Retry-After": f"{settle_s:g}"},
+        text=f"set to {quantity}, not {wanted}: the shop sold units the hub has not seen yet",
+    )
+
+
 def signing_secret(settings: Mapping[str, str]) -> str | None:
     """The channel's shared secret for signing what the hub sends, if its config has one."""
     for name in SECRET_SETTINGS:

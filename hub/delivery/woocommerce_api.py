@@ -11,8 +11,10 @@ Stock guards what the shop sold meanwhile: WooCommerce takes an order's units of
 paid, before its webhook brings the order to the hub, so a figure computed in between would
 list them again. Once the hub has set a SKU's stock, it reads the shop's before the next set
 (``_fields=stock_quantity``); if the shop's is lower than what the hub set, it sets the lower
-of its figure and the shop's, and the order, once in, brings the next figure. (WooCommerce
-has no compare-and-swap: the read and the write are a moment apart, not atomic.)
+of its figure and the shop's and answers 409 with Retry-After (``stock_settle_s``): the order,
+once in, brings a newer figure that takes the held one's place, and if none comes the retry
+sets the hub's own. (WooCommerce has no compare-and-swap: the read and the write are a moment
+apart, not atomic.)
 
 Tracking goes to the Shipment Tracking extension's endpoint, once per number: the order's
 tracking items are read first, so a delivery sent again adds nothing, and a later number of the
@@ -26,7 +28,7 @@ from typing import Any
 import httpx
 import orjson
 
-from hub.delivery.wire import Request, api_headers
+from hub.delivery.wire import Request, api_headers, capped
 
 REST = "/wp-json/wc/v3"
 TRACKING = "/wp-json/wc-shipment-tracking/v3"
@@ -37,8 +39,11 @@ ORDER_TYPES = frozenset({"order.accepted", "order.rejected", "order.status"})
 class WooCommerceApi:
     """Calls a shop's REST API for each delivery, authenticated with its consumer key."""
 
-    def __init__(self, base_url: str, consumer_key: str, consumer_secret: str) -> None:
+    def __init__(
+        self, base_url: str, consumer_key: str, consumer_secret: str, settle_s: float = 15.0
+    ) -> None:
         self._base = base_url.rstrip("/")
+        self._settle_s = settle_s
         self._auth = httpx.BasicAuth(consumer_key, consumer_secret)
         self._product_paths: dict[str, str] = {}
         self._told: dict[str, int] = {}  # SKU -> the stock quantity the hub last set
@@ -70,6 +75,8 @@ class WooCommerceApi:
             response = await self._send(client, "PUT", found, sent, request)
             if response.is_success and "stock_quantity" in sent:
                 self._told[sku] = int(sent["stock_quantity"])
+                if sent["stock_quantity"] < body["stock_quantity"]:
+                    return capped(sent["stock_quantity"], body["stock_quantity"], self._settle_s)
             if response.status_code != 404 or fresh:
                 return response
             self._product_paths.pop(sku, None)  # deleted or re-created in the shop: look again
@@ -127,23 +134,33 @@ class WooCommerceApi:
         deletes the number it replaces."""
         order_id = body.pop("order_id")
         replaces = body.pop("replaces_tracking_number", None)
+        number = str(body["tracking_number"])
         path = f"{TRACKING}/orders/{order_id}/shipment-trackings"
         listed = await client.get(f"{self._base}{path}", auth=self._auth)
         if listed.status_code != 200:
             return listed
-        items: list[dict[str, Any]] = listed.json()
-        told = {str(item.get("tracking_number")) for item in items}
-        answer = httpx.Response(200, text="the order already carries this tracking number")
-        if body["tracking_number"] not in told:
-            answer = await self._send(client, "POST", path, body, request)
-            if not answer.is_success:
-                return answer
-        for item in items:
-            if replaces and str(item.get("tracking_number")) == replaces:
-                url = f"{self._base}{path}/{item['tracking_id']}"
-                gone = await client.delete(url, headers=api_headers(request), auth=self._auth)
-                if not gone.is_success and gone.status_code != 404:
-                    return gone
+        try:
+            items = [i for i in listed.json() if isinstance(i, dict)]
+        except (ValueError, TypeError):
+            return _answer(502, f"unreadable tracking items: {listed.text[:200]}")
+        same = [i for i in items if str(i.get("tracking_number")) == number]
+        link = body.get("custom_tracking_link")
+        if replaces == number:  # the same number, a new page: replace the item
+            if any(i.get("custom_tracking_link") == link for i in same):
+                return _answer(200, "the order already carries this tracking item")
+            old = same
+        else:
+            if same:
+                return _answer(200, "the order already carries this tracking number")
+            old = [i for i in items if replaces and str(i.get("tracking_number")) == replaces]
+        answer = await self._send(client, "POST", path, body, request)
+        if not answer.is_success:
+            return answer
+        for item in old:  # the new item is in first, so the order is never without one
+            url = f"{self._base}{path}/{item.get('tracking_id')}"
+            gone = await client.delete(url, headers=api_headers(request), auth=self._auth)
+            if not gone.is_success and gone.status_code != 404:
+                return gone
         return answer
 
     async def _send(

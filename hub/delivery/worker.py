@@ -53,6 +53,7 @@ from hub.metrics import Metrics
 from schemas.envelope import CloudEvent, derived_id
 
 log = logging.getLogger(__name__)
+SUPERSEDED_POLL_S = 0.25  # how often a waiting retry looks for a newer figure of its SKU
 
 _AMQP_ERRORS = (aiormq.exceptions.AMQPError, RuntimeError, ConnectionError)
 
@@ -271,10 +272,12 @@ class ChannelWorker:
             )
 
     async def _back_off(self, item: Item, attempt: int, verdict: Verdict) -> bool:
-        """Wait before the next attempt; False when the worker stops meanwhile."""
+        """Wait before the next attempt, or until a newer figure of the item's SKU takes its
+        place; False when the worker stops meanwhile."""
         wait = self._policy.delay(attempt, verdict.retry_after, random.random())
-        if verdict.retry_after is not None or verdict.status == "429":
-            self.bucket.pause(wait)  # the API speaks for the whole channel, not this message
+        if verdict.status == "429" or (verdict.retry_after is not None and verdict.status != "409"):
+            # The API speaks for the whole channel; a conflict (409) only for this resource.
+            self.bucket.pause(wait)
         self._count("retry")
         log.warning(
             "%s: %s for %s (attempt %d), next in %.1fs",
@@ -284,11 +287,14 @@ class ChannelWorker:
             attempt,
             wait,
         )
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=wait)
-        except TimeoutError:
-            return True
-        return False
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0 and not self.backlog.superseded(item):
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=min(left, SUPERSEDED_POLL_S))
+            except TimeoutError:
+                continue
+            return False
+        return True
 
     async def _coalesced(self, item: Item) -> None:
         await self._ack(item.raw)

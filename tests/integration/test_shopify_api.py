@@ -184,13 +184,14 @@ async def shopify() -> AsyncIterator[Shopify]:
     await started.stop()
 
 
-def over_the_api(port: int) -> HubConfig:
+def over_the_api(port: int, settle_s: str = "1") -> HubConfig:
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     data["channels"][SHOP]["delivery"] = {
         "transport": "http",
         "url": f"http://127.0.0.1:{port}",
         "api": True,
     }
+    data["channels"][SHOP]["settings"]["stock_settle_s"] = settle_s
     return HubConfig.model_validate(data, context={"env": {"SHOPIFY_NL_TOKEN": TOKEN}})
 
 
@@ -223,24 +224,49 @@ async def test_stock_is_set_on_the_variants_inventory_item_at_the_active_locatio
 async def test_units_the_shop_sold_meanwhile_are_not_put_back_on_sale(
     start_hub: StartHub, bus: Any, shopify: Shopify
 ) -> None:
-    await start_hub(over_the_api(shopify.port))
+    await start_hub(over_the_api(shopify.port, settle_s="60"))
     level = {"sku": "DESK-1", "location": "main", "on_hand": 10, "version": 1}
     await bus.publish("erp.stock.level", erp("stock.level", level))
     await until(lambda: shopify.levels[(41, 7)] == 8)
     shopify.levels[(41, 7)] = 5  # three sold on the shop, their order not at the hub yet
     await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 12, "version": 2}))
     await until(lambda: len(shopify.sets) == 3)
-    # 10 wanted (12 - 2) against the 8 the hub set: stale, so the shop's 5 stays.
+    # 10 wanted (12 - 2) against the 8 the hub set: stale, so the shop's 5 stays for now.
     assert [(s["quantity"], s["compareQuantity"]) for s in shopify.sets] == [
         (8, 0),
         (10, 8),
         (5, 5),
     ]
     assert shopify.levels[(41, 7)] == 5
-    # The next figure (the order in, say) is set against the 5.
+    # Held for a minute, the figure holds up no other SKU.
+    lamp = {"sku": "LAMP-1", "location": "main", "on_hand": 4, "version": 1}
+    await bus.publish("erp.stock.level", erp("stock.level", lamp))
+    await until(lambda: shopify.levels[(43, 7)] == 2, 5)
+    # The order comes in (its units taken off: 9 - 2 = 7) and its figure takes the held
+    # one's place at once, set against the 5.
     await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 9, "version": 3}))
-    await until(lambda: shopify.levels[(41, 7)] == 7)
-    assert shopify.sets[-1]["compareQuantity"] == 5
+    await until(lambda: shopify.levels[(41, 7)] == 7, 5)
+    desk = [s for s in shopify.sets if s["item"] == 41]
+    assert (desk[-1]["quantity"], desk[-1]["compareQuantity"]) == (7, 5)
+    assert len(desk) == 4  # the held figure was dropped, not sent
+
+
+async def test_the_hubs_figure_follows_when_no_newer_one_comes_after_a_capped_set(
+    start_hub: StartHub, bus: Any, shopify: Shopify
+) -> None:
+    await start_hub(over_the_api(shopify.port))
+    level = {"sku": "DESK-1", "location": "main", "on_hand": 10, "version": 1}
+    await bus.publish("erp.stock.level", erp("stock.level", level))
+    await until(lambda: shopify.levels[(41, 7)] == 8)
+    shopify.levels[(41, 7)] = 6  # a sale the hub will not hear of (say, made by hand)
+    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 12, "version": 2}))
+    await until(lambda: shopify.levels[(41, 7)] == 10, 10)  # after the settle time
+    assert [(s["quantity"], s["compareQuantity"]) for s in shopify.sets] == [
+        (8, 0),
+        (10, 8),
+        (6, 6),
+        (10, 6),
+    ]
 
 
 async def test_price_and_product_data_reach_the_variant_and_its_product(

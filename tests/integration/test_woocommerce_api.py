@@ -315,3 +315,32 @@ async def test_units_the_shop_sold_meanwhile_are_not_put_back_on_sale(
         ("GET", "products/101?_fields=stock_quantity", None),
         ("GET", "products/101?_fields=stock_quantity", None),
     ]
+
+
+async def test_a_new_tracking_page_for_the_same_number_replaces_the_item(
+    start_hub: StartHub, bus: Any, shop: Shop
+) -> None:
+    await start_hub(over_the_api(shop.port))
+    ids = {"order_id": "o-3", "channel": SHOP, "channel_order_id": "7003"}
+    tracking = {
+        **ids,
+        "shipment_id": "s-3",
+        "carrier": "postnl",
+        "tracking_number": "3S0003",
+        "lines": [{"line_id": "1", "sku": "DESK-1", "quantity": 1}],
+    }
+    await bus.put_out(SHOP, "shipment.tracking", tracking)
+    await until(lambda: len(shop.of("POST", "orders/7003")) == 1)
+    page = {
+        **tracking,
+        "tracking_url": "https://track.example/3S0003",
+        "replaces_tracking_number": "3S0003",
+    }
+    await bus.put_out(SHOP, "shipment.tracking", page)
+    await until(lambda: len(shop.of("DELETE", "orders/7003")) == 1)
+    [item] = shop.trackings[7003]
+    assert item["tracking_number"] == "3S0003"
+    assert item["custom_tracking_link"] == "https://track.example/3S0003"
+    await bus.put_out(SHOP, "shipment.tracking", page)  # sent again: nothing changes
+    await until(lambda: len(shop.of("GET", "orders/7003")) == 3)
+    assert len(shop.of("POST", "orders/7003")) == 2 and len(shop.trackings[7003]) == 1
