@@ -33,7 +33,7 @@ from hub.orders.prices import store_price
 from hub.router import Router
 from hub.topology import Names
 from schemas.catalog import PriceChanged
-from schemas.envelope import CloudEvent
+from schemas.envelope import CloudEvent, derived_id
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -114,10 +114,14 @@ def _as_hub_error(exc: Exception) -> HubError:
 
 def _parked(names: Names, row: asyncpg.Record, error: HubError, now: datetime) -> Envelope:
     """The stored event sent to the parking lot with the reason, addressed as it came in
-    (``hub.in`` and its routing key), so a replay takes it the way it first went."""
+    (``hub.in`` and its routing key), so a replay takes it the way it first went. It gets an
+    id of its own (derived from the stored one): under the id the hub took it by once, the
+    inbox would drop the replay as a repeat."""
     stamp = now.isoformat()
     body = row["event"] if isinstance(row["event"], bytes) else str(row["event"]).encode()
-    message_id = _event_id(body) or f"scheduled/{row['sku']}/{row['price_list']}/{row['version']}"
+    key = (str(row["sku"]), str(row["price_list"]), str(row["version"]))
+    message_id = derived_id(_event_id(body) or "", "scheduled-price-parked", *key)
+    body = _with_id(body, message_id)
     headers: dict[str, Any] = {
         "x-hub-error": one_line(error),
         "x-hub-error-type": error.error_type,
@@ -137,6 +141,17 @@ def _parked(names: Names, row: asyncpg.Record, error: HubError, now: datetime) -
         body=body,
         headers=headers,
     )
+
+
+def _with_id(body: bytes, message_id: str) -> bytes:
+    """The stored event under the new id, where it is still a JSON object."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(document, dict):
+        return body
+    return orjson.dumps({**document, "id": message_id})
 
 
 def _event_id(body: bytes) -> str | None:

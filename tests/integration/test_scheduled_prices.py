@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -145,7 +148,8 @@ async def test_a_scheduled_price_that_cannot_be_read_is_parked_and_the_rest_rele
     assert parked.headers["x-hub-original-exchange"] == world.bus.names.inbound_exchange
     assert parked.routing_key == parked.headers["x-hub-original-routing-key"]
     assert parked.routing_key.endswith("price.changed")
-    assert orjson.loads(parked.body) == {"not": "an event"}  # kept as it was stored
+    stored = orjson.loads(parked.body)  # kept as it was stored, under an id of its own
+    assert stored == {"not": "an event", "id": parked.message_id}
     lamp_price = await world.db.fetchval(
         "SELECT amount FROM catalog_prices WHERE sku = 'LAMP-1' AND price_list = 'nl-retail'"
     )
@@ -192,3 +196,38 @@ async def test_a_running_hub_releases_a_price_when_it_starts(start_hub, bus) -> 
     [shown] = await bus.bodies(bus.names.channel_queue("webshop-nl"), expect=1, timeout=15)
     assert shown["source"] == "erp" and shown["data"]["price"]["amount"] == "149.00"
     assert datetime.now(UTC) >= starts  # not before its time
+
+
+async def test_a_parked_scheduled_price_resubmitted_corrected_comes_into_force(
+    world: World, isolated: Settings, tmp_path: Path
+) -> None:
+    """Its data no longer reads (a schema changed since): parked under an id of its own, so
+    the corrected copy is not taken for the event the hub once scheduled."""
+    starts = world.clock.now + timedelta(hours=1)
+    await world.send("erp", "price.changed", price("149.00", 2, starts))
+    await world.until("SELECT count(*) FROM catalog_prices_scheduled", expect=1)
+    await world.db.execute(
+        "UPDATE catalog_prices_scheduled SET event = jsonb_set(event, '{data,price}', '\"149\"')"
+    )
+    world.clock.advance(HOUR + 1)
+    assert await release(world) == 1 and counted(world, "parked") == 1
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": isolated.database_url,
+        "HUB_BROKER_URL": isolated.broker_url,
+        "HUB_NAME_PREFIX": isolated.name_prefix,
+        "HUB_CONFIG_PATH": str(isolated.config_path),
+    }
+    fixed = tmp_path / "data.json"
+    fixed.write_bytes(orjson.dumps(price("149.00", 2, starts)))
+    hub_bin = str(Path(sys.executable).parent / "hub")
+    for args in (["sweep"], ["resubmit", "1", "--data", str(fixed)]):
+        done = await asyncio.to_thread(
+            subprocess.run, [hub_bin, "dlq", *args], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    await world.until(
+        "SELECT version FROM catalog_prices WHERE sku = 'DESK-1' AND price_list = 'nl-retail'",
+        expect=2,
+    )
+    assert await in_force(world) == (Decimal("149.00"), 2)
