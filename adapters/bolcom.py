@@ -177,8 +177,9 @@ def offer_price(message: PriceChanged) -> dict[str, Any]:
 
 def shipment(message: ShipmentTracking) -> dict[str, Any]:
     """Body for ``POST shipments``: these order items left with this track and trace. The
-    order id is for the transport (it reads the order's shipments first), not bol.com."""
-    return {
+    order id is for the transport (it reads the order's shipments first), not bol.com, as is
+    the number a later one replaces (the transport then changes the shipment's transport)."""
+    body: dict[str, Any] = {
         "orderId": message.channel_order_id,
         "orderItems": [
             {"orderItemId": line.line_id, "quantity": line.quantity} for line in message.lines
@@ -189,6 +190,9 @@ def shipment(message: ShipmentTracking) -> dict[str, Any]:
             "trackAndTrace": message.tracking_number,
         },
     }
+    if message.replaces_tracking_number:
+        body["replaces"] = message.replaces_tracking_number
+    return body
 
 
 def _cancellation(

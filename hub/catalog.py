@@ -8,9 +8,11 @@ would send it to (the same routes, markets, SKUs sold and SKU names), as the ERP
 Event ids derive from the channel, the item and its version, so a resync repeated before
 anything changed carries the same ids for the channel's adapter to dedupe.
 
-A page of rows is read ``FOR SHARE`` and sent before its transaction ends, so a newer version
-the ERP sends meanwhile waits for the page and reaches the channel after the older copy: a
-resync never leaves a channel with a stale price or product.
+A page of rows is read ``FOR SHARE`` and published before its transaction ends, so a newer
+version the ERP sends meanwhile waits for the page and is queued for the channel after the
+resync's older copy, not before it. (Over HTTP, a price or product whose delivery is retried
+can still land after a newer one: the worker keeps the order of stock figures only.) A page
+that meets a live update in a deadlock is read again.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from routes.matching import RouteTable
 from schemas.catalog import PriceChanged, ProductUpserted
 from schemas.envelope import CloudEvent, derived_id
 
-PAGE = 500
+PAGE = 200
+DEADLOCK_TRIES = 3
 
 _PRODUCTS = (
     "SELECT sku, data FROM stock_products WHERE data IS NOT NULL AND sku > $1 ORDER BY sku LIMIT $2"
@@ -130,21 +133,41 @@ async def _each_page(
     """Every kept product, then every kept price, a page at a time in key order, each page
     sent while its rows are held ``FOR SHARE`` (a newer version waits for it)."""
     after = ""
-    while True:
-        async with conn.transaction():
-            rows = await conn.fetch(_PRODUCTS + " FOR SHARE", after, PAGE)
-            if not rows:
-                break
-            after = rows[-1]["sku"]
-            await send([ProductUpserted.model_validate(orjson.loads(r["data"])) for r in rows])
+    while rows := await _page(conn, _PRODUCTS, (after, PAGE), _products, send):
+        after = rows[-1]["sku"]
     last = ("", "")
-    while True:
-        async with conn.transaction():
-            rows = await conn.fetch(_PRICES + " FOR SHARE", *last, PAGE)
-            if not rows:
-                break
-            last = (rows[-1]["sku"], rows[-1]["price_list"])
-            await send([_price(r) for r in rows])
+    while rows := await _page(conn, _PRICES, (*last, PAGE), _prices, send):
+        last = (rows[-1]["sku"], rows[-1]["price_list"])
+
+
+async def _page(
+    conn: Connection,
+    query: str,
+    args: tuple[Any, ...],
+    read: Callable[[list[asyncpg.Record]], Page],
+    send: Callable[[Page], Awaitable[None]],
+) -> list[asyncpg.Record]:
+    """Read a page ``FOR SHARE`` and send it before the transaction ends; read it again when
+    it deadlocks with a live update (only the read waits for locks, so nothing was sent)."""
+    for attempt in range(DEADLOCK_TRIES):
+        try:
+            async with conn.transaction():
+                rows: list[asyncpg.Record] = await conn.fetch(query + " FOR SHARE", *args)
+                if rows:
+                    await send(read(rows))
+                return rows
+        except asyncpg.DeadlockDetectedError:
+            if attempt == DEADLOCK_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _products(rows: list[asyncpg.Record]) -> Page:
+    return [ProductUpserted.model_validate(orjson.loads(r["data"])) for r in rows]
+
+
+def _prices(rows: list[asyncpg.Record]) -> Page:
+    return [_price(r) for r in rows]
 
 
 def _price(row: Any) -> PriceChanged:

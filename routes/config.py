@@ -230,7 +230,9 @@ class ChannelConfig(_Frozen):
     @model_validator(mode="after")
     def _login_url_is_https(self) -> ChannelConfig:
         login_url = self.settings.get("login_url", "")
-        if login_url.startswith("http://") and not _loopback(login_url):
+        scheme = urlsplit(login_url).scheme.lower()
+        plain = scheme == "http" and _loopback(login_url)
+        if login_url and scheme != "https" and not plain:
             raise Problems(
                 [(("settings", "login_url"), "the API secret goes there: it must be https://")]
             )

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import orjson
 
-from hub.delivery.wire import Request
+from hub.delivery.wire import Request, seconds
 
 JSON = "application/vnd.retailer.v10+json"
 CSV = "application/vnd.retailer.v10+csv"
@@ -50,10 +50,12 @@ class BolcomApi:
         self._auth = httpx.BasicAuth(
             settings.get("client_id", ""), settings.get("client_secret", "")
         )
-        self._export_max_age_s = float(settings.get("offer_export_max_age_s") or 900)
-        self._export_wait_s = float(settings.get("offer_export_wait_s") or 60)
-        self._process_wait_s = float(settings.get("process_wait_s") or 10)
-        self._poll_s = float(settings.get("process_poll_s") or 1)
+        self._export_max_age_s = seconds(settings, "offer_export_max_age_s", 900)
+        self._export_wait_s = seconds(settings, "offer_export_wait_s", 60)
+        self._process_wait_s = seconds(settings, "process_wait_s", 10)
+        self._poll_s = seconds(settings, "process_poll_s", 1)
+        # An offer gone on bol.com that an export this young named is not looked up again.
+        self._reexport_after_s = seconds(settings, "offer_reexport_after_s", 60)
         self._token: tuple[str, float] | None = None  # (access token, monotonic expiry)
         self._token_lock = asyncio.Lock()
         self._offers: dict[str, str] = {}  # reference -> offer id
@@ -83,6 +85,8 @@ class BolcomApi:
         answer = await self._send(client, "PUT", f"/retailer/offers/{found}/{what}", body)
         if answer.status_code == 404:  # the offer was deleted, perhaps made again: a new export
             self._offers = {ref: offer for ref, offer in self._offers.items() if offer != found}
+            if self._exported_at is not None and self._age() < self._reexport_after_s:
+                return answer  # the export that named it is new: it is gone, not remade
             self._exported_at = None
             return httpx.Response(
                 503, headers={"Retry-After": "1"}, text=f"offer {found} is gone: looking again"
@@ -90,7 +94,10 @@ class BolcomApi:
         return answer
 
     async def _ship(self, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+        """Confirm the shipment, unless it was (a repeat); a later track and trace of one
+        confirmed before changes its transport (``PUT retailer/transports/{id}``)."""
         order_id = body.pop("orderId", None)
+        replaces = body.pop("replaces", None)
         reference = body.get("shipmentReference")
         if order_id and reference:
             listed = await self._send(
@@ -99,11 +106,18 @@ class BolcomApi:
             if listed.status_code != 200:
                 return listed
             for shipment in _document(listed).get("shipments") or []:
-                if shipment.get("shipmentReference") == reference:
+                if shipment.get("shipmentReference") != reference:
+                    continue
+                if not replaces:
                     return httpx.Response(200, text=f"shipment {reference} was confirmed before")
-        return await self._settled(
-            client, await self._send(client, "POST", "/retailer/shipments", body)
-        )
+                transport_id = (shipment.get("transport") or {}).get("transportId")
+                if not transport_id:
+                    return _unreadable(listed)
+                path = f"/retailer/transports/{transport_id}"
+                changed = await self._send(client, "PUT", path, dict(body["transport"]))
+                return await self._settled(client, changed)
+        sent = await self._send(client, "POST", "/retailer/shipments", body)
+        return await self._settled(client, sent)
 
     async def _cancel(self, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
         order_id = body.get("orderId")
@@ -148,10 +162,7 @@ class BolcomApi:
         if reference in self._offers:
             return self._offers[reference]
         async with self._export_lock:
-            fresh = (
-                self._exported_at is not None
-                and time.monotonic() - self._exported_at < self._export_max_age_s
-            )
+            fresh = self._exported_at is not None and self._age() < self._export_max_age_s
             if not fresh:
                 made = await self._export(client)
                 if made is not None:
@@ -191,11 +202,17 @@ class BolcomApi:
         report = await self._send(
             client, "GET", f"/retailer/offers/export/{status['entityId']}", accept=CSV
         )
-        if report.status_code != 200:
-            return report
+        if report.status_code != 200:  # expired meanwhile, say: ask for a new one
+            return httpx.Response(
+                503, headers={"Retry-After": "5"}, text=f"offer export not read: {report.text}"
+            )
         self._offers = offers_by_reference(report.text)
         self._exported_at = time.monotonic()
         return None
+
+    def _age(self) -> float:
+        """Seconds since the offer table was read from an export."""
+        return time.monotonic() - (self._exported_at or 0.0)
 
     async def _process_status(self, client: httpx.AsyncClient, status_id: str) -> httpx.Response:
         return await self._send(client, "GET", f"/shared/process-status/{status_id}")
@@ -212,8 +229,9 @@ class BolcomApi:
     ) -> httpx.Response:
         """One API request with a valid token; a 401 (the token expired early) gets a new
         token and one more try."""
-        for fresh in (False, True):
-            token = await self._access_token(client, fresh)
+        refused: str | None = None
+        for _ in range(2):
+            token = await self._access_token(client, refused)
             if isinstance(token, httpx.Response):
                 return token
             headers = {"Authorization": f"Bearer {token}", "Accept": accept}
@@ -226,16 +244,21 @@ class BolcomApi:
                 headers=headers,
                 params=params,
             )
-            if response.status_code != 401 or fresh:
+            if response.status_code != 401 or refused is not None:
                 return response
+            refused = token
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _access_token(self, client: httpx.AsyncClient, fresh: bool) -> str | httpx.Response:
-        """The token to call with: the kept one while it lasts (bol.com blocks clients that ask
-        too often), else a new one; or the token endpoint's refusal."""
+    async def _access_token(
+        self, client: httpx.AsyncClient, refused: str | None = None
+    ) -> str | httpx.Response:
+        """The token to call with: the kept one while it lasts and was not just refused (bol.com
+        blocks clients that ask too often, so of calls refused together one asks), else a new
+        one; or the token endpoint's refusal."""
         async with self._token_lock:
-            if not fresh and self._token is not None and time.monotonic() < self._token[1]:
-                return self._token[0]
+            kept = self._token
+            if kept is not None and kept[0] != refused and time.monotonic() < kept[1]:
+                return kept[0]
             response = await client.post(
                 self._login_url,
                 data={"grant_type": "client_credentials"},
@@ -247,7 +270,10 @@ class BolcomApi:
             granted = _document(response)
             if not granted.get("access_token"):
                 return _unreadable(response)
-            lifetime = float(granted.get("expires_in") or 299)
+            try:
+                lifetime = float(granted.get("expires_in") or 299)
+            except (TypeError, ValueError):
+                lifetime = 299.0
             expiry = time.monotonic() + max(lifetime - TOKEN_MARGIN_S, lifetime / 2)
             self._token = (str(granted["access_token"]), expiry)
             return self._token[0]
@@ -281,11 +307,14 @@ def _unreadable(response: httpx.Response) -> httpx.Response:
 
 def _open_units(item: Mapping[str, Any]) -> int:
     """Units of a bol.com order item neither shipped nor cancelled."""
-    return (
-        int(item.get("quantity", 0))
-        - int(item.get("quantityShipped", 0))
-        - int(item.get("quantityCancelled", 0))
-    )
+    try:
+        return (
+            int(item.get("quantity") or 0)
+            - int(item.get("quantityShipped") or 0)
+            - int(item.get("quantityCancelled") or 0)
+        )
+    except (TypeError, ValueError):
+        return 1  # unreadable: asking bol.com to cancel it is safer than leaving it open
 
 
 def _judged(status: Mapping[str, Any], sent: httpx.Response) -> httpx.Response:

@@ -133,6 +133,8 @@ async def cancel_rest(
     out = Outgoing(deps.table, deps.names, _cause(order, "cancel", now), now)
     detail = f"the rest cancelled by an operator: {reason}"
     rest = await withdraw_unshipped(conn, deps, order, out, detail, tell_erp=True)
+    for line_id, units in rest.items():  # no longer ordered: what is left has all shipped
+        order.withdrawn[line_id] = order.withdrawn.get(line_id, 0) + units
     order.state = "shipped"
     await store.save(conn, order, now)
     await store.note(conn, order, "operator", now, detail)

@@ -4,6 +4,7 @@ statuses, shipments and one-item cancellations."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -57,6 +58,7 @@ class Bol:
                 Route("/retailer/offers/{offer}/{what}", self._offer, methods=["PUT"]),
                 Route("/retailer/shipments", self._shipments, methods=["GET", "POST"]),
                 Route("/retailer/orders/cancellation", self._cancel, methods=["PUT"]),
+                Route("/retailer/transports/{id}", self._transport, methods=["PUT"]),
                 Route("/retailer/orders/{order}", self._order, methods=["GET"]),
                 Route("/shared/process-status/{id}", self._status, methods=["GET"]),
             ]
@@ -153,8 +155,16 @@ class Bol:
         self.calls.append(("POST", "shipments", body))
         outcome = self._outcome()
         if outcome["status"] == "SUCCESS":
-            self.shipments.append({"shipmentId": "1", **body})
+            transport = {"transportId": 9000 + len(self.shipments)}
+            self.shipments.append({"shipmentId": "1", **body, "transport": transport})
         return self._process("CONFIRM_SHIPMENT", body["orderItems"][0]["orderItemId"], outcome)
+
+    async def _transport(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        body = orjson.loads(await request.body())
+        self.calls.append(("PUT", f"transports/{request.path_params['id']}", body))
+        return self._process("CHANGE_TRANSPORT", request.path_params["id"], self._outcome())
 
     async def _order(self, request: Request) -> Response:
         if refused := self._refused(request):
@@ -188,7 +198,7 @@ async def bol() -> AsyncIterator[Bol]:
     await started.stop()
 
 
-def over_the_api(port: int) -> HubConfig:
+def over_the_api(port: int, **settings: str) -> HubConfig:
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     channel = data["channels"][SHOP]
     channel["delivery"] = {
@@ -203,6 +213,7 @@ def over_the_api(port: int) -> HubConfig:
             "login_url": f"http://127.0.0.1:{port}/token",
             "process_poll_s": "0.05",
             "offer_export_wait_s": "5",
+            **settings,
         }
     )
     env = {"BOLCOM_CLIENT_ID": CLIENT_ID, "BOLCOM_CLIENT_SECRET": SECRET}
@@ -296,6 +307,12 @@ async def test_a_shipment_is_confirmed_once_and_a_refusal_parked_in_bols_words(
     }
     await bus.put_out(SHOP, "shipment.tracking", tracking("S1"))  # sent again
     await until(lambda: len(bol.of("GET", "shipments?order-id=A2K8JV0XL3")) == 2)
+    later = {**tracking("S1"), "tracking_number": "3SLATER", "replaces_tracking_number": "3SS1"}
+    await bus.put_out(SHOP, "shipment.tracking", later)  # the carrier's later number
+    await until(lambda: len(bol.of("PUT", "transports/")) == 1)
+    assert bol.of("PUT", "transports/9000") == [
+        ("PUT", "transports/9000", {"transporterCode": "TNT", "trackAndTrace": "3SLATER"})
+    ]
     bol.fail_next = "Order item 2814032941 is already cancelled."
     await bus.put_out(SHOP, "shipment.tracking", tracking("S2"))
     [parked] = await bus.drain(bus.names.dead_queue, expect=1, timeout=15)
@@ -339,10 +356,11 @@ async def test_a_cancellation_cancels_each_open_item_in_its_own_request(
 async def test_an_offer_made_again_under_a_new_id_is_found_in_a_new_export(
     start_hub: StartHub, bus: Any, bol: Bol
 ) -> None:
-    await start_hub(over_the_api(bol.port))
+    await start_hub(over_the_api(bol.port, offer_reexport_after_s="0.2"))
     await bus.publish("erp.stock.level", stock_level("DESK-1", 100, 1))
     await until(lambda: len(bol.of("PUT", "offers/")) == 1)
     bol.offers["DESK-1"] = "offer-desk-2"  # deleted on bol.com and listed again
+    await asyncio.sleep(0.3)  # past offer_reexport_after_s: the export may be out of date
     await bus.publish("erp.stock.level", stock_level("DESK-1", 50, 2))
     await until(lambda: len(bol.of("PUT", "offers/offer-desk-2/stock")) == 1)
     assert [c[1] for c in bol.of("PUT", "offers/")] == [
@@ -351,3 +369,31 @@ async def test_an_offer_made_again_under_a_new_id_is_found_in_a_new_export(
         "offers/offer-desk-2/stock",
     ]
     assert len(bol.of("POST", "offers/export")) == 2
+
+
+async def test_an_offer_gone_from_a_fresh_export_is_parked_not_looked_up_again(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    await start_hub(over_the_api(bol.port))
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 100, 1))
+    await until(lambda: len(bol.of("PUT", "offers/")) == 1)
+    del bol.offers["DESK-1"]  # deleted on bol.com a moment after the export
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 50, 2))
+    [parked] = await bus.drain(bus.names.dead_queue, expect=1, timeout=15)
+    assert parked.headers["x-hub-error-type"] == "delivery_refused"
+    assert "404" in parked.headers["x-hub-error"]
+    assert len(bol.of("POST", "offers/export")) == 1
+
+
+async def test_calls_refused_together_for_an_expired_token_ask_for_one_new_token(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    await start_hub(over_the_api(bol.port))
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 100, 1))
+    await bus.publish("erp.stock.level", stock_level("LAMP-1", 100, 1))
+    await until(lambda: len(bol.of("PUT", "offers/")) == 2)
+    bol.expire_tokens()
+    await bus.publish("erp.stock.level", stock_level("DESK-1", 50, 2))
+    await bus.publish("erp.stock.level", stock_level("LAMP-1", 50, 2))
+    await until(lambda: len(bol.of("PUT", "offers/")) == 4)
+    assert bol.tokens == ["tok-1", "tok-2"]

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.cli import app
+from hub.orders import store
 from hub.orders.operator import OperatorRefused, act
 from hub.orders.timeouts import sweep_once
 from hub.settings import Settings
@@ -157,6 +158,9 @@ async def test_the_unshipped_rest_of_a_stalled_order_is_given_up_and_what_shippe
         assert told[-1]["cancelled"] == {"by": "hub", "whole_order": False, "lines": rest}
         row = await world.order("bolcom", "B-OP3")
         assert row is not None and row["awaiting"] is None and row["deadline"] is None
+        async with world.hub.pool.acquire() as conn:
+            order = await store.find(conn, "bolcom", "B-OP3")
+        assert order is not None and order.withdrawn == {"L1": 2} and not order.unshipped()
         await asyncio.sleep(0.3)
         assert not seen["erp"].of("return.requested")  # the buyer keeps what shipped
         again = await cli(isolated, "cancel", "bolcom", "B-OP3", "--reason", "twice")

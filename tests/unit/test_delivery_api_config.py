@@ -57,6 +57,9 @@ def test_bolcoms_login_takes_its_secret_only_over_https_or_to_this_machine(
     assert found["channels.bolcom.settings.login_url"] == (
         "the API secret goes there: it must be https://"
     )
+    data["channels"]["bolcom"]["settings"]["login_url"] = "HTTP://login.example.com/token"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert "channels.bolcom.settings.login_url" in {e.location for e in check_config(path, env={})}
     data["channels"]["bolcom"]["settings"]["login_url"] = "http://127.0.0.1:9/token"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     assert check_config(path, env={}) == []
@@ -93,3 +96,18 @@ def test_a_hub_asked_for_an_api_client_it_lacks_refuses_to_start_naming_the_chan
     config = HubConfig.model_validate(data, context={"env": {}})
     with pytest.raises(ValueError, match=r"channels\.erp\.delivery\.api: the hub has no"):
         DeliveryService(cast(Any, SimpleNamespace(config=config)))
+
+
+def test_an_api_clients_duration_setting_must_be_seconds(tmp_path: Path) -> None:
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["channels"]["bolcom"]["delivery"] = {
+        "transport": "http",
+        "url": "https://api.bol.com",
+        "api": True,
+    }
+    data["channels"]["bolcom"]["settings"]["process_wait_s"] = "ten"
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    [error] = check_config_file(path)
+    assert error.location == "channels.bolcom.settings"
+    assert "setting process_wait_s: 'ten' is not a positive number of seconds" in error.message
