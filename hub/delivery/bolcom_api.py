@@ -52,10 +52,10 @@ class BolcomApi:
         )
         self._export_max_age_s = seconds(settings, "offer_export_max_age_s", 900)
         self._export_wait_s = seconds(settings, "offer_export_wait_s", 60)
-        self._process_wait_s = seconds(settings, "process_wait_s", 10)
+        self._process_wait_s = seconds(settings, "process_wait_s", 10, zero_ok=True)
         self._poll_s = seconds(settings, "process_poll_s", 1)
         # An offer gone on bol.com that an export this young named is not looked up again.
-        self._reexport_after_s = seconds(settings, "offer_reexport_after_s", 60)
+        self._reexport_after_s = seconds(settings, "offer_reexport_after_s", 60, zero_ok=True)
         self._token: tuple[str, float] | None = None  # (access token, monotonic expiry)
         self._token_lock = asyncio.Lock()
         self._offers: dict[str, str] = {}  # reference -> offer id
@@ -78,12 +78,15 @@ class BolcomApi:
     async def _update_offer(
         self, client: httpx.AsyncClient, kind: str, body: dict[str, Any]
     ) -> httpx.Response:
-        found = await self._offer_id(client, str(body.pop("reference")))
+        reference = str(body.pop("reference"))
+        found = await self._offer_id(client, reference)
         if isinstance(found, httpx.Response):
             return found
         what = "stock" if kind == "stock.availability" else "price"
         answer = await self._send(client, "PUT", f"/retailer/offers/{found}/{what}", body)
         if answer.status_code == 404:  # the offer was deleted, perhaps made again: a new export
+            if self._offers.get(reference, found) != found:  # read anew meanwhile: try that
+                return httpx.Response(503, headers={"Retry-After": "1"}, text="offer id changed")
             self._offers = {ref: offer for ref, offer in self._offers.items() if offer != found}
             if self._exported_at is not None and self._age() < self._reexport_after_s:
                 return answer  # the export that named it is new: it is gone, not remade
@@ -108,7 +111,7 @@ class BolcomApi:
             for shipment in _document(listed).get("shipments") or []:
                 if shipment.get("shipmentReference") != reference:
                     continue
-                if not replaces:
+                if not replaces or replaces == body["transport"].get("trackAndTrace"):
                     return httpx.Response(200, text=f"shipment {reference} was confirmed before")
                 transport_id = (shipment.get("transport") or {}).get("transportId")
                 if not transport_id:

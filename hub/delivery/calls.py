@@ -47,8 +47,12 @@ API_CLIENTS = frozenset({"shopify", "woocommerce", "sendcloud", "bolcom"})
 """The adapters whose system's own API the hub calls (``delivery.api: true``)."""
 
 
-def caller_for(adapter: str, url: str, api: bool, settings: Mapping[str, str]) -> Caller:
-    """The caller a channel's delivery config asks for."""
+def caller_for(
+    adapter: str, url: str, api: bool, settings: Mapping[str, str], *, coalesce: bool = True
+) -> Caller:
+    """The caller a channel's delivery config asks for; a shop's stock client holds a capped
+    figure for a newer one only where stock figures are coalesced (``shopify_stock``)."""
+    settle = seconds(settings, "stock_settle_s", 10.0) if coalesce else None
     if not api:
         return PostToUrl(url)
     if adapter == "woocommerce":
@@ -56,10 +60,10 @@ def caller_for(adapter: str, url: str, api: bool, settings: Mapping[str, str]) -
             url,
             settings.get("consumer_key", ""),
             settings.get("consumer_secret", ""),
-            seconds(settings, "stock_settle_s", 15.0),
+            settle,
         )
     if adapter == "shopify":
-        return ShopifyApi(url, settings)
+        return ShopifyApi(url, settings, settle)
     if adapter == "bolcom":
         return BolcomApi(url, settings)
     if adapter == "sendcloud":

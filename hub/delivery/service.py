@@ -31,7 +31,7 @@ from adapters import registry as adapter_registry
 from adapters.base import OutboundTranslator
 from hub.background import finish_then_cancel, wait_or_stop
 from hub.delivery.bucket import TokenBucket
-from hub.delivery.calls import Caller, caller_for
+from hub.delivery.calls import API_CLIENTS, Caller, caller_for
 from hub.delivery.policy import DeliveryPolicy
 from hub.delivery.wire import signing_secret
 from hub.delivery.worker import ChannelWorker
@@ -65,9 +65,16 @@ def _caller(name: str, channel: ChannelConfig) -> Caller:
     hub at start, naming the channel, rather than its delivery at the first message."""
     delivery = channel.delivery
     try:
-        return caller_for(channel.adapter, str(delivery.url), delivery.api, channel.settings)
+        return caller_for(
+            channel.adapter,
+            str(delivery.url),
+            delivery.api,
+            channel.settings,
+            coalesce=delivery.coalesce_stock,
+        )
     except LookupError as exc:
-        raise ValueError(f"channels.{name}.delivery.api: {exc}") from exc
+        where = "delivery.api" if channel.adapter not in API_CLIENTS else "settings"
+        raise ValueError(f"channels.{name}.{where}: {exc}") from exc
 
 
 STOP_WAIT_S = 10.0  # how long stop waits for the lease loop's round in progress
@@ -231,9 +238,11 @@ class DeliveryService:
             headers={"User-Agent": USER_AGENT},
         )
         self._clients[name] = client
-        # A caller of its own per lease taken: what it remembers of the channel (its stock
-        # figures above all) may be stale after another hub delivered it meanwhile.
-        self._callers[name] = _caller(name, channel)
+        # The stock figures a caller remembers may be stale after another hub delivered the
+        # channel meanwhile; its token and ids are not.
+        forget = getattr(self._callers[name], "forget", None)
+        if forget is not None:
+            forget()
         return ChannelWorker(
             name,
             url=str(delivery.url),

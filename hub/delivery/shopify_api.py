@@ -23,7 +23,7 @@ import httpx
 import orjson
 
 from hub.delivery.shopify_stock import StockLevels
-from hub.delivery.wire import Request, seconds
+from hub.delivery.wire import Request
 
 VERSION = "2024-07"
 VARIANT_BY_SKU = """
@@ -48,12 +48,18 @@ class Variant:
 class ShopifyApi:
     """Calls a shop's Admin API for each delivery, with its access token."""
 
-    def __init__(self, base_url: str, settings: Mapping[str, str]) -> None:
+    def __init__(
+        self, base_url: str, settings: Mapping[str, str], settle_s: float | None = 10.0
+    ) -> None:
         self._base = f"{base_url.rstrip('/')}/admin/api/{VERSION}"
         self._token = settings.get("access_token", "")
         self._location = settings.get("location_id") or None
         self._variants: dict[str, Variant] = {}
-        self._levels = StockLevels(seconds(settings, "stock_settle_s", 15.0))
+        self._levels = StockLevels(settle_s)
+
+    def forget(self) -> None:
+        """Remember no stock figure: another hub may have set the shop's since."""
+        self._levels.forget()
 
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """The API calls (after any lookups) that deliver the payload."""

@@ -6,11 +6,13 @@ webhook brings the order to the hub. A figure the hub computed in between counts
 as still free: set blindly, it would list them again. So each set names the quantity the hub
 last set there (``compareQuantity``). When the shop's differs (COMPARE_QUANTITY_STALE), it has
 moved on its own: the hub reads it and sets the lower of its own figure and the shop's, never
-more than the shop has left. Such a capped set is answered 409 with Retry-After
-(``stock_settle_s``): the order, once in, brings a newer figure that takes the held one's
-place; if none comes (a sale the hub will not hear of, a manual edit), the hub's own figure
-is set when the retry finds the shop unchanged. After a restart, or a lease taken back from
-another hub, the hub knows no earlier figure and compares with what the shop shows.
+more than the shop has left. Where the channel coalesces stock figures, such a capped set
+is answered 409 with Retry-After (``stock_settle_s``, default 10): the order, once in,
+brings a newer figure that takes the held one's place; if none comes by then (a sale the
+hub will not hear of, a manual edit, a slow webhook), the retry sets the hub's own figure
+where the shop did not move, and a cap met again on the retry stands (the next figure
+corrects it), so a busy SKU is never held twice. After a restart, or a lease taken back
+from another hub, the hub knows no earlier figure and compares with what the shop shows.
 """
 
 from __future__ import annotations
@@ -44,9 +46,15 @@ GraphQL = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any] | httpx.Respo
 class StockLevels:
     """Sets available quantities compare-and-swap, remembering what it last set where."""
 
-    def __init__(self, settle_s: float = 15.0) -> None:
+    def __init__(self, settle_s: float | None = 10.0) -> None:
         self._told: dict[tuple[int, int], int] = {}  # (inventory item, location) -> quantity
+        self._held: set[tuple[int, int]] = set()  # capped and held once already
         self._settle_s = settle_s
+
+    def forget(self) -> None:
+        """Remember no figure: another hub may have set the shop's since (a lease taken)."""
+        self._told.clear()
+        self._held.clear()
 
     async def set(
         self, graphql: GraphQL, item_id: int, location_id: int, wanted: int
@@ -69,8 +77,10 @@ class StockLevels:
             errors = (data.get("inventorySetQuantities") or {}).get("userErrors") or []
             if not errors:
                 self._told[key] = quantity
-                if quantity < wanted:
+                if quantity < wanted and self._settle_s is not None and key not in self._held:
+                    self._held.add(key)  # once: capped again on the retry, the cap stands
                     return capped(quantity, wanted, self._settle_s)
+                self._held.discard(key)
                 return httpx.Response(200, text=f"available set to {quantity}")
             if all(e.get("code") != STALE for e in errors):
                 return _refused(errors)

@@ -67,9 +67,11 @@ def api_headers(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.headers.items() if k != SIGNATURE_HEADER}
 
 
-def seconds(settings: Mapping[str, str], key: str, default: float) -> float:
+def seconds(
+    settings: Mapping[str, str], key: str, default: float, *, zero_ok: bool = False
+) -> float:
     """A duration setting of a channel's API client; LookupError (a config error naming the
-    setting) when it is not a positive number of seconds."""
+    setting) when it is not a positive number of seconds (or zero, where that means "not")."""
     raw = settings.get(key)
     if raw is None or raw == "":
         return default
@@ -77,8 +79,9 @@ def seconds(settings: Mapping[str, str], key: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        raise LookupError(f"setting {key}: {raw!r} is not a positive number of seconds")
+    if not (value > 0 or (zero_ok and value == 0)):
+        what = "zero or a positive" if zero_ok else "a positive"
+        raise LookupError(f"setting {key}: {raw!r} is not {what} number of seconds")
     return value
 
 

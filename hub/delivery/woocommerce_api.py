@@ -11,10 +11,9 @@ Stock guards what the shop sold meanwhile: WooCommerce takes an order's units of
 paid, before its webhook brings the order to the hub, so a figure computed in between would
 list them again. Once the hub has set a SKU's stock, it reads the shop's before the next set
 (``_fields=stock_quantity``); if the shop's is lower than what the hub set, it sets the lower
-of its figure and the shop's and answers 409 with Retry-After (``stock_settle_s``): the order,
-once in, brings a newer figure that takes the held one's place, and if none comes the retry
-sets the hub's own. (WooCommerce has no compare-and-swap: the read and the write are a moment
-apart, not atomic.)
+of its figure and the shop's and, where the channel coalesces stock, holds the message once
+(409 with Retry-After ``stock_settle_s``), as ``shopify_stock`` describes. (WooCommerce has
+no compare-and-swap: the read and the write are a moment apart, not atomic.)
 
 Tracking goes to the Shipment Tracking extension's endpoint, once per number: the order's
 tracking items are read first, so a delivery sent again adds nothing, and a later number of the
@@ -40,13 +39,23 @@ class WooCommerceApi:
     """Calls a shop's REST API for each delivery, authenticated with its consumer key."""
 
     def __init__(
-        self, base_url: str, consumer_key: str, consumer_secret: str, settle_s: float = 15.0
+        self,
+        base_url: str,
+        consumer_key: str,
+        consumer_secret: str,
+        settle_s: float | None = 10.0,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._settle_s = settle_s
         self._auth = httpx.BasicAuth(consumer_key, consumer_secret)
         self._product_paths: dict[str, str] = {}
         self._told: dict[str, int] = {}  # SKU -> the stock quantity the hub last set
+        self._held: set[str] = set()  # SKUs capped and held once already
+
+    def forget(self) -> None:
+        """Remember no figure: another hub may have set the shop's since (a lease taken)."""
+        self._told.clear()
+        self._held.clear()
 
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """The API call (after a lookup, for a product) that delivers the payload."""
@@ -75,8 +84,11 @@ class WooCommerceApi:
             response = await self._send(client, "PUT", found, sent, request)
             if response.is_success and "stock_quantity" in sent:
                 self._told[sku] = int(sent["stock_quantity"])
-                if sent["stock_quantity"] < body["stock_quantity"]:
+                held = sent["stock_quantity"] < body["stock_quantity"]
+                if held and self._settle_s is not None and sku not in self._held:
+                    self._held.add(sku)  # once: capped again on the retry, the cap stands
                     return capped(sent["stock_quantity"], body["stock_quantity"], self._settle_s)
+                self._held.discard(sku)
             if response.status_code != 404 or fresh:
                 return response
             self._product_paths.pop(sku, None)  # deleted or re-created in the shop: look again
@@ -145,17 +157,17 @@ class WooCommerceApi:
             return _answer(502, f"unreadable tracking items: {listed.text[:200]}")
         same = [i for i in items if str(i.get("tracking_number")) == number]
         link = body.get("custom_tracking_link")
-        if replaces == number:  # the same number, a new page: replace the item
-            if any(i.get("custom_tracking_link") == link for i in same):
-                return _answer(200, "the order already carries this tracking item")
-            old = same
+        if replaces == number:  # the same number, a new page: the item is replaced
+            missing = not any(i.get("custom_tracking_link") == link for i in same)
+            old = [i for i in same if i.get("custom_tracking_link") != link]
         else:
-            if same:
-                return _answer(200, "the order already carries this tracking number")
+            missing = not same
             old = [i for i in items if replaces and str(i.get("tracking_number")) == replaces]
-        answer = await self._send(client, "POST", path, body, request)
-        if not answer.is_success:
-            return answer
+        answer = _answer(200, "the order already carries this tracking item")
+        if missing:
+            answer = await self._send(client, "POST", path, body, request)
+            if not answer.is_success:
+                return answer
         for item in old:  # the new item is in first, so the order is never without one
             url = f"{self._base}{path}/{item.get('tracking_id')}"
             gone = await client.delete(url, headers=api_headers(request), auth=self._auth)

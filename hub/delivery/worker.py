@@ -3,14 +3,16 @@
 2xx acks, and so does a message the channel's adapter needs no call for (``not_needed``).
 4xx (but 408/409/429) parks at once with the status and the start of the body.
 429, 5xx, 408/409 and no answer are retried with exponential back-off, waiting at least the
-Retry-After, which also pauses the whole channel (its token bucket); after the last attempt
-the message is parked. Every outcome is counted per channel.
+Retry-After, which also pauses the whole channel (its token bucket), except after a 409 (a
+conflict of that one resource); after the last attempt the message is parked. Every outcome
+is counted per channel.
 
 Why retries are held here rather than sent through delay queues: ``hub.retry.<N>s`` feed
 ``hub.in``, not the channel queues, and a per-channel delay route would let a retried stock
 figure arrive after a newer one and put sold stock back on sale. Held in the worker, a
 message keeps its SKU's turn: nothing newer for that SKU goes before it, and when a newer
-figure arrives meanwhile the held one is dropped instead of retried. The cost is an unacked
+figure arrives meanwhile (with ``coalesce_stock``) the wait ends and the held one is dropped
+instead of retried. The cost is an unacked
 message per held retry: a crash hands it back to the broker (sent again, with the same
 Idempotency-Key), ``max_in_flight`` bounds how many are held, and ``DeliveryPolicy`` bounds
 how long, well inside RabbitMQ's consumer timeout. Nack-and-requeue is never used to retry:

@@ -184,12 +184,13 @@ async def shopify() -> AsyncIterator[Shopify]:
     await started.stop()
 
 
-def over_the_api(port: int, settle_s: str = "1") -> HubConfig:
+def over_the_api(port: int, settle_s: str = "1", coalesce: bool = True) -> HubConfig:
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     data["channels"][SHOP]["delivery"] = {
         "transport": "http",
         "url": f"http://127.0.0.1:{port}",
         "api": True,
+        "coalesce_stock": coalesce,
     }
     data["channels"][SHOP]["settings"]["stock_settle_s"] = settle_s
     return HubConfig.model_validate(data, context={"env": {"SHOPIFY_NL_TOKEN": TOKEN}})
@@ -402,3 +403,19 @@ async def test_an_item_not_stocked_at_the_location_is_parked_with_the_reason(
     reason = parked.headers["x-hub-error"]
     assert "gid://shopify/InventoryItem/42 is not stocked at gid://shopify/Location/7" in reason
     assert not shopify.sets
+
+
+async def test_without_coalescing_a_capped_set_is_not_held(
+    start_hub: StartHub, bus: Any, shopify: Shopify
+) -> None:
+    """Nothing newer could take a held figure's place: the cap stands until the next one."""
+    hub = await start_hub(over_the_api(shopify.port, settle_s="60", coalesce=False))
+    level = {"sku": "DESK-1", "location": "main", "on_hand": 10, "version": 1}
+    await bus.publish("erp.stock.level", erp("stock.level", level))
+    await until(lambda: shopify.levels[(41, 7)] == 8)
+    shopify.levels[(41, 7)] = 5
+    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 12, "version": 2}))
+    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 9, "version": 3}))
+    await until(lambda: shopify.levels[(41, 7)] == 7, 5)  # not held behind a minute's wait
+    retried = {"channel": SHOP, "outcome": "retry"}
+    assert not hub.metrics.registry.get_sample_value("hub_deliveries_total", retried)

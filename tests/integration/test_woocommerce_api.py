@@ -39,6 +39,7 @@ class Shop:
         self.variations: dict[str, tuple[int, int]] = {"SHIRT-M": (55, 301)}  # parent, id
         self.trackings: dict[int, list[dict[str, Any]]] = {}
         self.stock: dict[int, int] = {}  # product id -> stock quantity
+        self.fail_next_delete = False
         self.calls: list[tuple[str, str, Any]] = []
         trackings = "/wp-json/wc-shipment-tracking/v3/orders/{id:int}/shipment-trackings"
         self._api = Loopback(
@@ -128,6 +129,9 @@ class Shop:
     async def _untrack(self, request: Request) -> Response:
         order_id, tracking_id = request.path_params["id"], request.path_params["tid"]
         self.calls.append(("DELETE", f"orders/{order_id}/shipment-trackings/{tracking_id}", None))
+        if self.fail_next_delete:
+            self.fail_next_delete = False
+            return JSONResponse({"code": "internal_error"}, status_code=503)
         items = self.trackings.get(order_id, [])
         kept = [item for item in items if item["tracking_id"] != tracking_id]
         if len(kept) == len(items):
@@ -344,3 +348,25 @@ async def test_a_new_tracking_page_for_the_same_number_replaces_the_item(
     await bus.put_out(SHOP, "shipment.tracking", page)  # sent again: nothing changes
     await until(lambda: len(shop.of("GET", "orders/7003")) == 3)
     assert len(shop.of("POST", "orders/7003")) == 2 and len(shop.trackings[7003]) == 1
+
+
+async def test_a_replaced_number_is_deleted_even_when_the_first_delete_failed(
+    start_hub: StartHub, bus: Any, shop: Shop
+) -> None:
+    await start_hub(over_the_api(shop.port))
+    ids = {"order_id": "o-4", "channel": SHOP, "channel_order_id": "7004"}
+    tracking = {
+        **ids,
+        "shipment_id": "s-4",
+        "carrier": "postnl",
+        "tracking_number": "3S0004",
+        "lines": [{"line_id": "1", "sku": "DESK-1", "quantity": 1}],
+    }
+    await bus.put_out(SHOP, "shipment.tracking", tracking)
+    await until(lambda: len(shop.of("POST", "orders/7004")) == 1)
+    shop.fail_next_delete = True
+    later = {**tracking, "tracking_number": "3S0005", "replaces_tracking_number": "3S0004"}
+    await bus.put_out(SHOP, "shipment.tracking", later)
+    await until(lambda: len(shop.of("DELETE", "orders/7004")) == 2, 20)  # failed, then again
+    assert [item["tracking_number"] for item in shop.trackings[7004]] == ["3S0005"]
+    assert len(shop.of("POST", "orders/7004")) == 2  # the new number added once

@@ -110,4 +110,4 @@ def test_an_api_clients_duration_setting_must_be_seconds(tmp_path: Path) -> None
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     [error] = check_config_file(path)
     assert error.location == "channels.bolcom.settings"
-    assert "setting process_wait_s: 'ten' is not a positive number of seconds" in error.message
+    assert "setting process_wait_s: 'ten' is not zero or a positive number of" in error.message
