@@ -168,6 +168,20 @@ def over_the_api(port: int, key: str = KEY) -> HubConfig:
     return HubConfig.model_validate(data, context={"env": env})
 
 
+def tracking_of(order: str, number: str, **more: Any) -> dict[str, Any]:
+    """A shipment.tracking for the shop's order ``order`` (its id in the shop) and one line."""
+    return {
+        "order_id": f"o-{order}",
+        "channel": SHOP,
+        "channel_order_id": order,
+        "shipment_id": f"s-{order}",
+        "carrier": "postnl",
+        "tracking_number": number,
+        "lines": [{"line_id": "1", "sku": "DESK-1", "quantity": 1}],
+        **more,
+    }
+
+
 StartHub = Callable[..., Awaitable[Hub]]
 
 
@@ -282,14 +296,7 @@ async def test_tracking_is_added_once_and_a_later_number_replaces_the_first(
     start_hub: StartHub, bus: Any, shop: Shop
 ) -> None:
     await start_hub(over_the_api(shop.port))
-    ids = {"order_id": "o-2", "channel": SHOP, "channel_order_id": "7002"}
-    tracking = {
-        **ids,
-        "shipment_id": "s-2",
-        "carrier": "postnl",
-        "tracking_number": "3S0001",
-        "lines": [{"line_id": "1", "sku": "DESK-1", "quantity": 1}],
-    }
+    tracking = tracking_of("7002", "3S0001")
     await bus.put_out(SHOP, "shipment.tracking", tracking)
     await until(lambda: len(shop.of("POST", "orders/7002")) == 1)
     await bus.put_out(SHOP, "shipment.tracking", tracking)  # sent again: added once
@@ -325,14 +332,7 @@ async def test_a_new_tracking_page_for_the_same_number_replaces_the_item(
     start_hub: StartHub, bus: Any, shop: Shop
 ) -> None:
     await start_hub(over_the_api(shop.port))
-    ids = {"order_id": "o-3", "channel": SHOP, "channel_order_id": "7003"}
-    tracking = {
-        **ids,
-        "shipment_id": "s-3",
-        "carrier": "postnl",
-        "tracking_number": "3S0003",
-        "lines": [{"line_id": "1", "sku": "DESK-1", "quantity": 1}],
-    }
+    tracking = tracking_of("7003", "3S0003")
     await bus.put_out(SHOP, "shipment.tracking", tracking)
     await until(lambda: len(shop.of("POST", "orders/7003")) == 1)
     page = {
@@ -354,14 +354,7 @@ async def test_a_replaced_number_is_deleted_even_when_the_first_delete_failed(
     start_hub: StartHub, bus: Any, shop: Shop
 ) -> None:
     await start_hub(over_the_api(shop.port))
-    ids = {"order_id": "o-4", "channel": SHOP, "channel_order_id": "7004"}
-    tracking = {
-        **ids,
-        "shipment_id": "s-4",
-        "carrier": "postnl",
-        "tracking_number": "3S0004",
-        "lines": [{"line_id": "1", "sku": "DESK-1", "quantity": 1}],
-    }
+    tracking = tracking_of("7004", "3S0004")
     await bus.put_out(SHOP, "shipment.tracking", tracking)
     await until(lambda: len(shop.of("POST", "orders/7004")) == 1)
     shop.fail_next_delete = True
