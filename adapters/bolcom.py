@@ -1,9 +1,11 @@
-"""bol.com Retailer API v10: orders in; offer stock, offer price, shipments and cancellations out.
+"""bol.com Retailer API v10: orders and returns in; offer stock, offer price, shipments,
+cancellations and return receipts out.
 
 bol.com has no order webhook: the adapter process polls ``GET /retailer/orders`` and publishes
 each new order, as ``GET /retailer/orders/{order-id}`` returns it, as the native event
 ``order``, and an order whose items carry a buyer's ``cancellationRequest`` as
-``cancellation-request``. bol.com trades in euros, prices include VAT, and the merchant's SKU
+``cancellation-request``; likewise each new return (``GET /retailer/returns``, unhandled, FBR)
+as ``return``. bol.com trades in euros, prices include VAT, and the merchant's SKU
 is the offer's ``reference``. Outbound bodies name the offer by that reference; the transport
 finds the offer id.
 """
@@ -27,6 +29,7 @@ from schemas.orders import (
     OrderRejected,
     OrderStatus,
 )
+from schemas.returns import ReturnReceived, ReturnRequested
 
 CURRENCY = "EUR"
 MAX_STOCK = 999  # the most an offer's stock amount may say
@@ -152,6 +155,50 @@ def cancellation_requested(order: Native, channel: str) -> OrderCancelled:
     )
 
 
+def return_registered(ret: Native, channel: str) -> ReturnRequested:
+    """A return as ``GET retailer/returns/{return-id}`` gives it (polled): the buyer registered
+    one with bol.com. Its items name the product by EAN, not by the offer's reference: the hub
+    finds the order's SKU that carries it. Returns of items bol.com fulfilled (FBB), or of
+    several orders at once, are not ours to book."""
+    if ret.optional_text("fulfilmentMethod") == "FBB":
+        raise TranslationError(f"{ret.where('fulfilmentMethod')}: FBB returns are bol.com's")
+    items = ret.objects("returnItems")
+    orders = sorted({item.text("orderId") for item in items})
+    if len(orders) != 1:
+        raise TranslationError(
+            f"{ret.where('returnItems')}: items of {len(orders)} orders ({', '.join(orders)});"
+            " book each order's items as a return of its own"
+        )
+    reasons: list[str] = []
+    for item in items:
+        reason = item.raw("returnReason")
+        text = reason.get("mainReason") if isinstance(reason, dict) else reason
+        if isinstance(text, str) and text and text not in reasons:
+            reasons.append(text)  # the buyer's own comments are left out: they may be personal
+    return ReturnRequested.model_validate(
+        {
+            "channel": channel,
+            "channel_order_id": orders[0],
+            "return_id": ret.text("returnId"),
+            "lines": [
+                {"gtin": item.text("ean"), "quantity": item.integer("expectedQuantity")}
+                for item in items
+            ],
+            "reason": "; ".join(reasons)[:500] or None,
+        }
+    )
+
+
+def return_received(message: ReturnReceived) -> dict[str, Any]:
+    """What the transport confirms to bol.com (``PUT returns/{rma-id}``, per return item, as
+    received): the return and the units the warehouse took back."""
+    return {
+        "returnId": message.return_id,
+        "handlingResult": "RETURN_RECEIVED",
+        "quantityReturned": sum(line.quantity for line in message.lines),
+    }
+
+
 def offer_stock(message: StockAvailability) -> dict[str, Any]:
     """Body for ``PUT offers/{offer-id}/stock``; we manage the stock, not bol.com."""
     return {
@@ -239,7 +286,11 @@ def order_state(message: OrderStatus) -> dict[str, Any] | None:
 
 TRANSLATOR = ReadsAndWrites(
     "bolcom",
-    readers={"order": order_placed, "cancellation-request": cancellation_requested},
+    readers={
+        "order": order_placed,
+        "cancellation-request": cancellation_requested,
+        "return": return_registered,
+    },
     writers={
         StockAvailability: offer_stock,
         PriceChanged: offer_price,
@@ -247,6 +298,7 @@ TRANSLATOR = ReadsAndWrites(
         OrderAccepted: nothing_to_write,  # bol.com has no acceptance step: the retailer ships
         OrderRejected: order_refused,
         OrderStatus: order_state,
+        ReturnReceived: return_received,
     },
     prices_include_vat=True,
 )

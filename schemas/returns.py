@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from schemas.base import CanonicalModel, Message
+from schemas.catalog import Gtin
 from schemas.common import (
     MAX_LINES,
     ChannelName,
@@ -20,18 +21,20 @@ from schemas.common import (
 
 class ReturnLine(CanonicalModel):
     """Units of a SKU the buyer sends back; line_id names the order line where known. A
-    channel whose return names only the order line (Shopify's) leaves the SKU out, and the
-    hub fills it in from the order before anyone else sees the return."""
+    channel whose return names only the order line (Shopify's) or the product's EAN (bol.com's)
+    leaves the SKU out, and the hub fills it in from the order before anyone else sees it."""
 
     sku: Sku | None = None
     quantity: PositiveQuantity
     line_id: Identifier | None = None
+    gtin: Gtin | None = Field(default=None, exclude_if=lambda value: value is None)
+    """Left out of the data when unset, so a return the hub sends on reads as it did in 1.0."""
 
     @model_validator(mode="after")
     def _names_what(self) -> ReturnLine:
-        """A line must say what comes back: its SKU, or the order line it was sold on."""
-        if self.sku is None and self.line_id is None:
-            raise ValueError("give the sku, or the line_id of the order line")
+        """A line must say what comes back: its SKU, the order line it was sold on, or its EAN."""
+        if self.sku is None and self.line_id is None and self.gtin is None:
+            raise ValueError("give the sku, the line_id of the order line, or the gtin")
         return self
 
 
@@ -39,7 +42,7 @@ class ReturnRequested(Message):
     """A buyer announced a return on the channel; the ERP and warehouse expect the goods."""
 
     TYPE: ClassVar[str] = "return.requested"
-    SCHEMA_VERSION: ClassVar[str] = "1.1"  # a line may name only its order line
+    SCHEMA_VERSION: ClassVar[str] = "1.2"  # a line may name only its order line (1.1), its EAN
 
     channel: ChannelName
     channel_order_id: Identifier
@@ -50,7 +53,9 @@ class ReturnRequested(Message):
 
     def data_version(self) -> str:
         """1.0 when every line names its SKU (as the hub sends it on): a 1.0 reader needs it."""
-        return self.SCHEMA_VERSION if any(line.sku is None for line in self.lines) else "1.0"
+        if any(line.gtin is not None for line in self.lines):
+            return self.SCHEMA_VERSION
+        return "1.1" if any(line.sku is None for line in self.lines) else "1.0"
 
 
 class ReceivedLine(CanonicalModel):

@@ -15,8 +15,9 @@ sent to their resources with an OAuth token from the channel's client id and sec
 - Shipment: ``POST retailer/shipments``, unless the order's shipments already carry the hub's
   shipment reference (a retry after a lost answer); cancellation: ``PUT retailer/orders/
   cancellation``, one order item per request (v10 takes one), skipping items with nothing
-  open. Both follow their process status for up to ``process_wait_s``: a FAILURE is refused
-  with bol.com's words.
+  open; a return's goods back: ``PUT retailer/returns/{rma-id}`` per item not handled yet.
+  Each follows its process status for up to ``process_wait_s``: a FAILURE is refused with
+  bol.com's words.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class BolcomApi:
             return await self._ship(client, body)
         if kind in CANCEL_TYPES and "orderItems" in body:
             return await self._cancel(client, body)
+        if kind == "return.received":
+            return await self._confirm_return(client, body)
         return httpx.Response(400, text=f"the hub has no bol.com call for {kind!r}")
 
     async def _update_offer(
@@ -139,6 +142,45 @@ class BolcomApi:
         for item in items:  # v10 cancels one order item per request
             sent = await self._send(
                 client, "PUT", "/retailer/orders/cancellation", {"orderItems": [item]}
+            )
+            answer = await self._settled(client, sent)
+            if not answer.is_success:
+                return answer
+        return answer
+
+    async def _confirm_return(
+        self, client: httpx.AsyncClient, body: dict[str, Any]
+    ) -> httpx.Response:
+        """Confirm the goods back on the return's items bol.com has not seen handled
+        (``PUT retailer/returns/{rma-id}``): all of a one-item return's units received, or,
+        for several items, as many units as they expect. A return bol.com does not have (one
+        the hub asked back itself) needs nothing there."""
+        return_id = str(body["returnId"])
+        found = await self._send(client, "GET", f"/retailer/returns/{return_id}")
+        if found.status_code == 404:
+            return httpx.Response(200, text=f"bol.com has no return {return_id}: nothing to do")
+        if found.status_code != 200:
+            return found
+        items = [i for i in _document(found).get("returnItems") or [] if not i.get("handled")]
+        if not items:
+            return httpx.Response(200, text=f"return {return_id} is handled on bol.com already")
+        received = int(body.get("quantityReturned") or 0)
+        expected = [_units(item, "expectedQuantity") for item in items]
+        if len(items) == 1:
+            plan = [(items[0], min(received, expected[0]) or received)]
+        elif received == sum(expected):
+            plan = list(zip(items, expected, strict=True))
+        else:
+            return httpx.Response(
+                422,
+                text=f"{received} unit(s) back for bol.com return {return_id}, whose"
+                f" {len(items)} items expect {sum(expected)}: confirm them on bol.com by hand",
+            )
+        answer = found
+        for item, units in plan:
+            handled = {"handlingResult": body["handlingResult"], "quantityReturned": units}
+            sent = await self._send(
+                client, "PUT", f"/retailer/returns/{item.get('rmaId')}", handled
             )
             answer = await self._settled(client, sent)
             if not answer.is_success:
@@ -306,6 +348,14 @@ def _document(response: httpx.Response) -> dict[str, Any]:
 def _unreadable(response: httpx.Response) -> httpx.Response:
     """An answer the hub cannot read, as one worth another try."""
     return httpx.Response(502, text=f"unreadable bol.com answer: {response.text[:200]}")
+
+
+def _units(item: Mapping[str, Any], key: str) -> int:
+    """A count of a bol.com document, 0 where it does not read."""
+    try:
+        return int(item.get(key) or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _open_units(item: Mapping[str, Any]) -> int:

@@ -22,7 +22,7 @@ from schemas.billing import InvoiceIssued
 from schemas.erp import SalesOrderCancel
 from schemas.fulfilment import PickCancel, ShipmentCancel
 from schemas.orders import CancelledBy, CancelledPart, OrderCancelled, OrderLifecycle
-from schemas.returns import ReturnReceived, ReturnRequested
+from schemas.returns import ReturnLine, ReturnReceived, ReturnRequested
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,7 @@ async def return_requested(
             f"return {msg.return_id}: order {order.order_id} has not shipped (state"
             f" {order.state}); cancel it instead"
         )
-    msg = _with_skus(order, msg)
+    msg = await _with_skus(conn, order, msg)
     units = _check_returnable(order, msg, asked)
     await store.add_return(conn, order.order_id, msg.return_id, units, now)
     requested = msg.model_copy(update={"order_id": order.order_id})
@@ -335,23 +335,42 @@ async def return_requested(
     return await _expect_return(conn, deps, order, inbound, now, requested, detail)
 
 
-def _with_skus(order: Order, msg: ReturnRequested) -> ReturnRequested:
-    """The return with each line's SKU, filled in from the order line a channel named
-    instead (so the ERP and the warehouse get it as they always have)."""
+async def _with_skus(conn: Connection, order: Order, msg: ReturnRequested) -> ReturnRequested:
+    """The return with each line's SKU, filled in from the order line or the EAN a channel
+    named instead (bol.com's: matched to the order's SKUs by the ERP's product data), so the
+    ERP and the warehouse get it as they always have."""
     if all(line.sku is not None for line in msg.lines):
         return msg
     sku_of = {line.line_id: line.sku for line in order.placed.lines}
+    by_gtin: dict[str, list[str]] = {}
+    if any(line.sku is None and line.line_id is None for line in msg.lines):
+        by_gtin = await store.skus_by_gtin(conn, sorted(set(sku_of.values())))
     lines = []
     for line in msg.lines:
-        if line.sku is None:
-            sku = sku_of.get(line.line_id or "")
+        if line.sku is None and line.line_id is not None:
+            sku = sku_of.get(line.line_id)
             if sku is None:
                 raise BusinessRuleViolation(
                     f"return {msg.return_id}: order {order.order_id} has no line {line.line_id!r}"
                 )
-            line = line.model_copy(update={"sku": sku})
+            line = line.model_copy(update={"sku": sku, "gtin": None})
+        elif line.sku is None:
+            line = _by_gtin(order, msg, line, by_gtin.get(line.gtin or "", []))
         lines.append(line)
     return msg.model_copy(update={"lines": tuple(lines)})
+
+
+def _by_gtin(order: Order, msg: ReturnRequested, line: ReturnLine, skus: list[str]) -> ReturnLine:
+    """A line named by EAN as the order's SKU that carries it (and its order line, if one)."""
+    if len(skus) != 1:
+        found = "none" if not skus else f"{len(skus)} ({', '.join(skus)})"
+        raise BusinessRuleViolation(
+            f"return {msg.return_id}: of order {order.order_id}'s SKUs, {found} carry EAN"
+            f" {line.gtin} in the ERP's product data"
+        )
+    on_lines = [placed.line_id for placed in order.placed.lines if placed.sku == skus[0]]
+    line_id = on_lines[0] if len(on_lines) == 1 else None
+    return ReturnLine(sku=skus[0], quantity=line.quantity, line_id=line_id)
 
 
 def _check_returnable(

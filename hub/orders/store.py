@@ -372,6 +372,19 @@ async def weights(conn: Connection, skus: list[str]) -> dict[str, int]:
     return {r["sku"]: int(r["grams"]) for r in rows}
 
 
+async def skus_by_gtin(conn: Connection, skus: list[str]) -> dict[str, list[str]]:
+    """GTIN -> the SKUs among these whose product data, as the ERP sent it, carries it."""
+    rows = await conn.fetch(
+        "SELECT sku, data->>'gtin' AS gtin FROM stock_products"
+        " WHERE sku = ANY($1::text[]) AND data->>'gtin' IS NOT NULL ORDER BY sku",
+        skus,
+    )
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        found.setdefault(row["gtin"], []).append(row["sku"])
+    return found
+
+
 async def shipment_count(conn: Connection, order_id: str) -> int:
     """How many shipments the order has had asked (numbers the next one)."""
     return int(

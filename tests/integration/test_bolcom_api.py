@@ -44,6 +44,7 @@ class Bol:
     def __init__(self) -> None:
         self.offers: dict[str, str] = {"DESK-1": "offer-desk", "LAMP-1": "offer-lamp"}
         self.order_items: dict[str, dict[str, int]] = {}  # order item id -> quantities
+        self.returns: dict[str, list[dict[str, Any]]] = {}  # return id -> its items
         self.shipments: list[dict[str, Any]] = []
         self.fail_next: str | None = None  # the errorMessage of the next write's FAILURE
         self.tokens: list[str] = []
@@ -59,6 +60,7 @@ class Bol:
                 Route("/retailer/shipments", self._shipments, methods=["GET", "POST"]),
                 Route("/retailer/orders/cancellation", self._cancel, methods=["PUT"]),
                 Route("/retailer/transports/{id}", self._transport, methods=["PUT"]),
+                Route("/retailer/returns/{id}", self._return, methods=["GET", "PUT"]),
                 Route("/retailer/orders/{order}", self._order, methods=["GET"]),
                 Route("/shared/process-status/{id}", self._status, methods=["GET"]),
             ]
@@ -165,6 +167,22 @@ class Bol:
         body = orjson.loads(await request.body())
         self.calls.append(("PUT", f"transports/{request.path_params['id']}", body))
         return self._process("CHANGE_TRANSPORT", request.path_params["id"], self._outcome())
+
+    async def _return(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        key = request.path_params["id"]
+        if request.method == "GET":
+            self.calls.append(("GET", f"returns/{key}", None))
+            if key not in self.returns:
+                return JSONResponse({"status": 404}, status_code=404)
+            return JSONResponse({"returnId": key, "returnItems": self.returns[key]})
+        body = orjson.loads(await request.body())
+        self.calls.append(("PUT", f"returns/{key}", body))
+        for item in (i for items in self.returns.values() for i in items):
+            if item["rmaId"] == key:
+                item["handled"] = True
+        return self._process("HANDLE_RETURN_ITEM", key, self._outcome())
 
     async def _order(self, request: Request) -> Response:
         if refused := self._refused(request):
@@ -397,3 +415,50 @@ async def test_calls_refused_together_for_an_expired_token_ask_for_one_new_token
     await bus.publish("erp.stock.level", stock_level("LAMP-1", 50, 2))
     await until(lambda: len(bol.of("PUT", "offers/")) == 4)
     assert bol.tokens == ["tok-1", "tok-2"]
+
+
+def received(return_id: str, *units: int) -> dict[str, Any]:
+    return {
+        "order_id": "o-9",
+        "channel": SHOP,
+        "channel_order_id": "A2K8JV0XL9",
+        "return_id": return_id,
+        "lines": [
+            {"sku": f"SKU-{i}", "quantity": n, "condition": "sellable"} for i, n in enumerate(units)
+        ],
+    }
+
+
+def rma(rma_id: str, expected: int) -> dict[str, Any]:
+    return {
+        "rmaId": rma_id,
+        "orderId": "A2K8JV0XL9",
+        "expectedQuantity": expected,
+        "handled": False,
+    }
+
+
+async def test_goods_back_are_confirmed_on_the_return_items_bol_has_not_seen_handled(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    await start_hub(over_the_api(bol.port))
+    bol.returns = {"R-1": [rma("31234567", 2)], "R-2": [rma("41", 1), rma("42", 2)]}
+    await bus.put_out(SHOP, "return.received", received("R-1", 2))
+    await until(lambda: len(bol.of("PUT", "returns/")) == 1)
+    assert bol.of("PUT", "returns/31234567") == [
+        ("PUT", "returns/31234567", {"handlingResult": "RETURN_RECEIVED", "quantityReturned": 2})
+    ]
+    await bus.put_out(SHOP, "return.received", received("R-1", 2))  # again: handled already
+    await bus.put_out(SHOP, "return.received", received("R-2", 1, 2))  # both items, as expected
+    await bus.put_out(SHOP, "return.received", received("R-hub", 1))  # a return bol.com lacks
+    await until(lambda: len(bol.of("GET", "returns/")) == 4)
+    await until(lambda: len(bol.of("PUT", "returns/")) == 3)
+    assert [c[2]["quantityReturned"] for c in bol.of("PUT", "returns/4")] == [1, 2]
+    bol.returns["R-3"] = [rma("51", 1), rma("52", 2)]
+    await bus.put_out(SHOP, "return.received", received("R-3", 1))  # which item is it?
+    [parked] = await bus.drain(bus.names.dead_queue, expect=1, timeout=15)
+    assert (
+        "1 unit(s) back for bol.com return R-3, whose 2 items expect 3"
+        in parked.headers["x-hub-error"]
+    )
+    assert len(bol.of("PUT", "returns/")) == 3

@@ -373,6 +373,33 @@ async def test_a_return_naming_only_order_lines_reaches_the_erp_with_their_skus(
         await world.state("bolcom", "B-R4", "return_requested")
 
 
+async def test_a_return_naming_eans_reaches_the_erp_with_the_skus_that_carry_them(
+    world: World,
+) -> None:
+    """bol.com's returns name the product's EAN: the ERP's product data says whose it is."""
+    async with parties(world) as seen:
+        desk = {"sku": "DESK-1", "name": "Desk", "gtin": "8712345678906", "version": 2}
+        await world.send("erp", "product.upserted", desk)
+        lines = [("DESK-1", 2, "199.00"), ("LAMP-1", 1, "25.50")]
+        await world.place("bolcom", order_data("bolcom", "B-R5", lines))
+        await seen["bolcom"].wait("shipment.tracking")
+        await world.state("bolcom", "B-R5", "shipped")
+        unknown = [{"gtin": "4006381333931", "quantity": 1}]
+        await world.send("bolcom", "return.requested", return_request("B-R5", unknown, "X"))
+        [refused] = await parked(world, 1)
+        assert (
+            "none carry EAN 4006381333931 in the ERP's product data"
+            in refused.headers["x-hub-error"]
+        )
+        by_ean = [{"gtin": "8712345678906", "quantity": 1}]
+        await world.send("bolcom", "return.requested", return_request("B-R5", by_ean))
+        for party in ("erp", "warehouse"):
+            [ret] = await seen[party].wait("return.requested")
+            assert ret["data"]["lines"] == [{"sku": "DESK-1", "quantity": 1, "line_id": "L1"}]
+            assert ret["dataschemaversion"] == "1.0"
+        await world.state("bolcom", "B-R5", "return_requested")
+
+
 async def test_a_return_before_shipment_or_from_another_channel_is_parked(world: World) -> None:
     async with parties(world, warehouse=silent) as seen:
         await world.place("bolcom", order_data("bolcom", "B-R3", [("LAMP-1", 1, "25.50")]))
