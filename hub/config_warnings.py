@@ -6,8 +6,9 @@ not an error (an ``origin`` route reaches every sales channel, and some types a 
 simply has no API for), but the operator should know before the first order is parked.
 Likewise markets of different VAT rates sharing one price list, prices that go to a shop
 on a VAT basis nobody stated, HTTP delivery settings on a channel its own adapter serves,
-order rules written where the hub does not read them, and a request the hub sends with no
-route for the message that withdraws it (a config written before that message existed).
+order rules written where the hub does not read them, a request the hub sends with no route
+for the message that withdraws it (a config written before that message existed), and an
+API client whose credentials are empty.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from adapters import registry as adapter_registry
 from adapters.base import OutboundTranslator
+from hub.delivery.calls import API_CREDENTIALS
 from hub.price_basis import adapter_basis
 from routes.checks import ANY, HUB, KIND_PREFIX, ORIGIN, is_pattern
 from routes.config import SALES_KINDS, ChannelConfig, HubConfig, OrderRules
@@ -58,6 +60,7 @@ def config_warnings(config: HubConfig) -> list[str]:
         if channel.delivery.transport != "http":
             warnings.extend(_http_only_settings(config, name, channel))
             continue
+        warnings.extend(_missing_credentials(name, channel))
         translator = adapter_registry.load(channel.adapter)
         if not isinstance(translator, OutboundTranslator):
             continue  # canonical: the event goes as it is
@@ -76,6 +79,22 @@ def config_warnings(config: HubConfig) -> list[str]:
                 " over HTTP each such message is parked as not_deliverable"
             )
     return warnings
+
+
+def _missing_credentials(name: str, channel: ChannelConfig) -> list[str]:
+    """An API client whose key settings are empty (an environment variable not set): every
+    call would be refused and each message parked."""
+    if not channel.delivery.api:
+        return []
+    missing = [
+        key for key in API_CREDENTIALS.get(channel.adapter, ()) if not channel.settings.get(key)
+    ]
+    if not missing:
+        return []
+    return [
+        f"channels.{name}.settings: the {channel.adapter} API is called without"
+        f" {', '.join(missing)}: each call will be refused and its message parked"
+    ]
 
 
 def _unwithdrawable(config: HubConfig) -> list[str]:

@@ -43,7 +43,14 @@ class PostToUrl:
         return await client.post(self.url, content=request.body, headers=request.headers)
 
 
-API_CLIENTS = frozenset({"shopify", "woocommerce", "sendcloud", "bolcom"})
+API_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "shopify": ("access_token",),
+    "woocommerce": ("consumer_key", "consumer_secret"),
+    "sendcloud": ("api_key", "api_secret"),
+    "bolcom": ("client_id", "client_secret"),
+}
+"""The settings each API client authenticates with."""
+API_CLIENTS = frozenset(API_CREDENTIALS)
 """The adapters whose system's own API the hub calls (``delivery.api: true``)."""
 
 

@@ -120,3 +120,21 @@ def test_a_request_sent_without_a_route_for_its_withdrawal_is_warned_of() -> Non
         "routes send shipment.request from the hub but none sends shipment.cancel"
     )
     assert "route shipment.cancel from: [hub] to where shipment.request goes" in warning
+
+
+def test_an_api_client_without_its_credentials_is_warned_of() -> None:
+    api = example(transport="http", url="https://api.bol.com", api="true")
+    found = [w for w in config_warnings(api) if w.startswith("channels.bolcom.settings")]
+    assert found == [
+        "channels.bolcom.settings: the bolcom API is called without client_id, client_secret:"
+        " each call will be refused and its message parked"
+    ]
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["channels"]["bolcom"]["delivery"] = {
+        "transport": "http",
+        "url": "https://api.bol.com",
+        "api": True,
+    }
+    env = {"BOLCOM_CLIENT_ID": "id", "BOLCOM_CLIENT_SECRET": "secret"}
+    given = HubConfig.model_validate(data, context={"env": env})
+    assert not [w for w in config_warnings(given) if w.startswith("channels.bolcom.settings")]
