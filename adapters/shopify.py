@@ -159,11 +159,17 @@ def order_cancelled(order: Native, channel: str) -> OrderCancelled:
     )
 
 
-def return_requested(ret: Native, channel: str) -> ReturnRequested:
-    """A ``returns/request`` (a buyer asks) or ``returns/approve`` (the merchant opened or
-    approved one) webhook body. Each item names the order line it was sold on and no SKU:
-    the hub fills that in from the order. Both topics carry the same return id, so the
-    second is a repeat."""
+def return_requested(ret: Native, channel: str) -> None:
+    """A ``returns/request`` webhook body: a buyer asks, and the merchant may still decline.
+    Nothing is expected back yet: it is acked and counted, and ``returns/approve`` brings the
+    return in."""
+    ret.text("id")  # a body that names no return is not one
+
+
+def return_approved(ret: Native, channel: str) -> ReturnRequested:
+    """A ``returns/approve`` webhook body: the merchant approved a buyer's return (status
+    open), so the goods are on their way. Each item names the order line it was sold on and
+    no SKU: the hub fills that in from the order."""
     lines = []
     reasons: list[str] = []
     for item in ret.objects("return_line_items"):
@@ -299,7 +305,7 @@ TRANSLATOR = ReadsAndWrites(
         "orders-paid": order_placed,
         "orders-cancelled": order_cancelled,
         "returns-request": return_requested,
-        "returns-approve": return_requested,
+        "returns-approve": return_approved,
     },
     writers={
         StockAvailability: inventory_level,

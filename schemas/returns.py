@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from schemas.base import CanonicalModel, Message
 from schemas.catalog import Gtin
@@ -23,6 +23,12 @@ class ReturnLine(CanonicalModel):
     """Units of a SKU the buyer sends back; line_id names the order line where known. A
     channel whose return names only the order line (Shopify's) or the product's EAN (bol.com's)
     leaves the SKU out, and the hub fills it in from the order before anyone else sees it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": ["sku"]}, {"required": ["line_id"]}, {"required": ["gtin"]}]
+        }
+    )
 
     sku: Sku | None = None
     quantity: PositiveQuantity

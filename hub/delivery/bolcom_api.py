@@ -153,35 +153,41 @@ class BolcomApi:
     ) -> httpx.Response:
         """Confirm the goods back on the return's items bol.com has not seen handled
         (``PUT retailer/returns/{rma-id}``): all of a one-item return's units received, or,
-        for several items, as many units as they expect. A return bol.com does not have (one
-        the hub asked back itself) needs nothing there."""
+        for several items, each one's expected units once the receipt covers every item. A
+        return bol.com does not have (one the hub asked back itself) needs nothing there."""
         return_id = str(body["returnId"])
+        if not return_id.isdigit():  # bol.com's return ids are numbers; the hub's own are not
+            return httpx.Response(200, text=f"{return_id} is not a bol.com return")
         found = await self._send(client, "GET", f"/retailer/returns/{return_id}")
         if found.status_code == 404:
             return httpx.Response(200, text=f"bol.com has no return {return_id}: nothing to do")
         if found.status_code != 200:
             return found
-        items = [i for i in _document(found).get("returnItems") or [] if not i.get("handled")]
-        if not items:
+        items = _document(found).get("returnItems")
+        if not isinstance(items, list) or not items:
+            return _unreadable(found)
+        if not all(isinstance(i, dict) and str(i.get("rmaId") or "").isdigit() for i in items):
+            return _unreadable(found)
+        waiting = [item for item in items if not item.get("handled")]
+        if not waiting:
             return httpx.Response(200, text=f"return {return_id} is handled on bol.com already")
         received = int(body.get("quantityReturned") or 0)
-        expected = [_units(item, "expectedQuantity") for item in items]
+        expected = sum(_units(item, "expectedQuantity") for item in items)
         if len(items) == 1:
-            plan = [(items[0], min(received, expected[0]) or received)]
-        elif received == sum(expected):
-            plan = list(zip(items, expected, strict=True))
+            plan = [(items[0], min(received, expected) or received)]
+        elif received == expected:
+            plan = [(item, _units(item, "expectedQuantity")) for item in waiting]
         else:
             return httpx.Response(
                 422,
                 text=f"{received} unit(s) back for bol.com return {return_id}, whose"
-                f" {len(items)} items expect {sum(expected)}: confirm them on bol.com by hand",
+                f" {len(items)} items expect {expected}: confirm them on bol.com by hand",
             )
         answer = found
         for item, units in plan:
             handled = {"handlingResult": body["handlingResult"], "quantityReturned": units}
-            sent = await self._send(
-                client, "PUT", f"/retailer/returns/{item.get('rmaId')}", handled
-            )
+            path = f"/retailer/returns/{item['rmaId']}"
+            sent = await self._send(client, "PUT", path, handled)
             answer = await self._settled(client, sent)
             if not answer.is_success:
                 return answer

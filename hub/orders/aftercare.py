@@ -17,7 +17,7 @@ from hub.orders.context import OrderDeps
 from hub.orders.intake import order_id_for
 from hub.orders.messages import Outgoing
 from hub.orders.steps import OPEN_STATES, ignore, locked, transition
-from hub.orders.store import Order
+from hub.orders.store import Order, gtin_key
 from schemas.billing import InvoiceIssued
 from schemas.erp import SalesOrderCancel
 from schemas.fulfilment import PickCancel, ShipmentCancel
@@ -339,7 +339,7 @@ async def _with_skus(conn: Connection, order: Order, msg: ReturnRequested) -> Re
     """The return with each line's SKU, filled in from the order line or the EAN a channel
     named instead (bol.com's: matched to the order's SKUs by the ERP's product data), so the
     ERP and the warehouse get it as they always have."""
-    if all(line.sku is not None for line in msg.lines):
+    if all(line.sku is not None and line.gtin is None for line in msg.lines):
         return msg
     sku_of = {line.line_id: line.sku for line in order.placed.lines}
     by_gtin: dict[str, list[str]] = {}
@@ -347,15 +347,17 @@ async def _with_skus(conn: Connection, order: Order, msg: ReturnRequested) -> Re
         by_gtin = await store.skus_by_gtin(conn, sorted(set(sku_of.values())))
     lines = []
     for line in msg.lines:
-        if line.sku is None and line.line_id is not None:
+        if line.sku is not None:  # named as the ERP knows it: the EAN, if any, is not passed on
+            line = line.model_copy(update={"gtin": None})
+        elif line.line_id is not None:
             sku = sku_of.get(line.line_id)
             if sku is None:
                 raise BusinessRuleViolation(
                     f"return {msg.return_id}: order {order.order_id} has no line {line.line_id!r}"
                 )
             line = line.model_copy(update={"sku": sku, "gtin": None})
-        elif line.sku is None:
-            line = _by_gtin(order, msg, line, by_gtin.get(line.gtin or "", []))
+        else:
+            line = _by_gtin(order, msg, line, by_gtin.get(gtin_key(line.gtin or ""), []))
         lines.append(line)
     return msg.model_copy(update={"lines": tuple(lines)})
 

@@ -372,8 +372,14 @@ async def weights(conn: Connection, skus: list[str]) -> dict[str, int]:
     return {r["sku"]: int(r["grams"]) for r in rows}
 
 
+def gtin_key(gtin: str) -> str:
+    """A GTIN as 14 digits, so an EAN-13, a UPC-A and a GTIN-14 of one product compare equal."""
+    return gtin.strip().zfill(14)
+
+
 async def skus_by_gtin(conn: Connection, skus: list[str]) -> dict[str, list[str]]:
-    """GTIN -> the SKUs among these whose product data, as the ERP sent it, carries it."""
+    """GTIN (``gtin_key``) -> the SKUs among these whose product data, as the ERP sent it,
+    carries it."""
     rows = await conn.fetch(
         "SELECT sku, data->>'gtin' AS gtin FROM stock_products"
         " WHERE sku = ANY($1::text[]) AND data->>'gtin' IS NOT NULL ORDER BY sku",
@@ -381,7 +387,7 @@ async def skus_by_gtin(conn: Connection, skus: list[str]) -> dict[str, list[str]
     )
     found: dict[str, list[str]] = {}
     for row in rows:
-        found.setdefault(row["gtin"], []).append(row["sku"])
+        found.setdefault(gtin_key(row["gtin"]), []).append(row["sku"])
     return found
 
 

@@ -442,23 +442,23 @@ async def test_goods_back_are_confirmed_on_the_return_items_bol_has_not_seen_han
     start_hub: StartHub, bus: Any, bol: Bol
 ) -> None:
     await start_hub(over_the_api(bol.port))
-    bol.returns = {"R-1": [rma("31234567", 2)], "R-2": [rma("41", 1), rma("42", 2)]}
-    await bus.put_out(SHOP, "return.received", received("R-1", 2))
+    bol.returns = {"1001": [rma("31234567", 2)], "1002": [rma("41", 1), rma("42", 2)]}
+    await bus.put_out(SHOP, "return.received", received("1001", 2))
     await until(lambda: len(bol.of("PUT", "returns/")) == 1)
     assert bol.of("PUT", "returns/31234567") == [
         ("PUT", "returns/31234567", {"handlingResult": "RETURN_RECEIVED", "quantityReturned": 2})
     ]
-    await bus.put_out(SHOP, "return.received", received("R-1", 2))  # again: handled already
-    await bus.put_out(SHOP, "return.received", received("R-2", 1, 2))  # both items, as expected
-    await bus.put_out(SHOP, "return.received", received("R-hub", 1))  # a return bol.com lacks
+    await bus.put_out(SHOP, "return.received", received("1001", 2))  # again: handled already
+    await bus.put_out(SHOP, "return.received", received("1002", 1, 2))  # both items, as expected
+    await bus.put_out(SHOP, "return.received", received("R-o-9", 1))  # the hub's own: not bol's
+    await bus.put_out(SHOP, "return.received", received("1009", 1))  # one bol.com lacks
     await until(lambda: len(bol.of("GET", "returns/")) == 4)
     await until(lambda: len(bol.of("PUT", "returns/")) == 3)
     assert [c[2]["quantityReturned"] for c in bol.of("PUT", "returns/4")] == [1, 2]
-    bol.returns["R-3"] = [rma("51", 1), rma("52", 2)]
-    await bus.put_out(SHOP, "return.received", received("R-3", 1))  # which item is it?
+    assert not bol.of("GET", "returns/R-o-9")
+    bol.returns["1003"] = [rma("51", 1), rma("52", 2)]
+    await bus.put_out(SHOP, "return.received", received("1003", 1))  # which item is it?
     [parked] = await bus.drain(bus.names.dead_queue, expect=1, timeout=15)
-    assert (
-        "1 unit(s) back for bol.com return R-3, whose 2 items expect 3"
-        in parked.headers["x-hub-error"]
-    )
+    reason = parked.headers["x-hub-error"]
+    assert "1 unit(s) back for bol.com return 1003, whose 2 items expect 3" in reason
     assert len(bol.of("PUT", "returns/")) == 3

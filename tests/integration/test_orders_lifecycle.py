@@ -380,6 +380,8 @@ async def test_a_return_naming_eans_reaches_the_erp_with_the_skus_that_carry_the
     async with parties(world) as seen:
         desk = {"sku": "DESK-1", "name": "Desk", "gtin": "8712345678906", "version": 2}
         await world.send("erp", "product.upserted", desk)
+        lamp = {"sku": "LAMP-1", "name": "Lamp", "gtin": "012345678905", "version": 2}  # UPC-A
+        await world.send("erp", "product.upserted", lamp)
         lines = [("DESK-1", 2, "199.00"), ("LAMP-1", 1, "25.50")]
         await world.place("bolcom", order_data("bolcom", "B-R5", lines))
         await seen["bolcom"].wait("shipment.tracking")
@@ -391,11 +393,17 @@ async def test_a_return_naming_eans_reaches_the_erp_with_the_skus_that_carry_the
             "none carry EAN 4006381333931 in the ERP's product data"
             in refused.headers["x-hub-error"]
         )
-        by_ean = [{"gtin": "8712345678906", "quantity": 1}]
+        by_ean = [
+            {"gtin": "8712345678906", "quantity": 1},
+            {"gtin": "0012345678905", "quantity": 1},  # the same UPC as an EAN-13
+        ]
         await world.send("bolcom", "return.requested", return_request("B-R5", by_ean))
         for party in ("erp", "warehouse"):
             [ret] = await seen[party].wait("return.requested")
-            assert ret["data"]["lines"] == [{"sku": "DESK-1", "quantity": 1, "line_id": "L1"}]
+            assert ret["data"]["lines"] == [
+                {"sku": "DESK-1", "quantity": 1, "line_id": "L1"},
+                {"sku": "LAMP-1", "quantity": 1, "line_id": "L2"},
+            ]
             assert ret["dataschemaversion"] == "1.0"
         await world.state("bolcom", "B-R5", "return_requested")
 
