@@ -196,6 +196,12 @@ def over_the_api(port: int, settle_s: str = "1", coalesce: bool = True) -> HubCo
     return HubConfig.model_validate(data, context={"env": {"SHOPIFY_NL_TOKEN": TOKEN}})
 
 
+async def desk_stock(bus: Any, on_hand: int, version: int) -> None:
+    """The ERP's stock level of DESK-1 at the main location."""
+    level = {"sku": "DESK-1", "location": "main", "on_hand": on_hand, "version": version}
+    await bus.publish("erp.stock.level", erp("stock.level", level))
+
+
 StartHub = Callable[..., Awaitable[Hub]]
 
 
@@ -203,10 +209,9 @@ async def test_stock_is_set_on_the_variants_inventory_item_at_the_active_locatio
     start_hub: StartHub, bus: Any, shopify: Shopify
 ) -> None:
     await start_hub(over_the_api(shopify.port))
-    level = {"sku": "DESK-1", "location": "main", "on_hand": 10, "version": 1}
-    await bus.publish("erp.stock.level", erp("stock.level", level))
+    await desk_stock(bus, 10, 1)
     await until(lambda: shopify.levels[(41, 7)] == 8)
-    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 4, "version": 2}))
+    await desk_stock(bus, 4, 2)
     await until(lambda: shopify.levels[(41, 7)] == 2)
     # DESK-1 exactly (not DESK-1-B), at the first active location; safety buffer 2, and a
     # figure at or below 1 is shown as 0 in the example's NL shop. The first figure is set
@@ -226,11 +231,10 @@ async def test_units_the_shop_sold_meanwhile_are_not_put_back_on_sale(
     start_hub: StartHub, bus: Any, shopify: Shopify
 ) -> None:
     await start_hub(over_the_api(shopify.port, settle_s="60"))
-    level = {"sku": "DESK-1", "location": "main", "on_hand": 10, "version": 1}
-    await bus.publish("erp.stock.level", erp("stock.level", level))
+    await desk_stock(bus, 10, 1)
     await until(lambda: shopify.levels[(41, 7)] == 8)
     shopify.levels[(41, 7)] = 5  # three sold on the shop, their order not at the hub yet
-    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 12, "version": 2}))
+    await desk_stock(bus, 12, 2)
     await until(lambda: len(shopify.sets) == 3)
     # 10 wanted (12 - 2) against the 8 the hub set: stale, so the shop's 5 stays for now.
     assert [(s["quantity"], s["compareQuantity"]) for s in shopify.sets] == [
@@ -245,7 +249,7 @@ async def test_units_the_shop_sold_meanwhile_are_not_put_back_on_sale(
     await until(lambda: shopify.levels[(43, 7)] == 2, 5)
     # The order comes in (its units taken off: 9 - 2 = 7) and its figure takes the held
     # one's place at once, set against the 5.
-    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 9, "version": 3}))
+    await desk_stock(bus, 9, 3)
     await until(lambda: shopify.levels[(41, 7)] == 7, 5)
     desk = [s for s in shopify.sets if s["item"] == 41]
     assert (desk[-1]["quantity"], desk[-1]["compareQuantity"]) == (7, 5)
@@ -256,11 +260,10 @@ async def test_the_hubs_figure_follows_when_no_newer_one_comes_after_a_capped_se
     start_hub: StartHub, bus: Any, shopify: Shopify
 ) -> None:
     await start_hub(over_the_api(shopify.port))
-    level = {"sku": "DESK-1", "location": "main", "on_hand": 10, "version": 1}
-    await bus.publish("erp.stock.level", erp("stock.level", level))
+    await desk_stock(bus, 10, 1)
     await until(lambda: shopify.levels[(41, 7)] == 8)
     shopify.levels[(41, 7)] = 6  # a sale the hub will not hear of (say, made by hand)
-    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 12, "version": 2}))
+    await desk_stock(bus, 12, 2)
     await until(lambda: shopify.levels[(41, 7)] == 10, 10)  # after the settle time
     assert [(s["quantity"], s["compareQuantity"]) for s in shopify.sets] == [
         (8, 0),
@@ -410,12 +413,11 @@ async def test_without_coalescing_a_capped_set_is_not_held(
 ) -> None:
     """Nothing newer could take a held figure's place: the cap stands until the next one."""
     hub = await start_hub(over_the_api(shopify.port, settle_s="60", coalesce=False))
-    level = {"sku": "DESK-1", "location": "main", "on_hand": 10, "version": 1}
-    await bus.publish("erp.stock.level", erp("stock.level", level))
+    await desk_stock(bus, 10, 1)
     await until(lambda: shopify.levels[(41, 7)] == 8)
     shopify.levels[(41, 7)] = 5
-    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 12, "version": 2}))
-    await bus.publish("erp.stock.level", erp("stock.level", {**level, "on_hand": 9, "version": 3}))
+    await desk_stock(bus, 12, 2)
+    await desk_stock(bus, 9, 3)
     await until(lambda: shopify.levels[(41, 7)] == 7, 5)  # not held behind a minute's wait
     retried = {"channel": SHOP, "outcome": "retry"}
     assert not hub.metrics.registry.get_sample_value("hub_deliveries_total", retried)
