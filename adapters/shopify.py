@@ -159,11 +159,12 @@ def order_cancelled(order: Native, channel: str) -> OrderCancelled:
     )
 
 
-def return_requested(ret: Native, channel: str) -> None:
+def return_requested(ret: Native, channel: str) -> ReturnRequested | None:
     """A ``returns/request`` webhook body: a buyer asks, and the merchant may still decline.
     Nothing is expected back yet: it is acked and counted, and ``returns/approve`` brings the
-    return in."""
+    return in (a parked one is found as the ``return.requested`` it is about)."""
     ret.text("id")  # a body that names no return is not one
+    return None
 
 
 def return_approved(ret: Native, channel: str) -> ReturnRequested:
