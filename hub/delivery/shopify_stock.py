@@ -11,8 +11,9 @@ is answered 409 with Retry-After (``stock_settle_s``, default 10): the order, on
 brings a newer figure that takes the held one's place; if none comes by then (a sale the
 hub will not hear of, a manual edit, a slow webhook), the retry sets the hub's own figure
 where the shop did not move, and a cap met again on the retry stands (the next figure
-corrects it), so a busy SKU is never held twice. After a restart, or a lease taken back
-from another hub, the hub knows no earlier figure and compares with what the shop shows.
+corrects it), so a busy SKU is never held twice in a row, and at most four are held at once
+(``wire.Holds``). After a restart, or a lease taken back from another hub, the hub knows no
+earlier figure and compares with what the shop shows.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from hub.delivery.wire import capped
+from hub.delivery.wire import Holds, capped
 
 SET_AVAILABLE = """
 mutation ($input: InventorySetQuantitiesInput!) {
@@ -48,13 +49,12 @@ class StockLevels:
 
     def __init__(self, settle_s: float | None = 10.0) -> None:
         self._told: dict[tuple[int, int], int] = {}  # (inventory item, location) -> quantity
-        self._held: set[tuple[int, int]] = set()  # capped and held once already
-        self._settle_s = settle_s
+        self._holds = Holds(settle_s)
 
     def forget(self) -> None:
         """Remember no figure: another hub may have set the shop's since (a lease taken)."""
         self._told.clear()
-        self._held.clear()
+        self._holds.forget()
 
     async def set(
         self, graphql: GraphQL, item_id: int, location_id: int, wanted: int
@@ -77,10 +77,10 @@ class StockLevels:
             errors = (data.get("inventorySetQuantities") or {}).get("userErrors") or []
             if not errors:
                 self._told[key] = quantity
-                if quantity < wanted and self._settle_s is not None and key not in self._held:
-                    self._held.add(key)  # once: capped again on the retry, the cap stands
-                    return capped(quantity, wanted, self._settle_s)
-                self._held.discard(key)
+                if quantity < wanted and self._holds.hold(key):
+                    return capped(quantity, wanted, self._holds.settle_s or 0.0)
+                if quantity == wanted:
+                    self._holds.done(key)
                 return httpx.Response(200, text=f"available set to {quantity}")
             if all(e.get("code") != STALE for e in errors):
                 return _refused(errors)

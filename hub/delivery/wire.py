@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+import time
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -83,6 +84,39 @@ def seconds(
         what = "zero or a positive" if zero_ok else "a positive"
         raise LookupError(f"setting {key}: {raw!r} is not {what} number of seconds")
     return value
+
+
+MAX_HELD = 4
+"""Capped stock figures a channel holds at once: each keeps one of its delivery slots."""
+
+
+class Holds:
+    """Which capped stock figures are held for a newer one (``capped``): each SKU once in a
+    row, and at most ``limit`` at a time, so a burst of sales does not take the slots the
+    channel's other messages need; beyond that a cap simply stands until the next figure."""
+
+    def __init__(self, settle_s: float | None, limit: int = MAX_HELD) -> None:
+        self.settle_s = settle_s
+        self._limit = limit
+        self._until: dict[Hashable, float] = {}  # key -> when its hold ends
+
+    def hold(self, key: Hashable) -> bool:
+        """Whether this capped figure is held (answered ``capped``) rather than taken as set."""
+        if self.settle_s is None or self._until.pop(key, None) is not None:
+            return False  # no newer figure can take its place, or held once already
+        now = time.monotonic()
+        if sum(1 for end in self._until.values() if end > now) >= self._limit:
+            return False
+        self._until[key] = now + self.settle_s
+        return True
+
+    def done(self, key: Hashable) -> None:
+        """A figure set as the hub computed it: the key may be held again."""
+        self._until.pop(key, None)
+
+    def forget(self) -> None:
+        """Hold nothing from before (a lease taken back)."""
+        self._until.clear()
 
 
 def capped(quantity: int, wanted: int, settle_s: float) -> httpx.Response:

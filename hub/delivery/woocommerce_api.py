@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import orjson
 
-from hub.delivery.wire import Request, api_headers, capped
+from hub.delivery.wire import Holds, Request, api_headers, capped
 
 REST = "/wp-json/wc/v3"
 TRACKING = "/wp-json/wc-shipment-tracking/v3"
@@ -46,16 +46,15 @@ class WooCommerceApi:
         settle_s: float | None = 10.0,
     ) -> None:
         self._base = base_url.rstrip("/")
-        self._settle_s = settle_s
+        self._holds = Holds(settle_s)
         self._auth = httpx.BasicAuth(consumer_key, consumer_secret)
         self._product_paths: dict[str, str] = {}
         self._told: dict[str, int] = {}  # SKU -> the stock quantity the hub last set
-        self._held: set[str] = set()  # SKUs capped and held once already
 
     def forget(self) -> None:
         """Remember no figure: another hub may have set the shop's since (a lease taken)."""
         self._told.clear()
-        self._held.clear()
+        self._holds.forget()
 
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """The API call (after a lookup, for a product) that delivers the payload."""
@@ -84,11 +83,12 @@ class WooCommerceApi:
             response = await self._send(client, "PUT", found, sent, request)
             if response.is_success and "stock_quantity" in sent:
                 self._told[sku] = int(sent["stock_quantity"])
-                held = sent["stock_quantity"] < body["stock_quantity"]
-                if held and self._settle_s is not None and sku not in self._held:
-                    self._held.add(sku)  # once: capped again on the retry, the cap stands
-                    return capped(sent["stock_quantity"], body["stock_quantity"], self._settle_s)
-                self._held.discard(sku)
+                lower = sent["stock_quantity"] < body["stock_quantity"]
+                if lower and self._holds.hold(sku):
+                    settle = self._holds.settle_s or 0.0
+                    return capped(sent["stock_quantity"], body["stock_quantity"], settle)
+                if not lower:
+                    self._holds.done(sku)
             if response.status_code != 404 or fresh:
                 return response
             self._product_paths.pop(sku, None)  # deleted or re-created in the shop: look again
