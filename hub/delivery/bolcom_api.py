@@ -122,6 +122,13 @@ class BolcomApi:
                 path = f"/retailer/transports/{transport_id}"
                 changed = await self._send(client, "PUT", path, dict(body["transport"]))
                 return await self._settled(client, changed)
+            if replaces:  # confirmed moments ago, perhaps, and not listed yet: ask again
+                return httpx.Response(
+                    503,
+                    headers={"Retry-After": "2"},
+                    text=f"shipment {reference} is not listed by bol.com (yet): its track and"
+                    " trace is changed once it is",
+                )
         sent = await self._send(client, "POST", "/retailer/shipments", body)
         return await self._settled(client, sent)
 

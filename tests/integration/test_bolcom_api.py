@@ -462,3 +462,18 @@ async def test_goods_back_are_confirmed_on_the_return_items_bol_has_not_seen_han
     reason = parked.headers["x-hub-error"]
     assert "1 unit(s) back for bol.com return 1003, whose 2 items expect 3" in reason
     assert len(bol.of("PUT", "returns/")) == 3
+
+
+async def test_a_later_track_and_trace_waits_for_its_shipment_to_be_listed(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    await start_hub(over_the_api(bol.port))
+    later = {**tracking("S7"), "tracking_number": "3SLATER7", "replaces_tracking_number": "3SS7"}
+    await bus.put_out(SHOP, "shipment.tracking", later)  # bol.com lists no S7 yet
+    await until(lambda: len(bol.of("GET", "shipments?order-id=A2K8JV0XL3")) == 1)
+    bol.shipments.append(
+        {"shipmentId": "7", "shipmentReference": "S7", "transport": {"transportId": 9007}}
+    )
+    await until(lambda: len(bol.of("PUT", "transports/9007")) == 1, 20)
+    assert not bol.of("POST", "shipments")  # not confirmed a second time
+    assert bol.of("PUT", "transports/9007")[0][2]["trackAndTrace"] == "3SLATER7"
