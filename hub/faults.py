@@ -29,6 +29,30 @@ def attempts_so_far(raw: AbstractIncomingMessage) -> int:
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else 0
 
 
+def failure_headers(
+    error: HubError,
+    failed_queue: str,
+    attempts: int,
+    *,
+    first_failed_at: str,
+    last_failed_at: str,
+    exchange: str,
+    routing_key: str,
+) -> dict[str, Any]:
+    """The headers an operator (and ``hub dlq replay``) needs to understand and resend a
+    message the hub failed: why, where, how often, and where it was first addressed."""
+    return {
+        "x-hub-error": one_line(error),
+        "x-hub-error-type": error.error_type,
+        "x-hub-failed-queue": failed_queue,
+        ATTEMPTS: attempts,
+        "x-hub-first-failed-at": first_failed_at,
+        "x-hub-last-failed-at": last_failed_at,
+        "x-hub-original-exchange": exchange,
+        "x-hub-original-routing-key": routing_key,
+    }
+
+
 def _envelope(
     raw: AbstractIncomingMessage, exchange: str, routing_key: str, headers: dict[str, Any]
 ) -> Envelope:
@@ -67,20 +91,17 @@ class FaultHandler:
         headers = dict(raw.headers or {})
         now = datetime.now(UTC).isoformat()
         headers.update(
-            {
-                "x-hub-error": one_line(error),
-                "x-hub-error-type": error.error_type,
-                "x-hub-failed-queue": failed_queue,
-                ATTEMPTS: attempts,
-                "x-hub-first-failed-at": _header_str(headers, "x-hub-first-failed-at") or now,
-                "x-hub-last-failed-at": now,
-                "x-hub-original-exchange": _header_str(headers, "x-hub-original-exchange")
-                or raw.exchange
-                or "",
-                "x-hub-original-routing-key": _header_str(headers, "x-hub-original-routing-key")
+            failure_headers(
+                error,
+                failed_queue,
+                attempts,
+                first_failed_at=_header_str(headers, "x-hub-first-failed-at") or now,
+                last_failed_at=now,
+                exchange=_header_str(headers, "x-hub-original-exchange") or raw.exchange or "",
+                routing_key=_header_str(headers, "x-hub-original-routing-key")
                 or raw.routing_key
                 or "",
-            }
+            )
         )
         return headers
 

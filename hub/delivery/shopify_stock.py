@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from hub.delivery.wire import Holds, capped
+from hub.delivery.wire import Holds
 
 SET_AVAILABLE = """
 mutation ($input: InventorySetQuantitiesInput!) {
@@ -77,8 +77,8 @@ class StockLevels:
             errors = (data.get("inventorySetQuantities") or {}).get("userErrors") or []
             if not errors:
                 self._told[key] = quantity
-                if quantity < wanted and self._holds.hold(key):
-                    return capped(quantity, wanted, self._holds.settle_s or 0.0)
+                if quantity < wanted and (held := self._holds.held(key, quantity, wanted)):
+                    return held
                 if quantity == wanted:
                     self._holds.done(key)
                 return httpx.Response(200, text=f"available set to {quantity}")

@@ -110,6 +110,13 @@ class Holds:
         self._until[key] = now + self.settle_s
         return True
 
+    def held(self, key: Hashable, quantity: int, wanted: int) -> httpx.Response | None:
+        """The answer that holds a figure set below the hub's, or None where it is taken as
+        set (``hold``)."""
+        if self.settle_s is None or not self.hold(key):
+            return None
+        return capped(quantity, wanted, self.settle_s)
+
     def done(self, key: Hashable) -> None:
         """A figure set as the hub computed it: the key may be held again."""
         self._until.pop(key, None)

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import orjson
 
-from hub.delivery.wire import Holds, Request, api_headers, capped
+from hub.delivery.wire import Holds, Request, api_headers
 
 REST = "/wp-json/wc/v3"
 TRACKING = "/wp-json/wc-shipment-tracking/v3"
@@ -83,10 +83,10 @@ class WooCommerceApi:
             response = await self._send(client, "PUT", found, sent, request)
             if response.is_success and "stock_quantity" in sent:
                 self._told[sku] = int(sent["stock_quantity"])
-                lower = sent["stock_quantity"] < body["stock_quantity"]
-                if lower and self._holds.hold(sku):
-                    settle = self._holds.settle_s or 0.0
-                    return capped(sent["stock_quantity"], body["stock_quantity"], settle)
+                set_to, wanted = sent["stock_quantity"], body["stock_quantity"]
+                lower = set_to < wanted
+                if lower and (held := self._holds.held(sku, set_to, wanted)):
+                    return held
                 if not lower:
                     self._holds.done(sku)
             if response.status_code != 404 or fresh:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 import orjson
@@ -27,7 +27,7 @@ from hub.background import Poller
 from hub.bus import Envelope
 from hub.db import Connection
 from hub.errors import HubError, MalformedMessage, SchemaViolation, Unroutable, one_line
-from hub.faults import ATTEMPTS
+from hub.faults import failure_headers
 from hub.handlers import Inbound
 from hub.orders.prices import store_price
 from hub.router import Router
@@ -118,20 +118,18 @@ def _parked(names: Names, row: asyncpg.Record, error: HubError, now: datetime) -
     id of its own (derived from the stored one): under the id the hub took it by once, the
     inbox would drop the replay as a repeat."""
     stamp = now.isoformat()
-    body = row["event"] if isinstance(row["event"], bytes) else str(row["event"]).encode()
+    stored = row["event"] if isinstance(row["event"], bytes) else str(row["event"]).encode()
     key = (str(row["sku"]), str(row["price_list"]), str(row["version"]))
-    message_id = derived_id(_event_id(body) or "", "scheduled-price-parked", *key)
-    body = _with_id(body, message_id)
-    headers: dict[str, Any] = {
-        "x-hub-error": one_line(error),
-        "x-hub-error-type": error.error_type,
-        "x-hub-failed-queue": "catalog_prices_scheduled",
-        ATTEMPTS: 1,
-        "x-hub-first-failed-at": stamp,
-        "x-hub-last-failed-at": stamp,
-        "x-hub-original-exchange": names.inbound_exchange,
-        "x-hub-original-routing-key": row["routing_key"],
-    }
+    message_id, body = _reidentified(stored, key)
+    headers = failure_headers(
+        error,
+        "catalog_prices_scheduled",
+        1,
+        first_failed_at=stamp,
+        last_failed_at=stamp,
+        exchange=names.inbound_exchange,
+        routing_key=row["routing_key"],
+    )
     return Envelope(
         message_id=message_id,
         exchange=names.dead_exchange,
@@ -143,25 +141,18 @@ def _parked(names: Names, row: asyncpg.Record, error: HubError, now: datetime) -
     )
 
 
-def _with_id(body: bytes, message_id: str) -> bytes:
-    """The stored event under the new id, where it is still a JSON object."""
+def _reidentified(stored: bytes, key: tuple[str, str, str]) -> tuple[str, bytes]:
+    """The parked copy's id, derived from the stored event's own (where it still has one),
+    and the stored event under it (where it is still a JSON object)."""
     try:
-        document = orjson.loads(body)
+        document = orjson.loads(stored)
     except orjson.JSONDecodeError:
-        return body
+        document = None
     if not isinstance(document, dict):
-        return body
-    return orjson.dumps({**document, "id": message_id})
-
-
-def _event_id(body: bytes) -> str | None:
-    """The stored event's own id, where it still has one."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    value = document.get("id") if isinstance(document, dict) else None
-    return str(value) if value else None
+        return derived_id("", "scheduled-price-parked", *key), stored
+    own = str(document.get("id") or "")
+    message_id = derived_id(own, "scheduled-price-parked", *key)
+    return message_id, orjson.dumps({**document, "id": message_id})
 
 
 async def release_once(hub: Hub, router: Router, now: datetime) -> int:
