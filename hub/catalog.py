@@ -10,9 +10,9 @@ anything changed carries the same ids for the channel's adapter to dedupe.
 
 A page of rows is read ``FOR SHARE`` and published before its transaction ends, so a newer
 version the ERP sends meanwhile waits for the page and is queued for the channel after the
-resync's older copy, not before it. (Over HTTP, a price or product whose delivery is retried
-can still land after a newer one: the worker keeps the order of stock figures only.) A page
-that meets a live update in a deadlock is read again.
+resync's older copy, not before it; over HTTP the delivery worker sends one version per SKU
+at a time and sends a version equal to the delivered one again. A page that meets a live
+update in a deadlock is read again.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ Why retries are held here rather than sent through delay queues: ``hub.retry.<N>
 ``hub.in``, not the channel queues, and a per-channel delay route would let a retried stock
 figure arrive after a newer one and put sold stock back on sale. Held in the worker, a
 message keeps its SKU's turn: nothing newer for that SKU goes before it, and when a newer
-figure arrives meanwhile (with ``coalesce_stock``) the wait ends and the held one is dropped
-instead of retried. The cost is an unacked
+figure arrives meanwhile (with ``coalesce_stock``; a product or price version always) the
+wait ends and the held one is dropped instead of retried. The cost is an unacked
 message per held retry: a crash hands it back to the broker (sent again, with the same
 Idempotency-Key), ``max_in_flight`` bounds how many are held, and ``DeliveryPolicy`` bounds
 how long, well inside RabbitMQ's consumer timeout. Nack-and-requeue is never used to retry:
@@ -37,7 +37,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from adapters.base import OutboundTranslator
 from hub.delivery.bucket import TokenBucket
 from hub.delivery.calls import Caller, PostToUrl
-from hub.delivery.coalesce import Backlog, Item, stock_key
+from hub.delivery.coalesce import Backlog, Item, turn_key
 from hub.delivery.policy import DeliveryPolicy
 from hub.delivery.wire import (
     DeliveryFailed,
@@ -55,13 +55,13 @@ from hub.metrics import Metrics
 from schemas.envelope import CloudEvent, derived_id
 
 log = logging.getLogger(__name__)
-SUPERSEDED_POLL_S = 0.25  # how often a waiting retry looks for a newer figure of its SKU
+SUPERSEDED_POLL_S = 0.25  # how often a waiting retry looks for a newer version of its SKU
 
 _AMQP_ERRORS = (aiormq.exceptions.AMQPError, RuntimeError, ConnectionError)
 
 
 class ChannelWorker:
-    """Delivers one channel's queue to its API at the channel's rate, one figure per SKU at once."""
+    """Delivers one channel's queue to its API one version per SKU at a time."""
 
     def __init__(
         self,
@@ -145,7 +145,7 @@ class ChannelWorker:
             await self._park(raw, exc, attempts=1, prior=attempts_so_far(raw))
             return
         item = Item(raw, event, received=time.monotonic(), prior_attempts=attempts_so_far(raw))
-        found = stock_key(event)
+        found = turn_key(event)
         if found is not None:
             item.key, item.order = found
         for dropped in self.backlog.add(item):
@@ -274,7 +274,7 @@ class ChannelWorker:
             )
 
     async def _back_off(self, item: Item, attempt: int, verdict: Verdict) -> bool:
-        """Wait before the next attempt, or until a newer figure of the item's SKU takes its
+        """Wait before the next attempt, or until a newer version of the item's SKU takes its
         place; False when the worker stops meanwhile."""
         wait = self._policy.delay(attempt, verdict.retry_after, random.random())
         if verdict.status == "429" or (verdict.retry_after is not None and verdict.status != "409"):

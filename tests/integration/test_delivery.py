@@ -473,6 +473,27 @@ async def test_a_net_list_price_reaches_the_gross_shop_and_bolcom_with_vat(
     assert outcome(hub, "parked") == 0
 
 
+async def test_a_retried_price_never_lands_after_the_newer_one(start_hub, bus, example_config, api):
+    """The shop is down for the first price; the ERP's next price ends its retry and is the one
+    the shop keeps. (Before, the newer went past it and the retried old price landed last.)"""
+
+    def old_price_down_twice(s: Seen) -> tuple[int, dict[str, str], bytes]:
+        return (503, {}, b"busy") if s.json["variant"]["price"] == "10.00" and s.tries <= 2 else OK
+
+    shop = await api(old_price_down_twice)
+    hub = await start_hub(over_http(example_config, shop.url))
+    await bus.publish("erp.price.changed", price_changed("10.00", True, 1))
+    await until(lambda: len(shop.seen) >= 1)
+    await bus.publish("erp.price.changed", price_changed("12.10", True, 2))
+
+    [kept] = await shop.wait_ok(1)
+    assert kept.json == {"variant": {"sku": "DESK-1", "price": "12.10"}}
+    await until(lambda: outcome(hub, "coalesced") == 1)
+    await asyncio.sleep(2.5)  # past the old price's next attempt, had it been kept
+    assert [s.json["variant"]["price"] for s in shop.seen] == ["10.00", "12.10"]
+    assert outcome(hub, "parked") == 0
+
+
 def _answer(hub: Hub, type_: str, **changes: Any) -> Envelope:
     """An order answer for the Shopify shop, from its golden fixture."""
     document = json.loads((SHOPIFY_OUT / f"{type_}.canonical.json").read_text())

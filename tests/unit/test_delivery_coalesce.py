@@ -1,4 +1,4 @@
-"""The delivery backlog: newest figure per SKU, one SKU in flight, arrival order otherwise."""
+"""The delivery backlog: newest version per SKU, one SKU in flight, arrival order otherwise."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from hub.delivery.coalesce import Backlog, Item, stock_key
+from hub.delivery.coalesce import Backlog, Item, turn_key
 from schemas.envelope import CloudEvent, new_event
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -25,7 +25,7 @@ def figure(sku: str, version: int, available: int = 1, seconds: float = 0) -> Cl
 
 def item(event: CloudEvent) -> Item:
     it = Item(cast(Any, None), event, received=0.0)
-    found = stock_key(event)
+    found = turn_key(event)
     if found is not None:
         it.key, it.order = found
     return it
@@ -128,16 +128,20 @@ async def test_wait_ready_wakes_on_an_arrival_and_on_a_sku_coming_free():
     await asyncio.wait_for(waiter, 1)
 
 
-def test_stock_key_reads_sku_and_newness_and_ignores_everything_else():
-    assert stock_key(figure("A", 7, seconds=2)) == (
-        "A",
+def test_turn_key_reads_sku_and_newness_and_ignores_everything_else():
+    assert turn_key(figure("A", 7, seconds=2)) == (
+        ("stock.availability", "A"),
         (7, (T0 + timedelta(seconds=2)).timestamp()),
     )
-    assert stock_key(other(1).event) is None
+    assert turn_key(other(1).event) is None
     bad = figure("A", 1).model_copy(update={"data": {"sku": "A", "version": "7"}})
-    assert stock_key(bad) is None
+    assert turn_key(bad) is None
     no_time = figure("A", 1).model_copy(update={"data": {"sku": "A", "version": 2}})
-    assert stock_key(no_time) == ("A", (2, 0.0))
+    assert turn_key(no_time) == (("stock.availability", "A"), (2, 0.0))
+    assert turn_key(product("A", 3).event) == (("product.upserted", "A"), (3, 0.0))
+    assert turn_key(price("A", 4, "eu").event) == (("price.changed", "A", "eu"), (4, 0.0))
+    no_list = price("A", 4, "eu").event.model_copy(update={"data": {"sku": "A", "version": 4}})
+    assert turn_key(no_list) is None
 
 
 def test_clear_empties_the_line():
@@ -175,3 +179,54 @@ def test_the_memory_of_delivered_figures_is_bounded_and_off_without_coalescing()
     plain.add(f)
     plain.done(plain.take() or f, delivered=True)
     assert plain.add(item(figure("A", 1))) == []
+
+
+def product(sku: str, version: int) -> Item:
+    data = {"sku": sku, "name": f"Product {sku}", "version": version}
+    return item(new_event(source="erp", type="product.upserted", data=data))
+
+
+def price(sku: str, version: int, price_list: str = "nl-retail") -> Item:
+    data = {
+        "sku": sku,
+        "price_list": price_list,
+        "price": {"amount": "10.00", "currency": "EUR"},
+        "vat_rate": "0.21",
+        "version": version,
+    }
+    return item(new_event(source="erp", type="price.changed", data=data))
+
+
+def test_a_sku_and_price_list_has_one_price_in_flight_and_the_newest_waiting_goes_next():
+    b = Backlog(coalesce=False)  # coalesce_stock off: prices are still kept in order
+    p1, p2, p3 = price("A", 1), price("A", 2), price("A", 3)
+    other_list = price("A", 1, "be-retail")
+    b.add(p1)
+    assert b.take() is p1
+    assert b.add(p2) == [] and b.add(other_list) == []
+    assert b.take() is other_list  # another list is another price
+    assert b.take() is None  # A's next price waits for the one in flight (a retry, say)
+    assert b.add(p3) == [p2]
+    assert b.superseded(p1)  # its retry is wasted: end it
+    b.done(p1)
+    assert b.take() is p3
+
+
+def test_a_product_version_older_than_the_delivered_one_is_dropped_an_equal_one_is_resent():
+    b = Backlog(coalesce=False)
+    v2 = product("A", 2)
+    b.add(v2)
+    assert b.take() is v2
+    b.done(v2, delivered=True)
+    late, resync = product("A", 1), product("A", 2)
+    assert b.add(late) == [late]  # a late copy of an older version would undo the newer one
+    assert b.add(resync) == []  # hub catalog resync sends the delivered version again
+    assert b.take() is resync
+
+
+def test_a_product_and_its_stock_and_price_do_not_wait_for_each_other():
+    b = Backlog(coalesce=True)
+    a_product, a_price, a_figure = product("A", 1), price("A", 1), item(figure("A", 1))
+    for it in (a_product, a_price, a_figure):
+        assert b.add(it) == []
+    assert take_all(b) == [a_product, a_price, a_figure]
