@@ -15,9 +15,10 @@ sent to their resources with an OAuth token from the channel's client id and sec
 - Shipment: ``POST retailer/shipments``, unless the order's shipments already carry the hub's
   shipment reference (a retry after a lost answer); cancellation: ``PUT retailer/orders/
   cancellation``, one order item per request (v10 takes one), skipping items with nothing
-  open; a return's goods back: ``PUT retailer/returns/{rma-id}`` per item not handled yet.
-  Each follows its process status for up to ``process_wait_s``: a FAILURE is refused with
-  bol.com's words.
+  open; a return's goods back: ``PUT retailer/returns/{rma-id}`` per item not handled yet
+  (an item whose confirmation bol.com is still processing is not confirmed again on a retry:
+  its process status is asked instead). Each follows its process status for up to
+  ``process_wait_s``: a FAILURE is refused with bol.com's words.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import asyncio
 import csv
 import io
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +39,8 @@ from hub.delivery.wire import Request, seconds
 JSON = "application/vnd.retailer.v10+json"
 CSV = "application/vnd.retailer.v10+csv"
 TOKEN_URL = "https://login.bol.com/token"
+REMEMBERED_CONFIRMATIONS = 10_000
+"""Return items whose confirmation's process status is kept, for retries to look up."""
 TOKEN_MARGIN_S = 30.0
 OFFER_TYPES = frozenset({"stock.availability", "price.changed"})
 CANCEL_TYPES = frozenset({"order.rejected", "order.status"})
@@ -63,6 +67,7 @@ class BolcomApi:
         self._exported_at: float | None = None
         self._export_pending: str | None = None  # process status id of the export asked for
         self._export_lock = asyncio.Lock()
+        self._confirming: OrderedDict[str, str] = OrderedDict()  # rma id -> process status id
 
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """The API calls (after a token and any offer lookup) that deliver the payload."""
@@ -192,13 +197,39 @@ class BolcomApi:
             )
         answer = found
         for item, units in plan:
+            rma_id = str(item["rmaId"])
+            if await self._being_confirmed(client, rma_id):
+                continue
             handled = {"handlingResult": body["handlingResult"], "quantityReturned": units}
-            path = f"/retailer/returns/{item['rmaId']}"
-            sent = await self._send(client, "PUT", path, handled)
+            sent = await self._send(client, "PUT", f"/retailer/returns/{rma_id}", handled)
             answer = await self._settled(client, sent)
             if not answer.is_success:
                 return answer
+            self._confirmed(rma_id, _document(sent).get("processStatusId"))
         return answer
+
+    async def _being_confirmed(self, client: httpx.AsyncClient, rma_id: str) -> bool:
+        """Whether this client's earlier confirmation of the item is pending or done at bol.com,
+        which lists the item as not handled until it has processed it; confirming it again
+        would be refused."""
+        status_id = self._confirming.get(rma_id)
+        if status_id is None:
+            return False
+        polled = await self._process_status(client, status_id)
+        state = _document(polled).get("status") if polled.status_code == 200 else None
+        if state in ("PENDING", "SUCCESS"):
+            return True
+        del self._confirming[rma_id]  # failed, timed out or forgotten there: confirm it again
+        return False
+
+    def _confirmed(self, rma_id: str, status_id: object) -> None:
+        """Keep the process status of an item's confirmation for a retry to look up."""
+        if not status_id:
+            return
+        self._confirming[rma_id] = str(status_id)
+        self._confirming.move_to_end(rma_id)
+        if len(self._confirming) > REMEMBERED_CONFIRMATIONS:
+            self._confirming.popitem(last=False)
 
     async def _settled(self, client: httpx.AsyncClient, sent: httpx.Response) -> httpx.Response:
         """Follow a 202's process status for a while: FAILURE is a refusal with bol.com's

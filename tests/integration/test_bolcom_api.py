@@ -47,6 +47,9 @@ class Bol:
         self.returns: dict[str, list[dict[str, Any]]] = {}  # return id -> its items
         self.shipments: list[dict[str, Any]] = []
         self.fail_next: str | None = None  # the errorMessage of the next write's FAILURE
+        self.slow_returns = False  # return confirmations stay PENDING, their items not handled
+        self.confirming: set[str] = set()  # rma ids whose confirmation is being processed
+        self.down_once: set[str] = set()  # rma ids whose next confirmation answers 503
         self.tokens: list[str] = []
         self.valid: set[str] = set()
         self.statuses: dict[str, list[dict[str, Any]]] = {}  # polled in turn, the last stays
@@ -179,6 +182,15 @@ class Bol:
             return JSONResponse({"returnId": key, "returnItems": self.returns[key]})
         body = orjson.loads(await request.body())
         self.calls.append(("PUT", f"returns/{key}", body))
+        if key in self.down_once:
+            self.down_once.discard(key)
+            return JSONResponse({"status": 503, "title": "Service Unavailable"}, status_code=503)
+        if key in self.confirming:
+            detail = f"Return item {key} is already being handled."
+            return JSONResponse({"status": 400, "detail": detail}, status_code=400)
+        if self.slow_returns:
+            self.confirming.add(key)
+            return self._process("HANDLE_RETURN_ITEM", key, {"status": "PENDING"})
         for item in (i for items in self.returns.values() for i in items):
             if item["rmaId"] == key:
                 item["handled"] = True
@@ -417,6 +429,11 @@ async def test_calls_refused_together_for_an_expired_token_ask_for_one_new_token
     assert bol.tokens == ["tok-1", "tok-2"]
 
 
+def deliveries(hub: Hub, outcome: str) -> float:
+    labels = {"channel": SHOP, "outcome": outcome}
+    return hub.metrics.registry.get_sample_value("hub_deliveries_total", labels) or 0.0
+
+
 def received(return_id: str, *units: int) -> dict[str, Any]:
     return {
         "order_id": "o-9",
@@ -462,6 +479,22 @@ async def test_goods_back_are_confirmed_on_the_return_items_bol_has_not_seen_han
     reason = parked.headers["x-hub-error"]
     assert "1 unit(s) back for bol.com return 1003, whose 2 items expect 3" in reason
     assert len(bol.of("PUT", "returns/")) == 3
+
+
+async def test_an_item_bol_is_still_confirming_is_not_confirmed_again_on_a_retry(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    """bol.com lists an item as not handled until it has processed its confirmation; when the
+    next item's confirmation fails for a moment, the retry asks after the first one's process
+    instead of confirming it again (which bol.com refuses)."""
+    hub = await start_hub(over_the_api(bol.port, process_wait_s="0.2"))
+    bol.returns = {"2001": [rma("61", 1), rma("62", 2)]}
+    bol.slow_returns, bol.down_once = True, {"62"}
+    await bus.put_out(SHOP, "return.received", received("2001", 1, 2))
+    await until(lambda: deliveries(hub, "ok") == 1, timeout=15)
+    assert [c[1] for c in bol.of("PUT", "returns/")] == ["returns/61", "returns/62", "returns/62"]
+    assert bol.confirming == {"61", "62"}
+    assert await bus.drain(bus.names.dead_queue, expect=0, settle=0.3) == []
 
 
 async def test_a_later_track_and_trace_waits_for_its_shipment_to_be_listed(
