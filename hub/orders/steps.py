@@ -173,6 +173,11 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
         requests.wait_for(deps, order, "warehouse", now)
         state = "partially_shipped"
     late = order.state in {"cancelled", "rejected", "return_requested", "returned"}
+    if order.reservation_id is not None and not late:
+        left: Counter[str] = Counter()
+        for line in msg.lines:
+            left[line.sku] += line.quantity
+        await stockport.mark_shipped(conn, order.reservation_id, left, now)
     if late:  # a parcel that left after the order was cancelled: recorded, and asked back
         state = "return_requested"
         units: Counter[str] = Counter()

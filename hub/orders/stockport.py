@@ -7,6 +7,7 @@ Every call runs in the order's transaction, so a reservation, the order's new st
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from hub.bus import Envelope
 from hub.db import Connection
@@ -59,6 +60,14 @@ async def release_rest(
     that rose as a result."""
     skus = await reservations.keep_only(conn, reservation_id, keep)
     return await availability_changes(conn, ctx, skus, cause) if skus else []
+
+
+async def mark_shipped(
+    conn: Connection, reservation_id: str, lines: Mapping[str, int], at: datetime
+) -> None:
+    """These units left: a stock source that names no orders counts them out at its next level,
+    which then ends their hold (nothing changes until it does)."""
+    await reservations.mark_shipped(conn, reservation_id, lines, at)
 
 
 async def confirm(conn: Connection, reservation_id: str, erp_order_number: str) -> None:

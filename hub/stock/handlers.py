@@ -93,7 +93,8 @@ class StockLevelHandler:
             levels.append(level)
         db = _need(conn)
         async with _contention():
-            applied, snap = await ledger.apply_levels_and_snapshot(db, levels, now)
+            measured = [inbound.event.time for inbound in inbounds]
+            applied, snap = await ledger.apply_levels_and_snapshot(db, levels, now, measured)
             last: dict[str, int] = {}  # SKU -> position of the last level applied for it
             for position, (level, ok) in enumerate(zip(levels, applied, strict=True)):
                 if ok:

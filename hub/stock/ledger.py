@@ -42,10 +42,14 @@ async def lock_skus(conn: Connection, skus: Collection[str]) -> None:
         await conn.execute("SELECT stock_lock($1::text[])", list(skus))
 
 
-def _level_docs(levels: Sequence[StockLevel]) -> str:
+def _level_docs(levels: Sequence[StockLevel], measured: Sequence[datetime] | None) -> str:
+    """The levels as ``stock_apply_levels`` reads them; ``at`` is when the source measured
+    each (its CloudEvent time), which ends the holds on units shipped before it."""
+    times: Sequence[datetime | None] = measured if measured is not None else [None] * len(levels)
     return orjson.dumps(
         [
             {
+                "at": at,
                 "sku": lv.sku,
                 "location": lv.location,
                 "on_hand": lv.on_hand,
@@ -55,28 +59,40 @@ def _level_docs(levels: Sequence[StockLevel]) -> str:
                 "dates": [r.expected_date for r in lv.incoming],
                 "quantities": [r.quantity for r in lv.incoming],
             }
-            for lv in levels
+            for lv, at in zip(levels, times, strict=True)
         ]
     ).decode()
 
 
-async def apply_levels(conn: Connection, levels: Sequence[StockLevel], now: datetime) -> list[bool]:
-    """Apply many levels in one round trip (all SKUs locked first, in order); False = stale."""
+async def apply_levels(
+    conn: Connection,
+    levels: Sequence[StockLevel],
+    now: datetime,
+    measured: Sequence[datetime] | None = None,
+) -> list[bool]:
+    """Apply many levels in one round trip (all SKUs locked first, in order); False = stale.
+    ``measured`` (when the source made each level; ``now`` when not given) ends the holds on
+    units shipped before it."""
     applied: list[bool] = await conn.fetchval(
-        "SELECT stock_apply_levels($1::jsonb, $2)", _level_docs(levels), now
+        "SELECT stock_apply_levels($1::jsonb, $2)", _level_docs(levels, measured), now
     )
     return applied
 
 
 async def apply_levels_and_snapshot(
-    conn: Connection, levels: Sequence[StockLevel], now: datetime
+    conn: Connection,
+    levels: Sequence[StockLevel],
+    now: datetime,
+    measured: Sequence[datetime] | None = None,
 ) -> tuple[list[bool], Snapshot | None]:
     """``apply_levels`` then a locked ``snapshot`` of the SKUs that changed, in one round trip.
 
     The snapshot is None when no level applied.
     """
     raw = await conn.fetchval(
-        "SELECT stock_apply_levels_snapshot($1::jsonb, $2, true)", _level_docs(levels), now
+        "SELECT stock_apply_levels_snapshot($1::jsonb, $2, true)",
+        _level_docs(levels, measured),
+        now,
     )
     doc = orjson.loads(raw)
     applied: list[bool] = doc["applied"]

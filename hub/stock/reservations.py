@@ -13,8 +13,11 @@ the first result unchanged, so a redelivered order reserves once.
 Hand-over to the ERP: ``confirm`` records the ERP's sales order number. The hub keeps holding
 the units until a ``stock.level`` arrives whose ``included_order_ids`` names that order (its
 ``committed`` figure now counts it); applying that level and dropping the hold happen in one
-transaction, so no unit is counted twice or not at all. After each call, the caller publishes
-``availability_changes(conn, ctx, skus, cause)`` for the SKUs (see ``reservation_skus``).
+transaction, so no unit is counted twice or not at all. A source that names no orders (a
+warehouse, a file feed, Odoo) counts them out when they leave: ``mark_shipped`` records the
+carrier's shipment, and the first level of the SKU measured after it ends the hold on them.
+After each call, the caller publishes ``availability_changes(conn, ctx, skus, cause)`` for
+the SKUs (see ``reservation_skus``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import orjson
 
@@ -319,25 +323,16 @@ async def release(conn: Connection, reservation_id: str) -> bool:
 async def keep_only(conn: Connection, reservation_id: str, lines: Mapping[str, int]) -> list[str]:
     """Hold no more than the units of ``lines`` (SKU -> units, kits as their components): what
     part of an order is cancelled gives its units back, what already left stays held until the
-    ERP counts it. The physical SKUs whose holds it changed (none if it held nothing)."""
+    ERP counts it or a level counts it out of on hand. The physical SKUs whose holds it
+    changed (none if it held nothing)."""
     skus = await reservation_skus(conn, reservation_id)
     await ledger.lock_skus(conn, skus)
-    kits = await conn.fetch(
-        "SELECT kit_sku, component_sku, quantity FROM stock_kit_components"
-        " WHERE kit_sku = ANY($1::text[])",
-        list(lines),
-    )
-    parts: dict[str, dict[str, int]] = {}
-    for row in kits:
-        parts.setdefault(row["kit_sku"], {})[row["component_sku"]] = row["quantity"]
-    keep: Counter[str] = Counter()
-    for sku, units in lines.items():
-        for part, per in (parts.get(sku) or {sku: 1}).items():
-            keep[part] += units * per
+    keep = await _physical(conn, lines)
     changed = await conn.fetch(
         "UPDATE stock_reservation_lines AS l SET quantity = least(l.quantity,"
         " coalesce(k.keep, l.quantity)), backordered = greatest(0, l.backordered"
         " - (l.quantity - least(l.quantity, coalesce(k.keep, l.quantity)))),"
+        " shipped = least(l.shipped, coalesce(k.keep, l.quantity)),"
         " active = coalesce(k.keep, 0) > 0"
         " FROM stock_reservation_lines AS o"
         " LEFT JOIN unnest($2::text[], $3::int[]) AS k(sku, keep) ON k.sku = o.sku"
@@ -348,6 +343,42 @@ async def keep_only(conn: Connection, reservation_id: str, lines: Mapping[str, i
         list(keep.values()),
     )
     return [r["sku"] for r in changed]
+
+
+async def mark_shipped(
+    conn: Connection, reservation_id: str, lines: Mapping[str, int], at: datetime
+) -> None:
+    """The units of ``lines`` (SKU -> units, kits as their components) left with the carrier:
+    their hold ends with the first level of their SKU the source measures after ``at``, if
+    the ERP has not counted the order before (``stock_apply_levels``)."""
+    await ledger.lock_skus(conn, await reservation_skus(conn, reservation_id))
+    left = await _physical(conn, lines)
+    await conn.execute(
+        "UPDATE stock_reservation_lines AS l SET shipped = least(l.quantity, l.shipped + k.units),"
+        " shipped_at = $4 FROM unnest($2::text[], $3::int[]) AS k(sku, units)"
+        " WHERE l.reservation_id = $1 AND l.active AND l.sku = k.sku",
+        reservation_id,
+        list(left),
+        list(left.values()),
+        at,
+    )
+
+
+async def _physical(conn: Connection, lines: Mapping[str, int]) -> Counter[str]:
+    """Units per physical SKU: a kit's as its components'."""
+    kits = await conn.fetch(
+        "SELECT kit_sku, component_sku, quantity FROM stock_kit_components"
+        " WHERE kit_sku = ANY($1::text[])",
+        list(lines),
+    )
+    parts: dict[str, dict[str, int]] = {}
+    for row in kits:
+        parts.setdefault(row["kit_sku"], {})[row["component_sku"]] = row["quantity"]
+    units: Counter[str] = Counter()
+    for sku, count in lines.items():
+        for part, per in (parts.get(sku) or {sku: 1}).items():
+            units[part] += count * per
+    return units
 
 
 async def owner(conn: Connection, reservation_id: str) -> tuple[str, bool] | None:

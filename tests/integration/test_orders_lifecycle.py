@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from hub.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
 from order_kit import (
+    STOCK,
     World,
     carrier_ships,
     open_world,
@@ -303,6 +305,46 @@ async def test_a_short_pick_ships_partially_and_the_rest_follows(world: World) -
         await world.state("bolcom", "B-P1", "shipped")
         row = await world.order("bolcom", "B-P1")
         assert row is not None and row["awaiting"] is None and row["deadline"] is None
+
+
+async def test_a_shipped_orders_hold_ends_with_the_first_level_measured_after_it_left(
+    world: World,
+) -> None:
+    """The ERP names no orders in its levels (as Odoo's quants, a warehouse or a file feed do
+    not): the hold on shipped units ends once a level measured after the shipment counts them
+    out of on hand, so the channels see them gone once, not twice. (Before, the hold never
+    ended and each sale lowered every channel's figure for good.)"""
+    desk = STOCK["DESK-1"]
+    shown = "SELECT available FROM stock_published WHERE channel = 'bolcom' AND sku = 'DESK-1'"
+    async with parties(world) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-H1", [("DESK-1", 2, "199.00")]))
+        await seen["bolcom"].wait("shipment.tracking")
+        await world.state("bolcom", "B-H1", "shipped")
+        assert await world.held("DESK-1") == 2
+        while_held = await world.db.fetchval(shown)
+
+        # Measured before the parcel left, arriving after: the units are still in on hand.
+        before = datetime.now(UTC) - timedelta(minutes=1)
+        level = {"sku": "DESK-1", "location": "main", "on_hand": desk, "version": 2}
+        await world.send("erp", "stock.level", level, at=before)
+        await world.until("SELECT version FROM stock_ledger WHERE sku = 'DESK-1'", expect=2)
+        assert await world.held("DESK-1") == 2
+
+        await world.send("erp", "stock.level", {**level, "on_hand": desk - 2, "version": 3})
+        await world.until("SELECT version FROM stock_ledger WHERE sku = 'DESK-1'", expect=3)
+        assert await world.held("DESK-1") == 0
+        assert await world.db.fetchval(shown) == while_held  # the two units gone once
+
+
+async def test_a_partly_shipped_orders_hold_keeps_the_units_still_to_ship(world: World) -> None:
+    async with parties(world, warehouse=picks_one_unit) as seen:
+        await world.place("bolcom", order_data("bolcom", "B-H2", [("DESK-1", 3, "199.00")]))
+        await seen["bolcom"].wait("shipment.tracking")
+        await world.state("bolcom", "B-H2", "partially_shipped")
+        level = {"sku": "DESK-1", "location": "main", "on_hand": STOCK["DESK-1"] - 1}
+        await world.send("erp", "stock.level", {**level, "version": 2})
+        await world.until("SELECT version FROM stock_ledger WHERE sku = 'DESK-1'", expect=2)
+        assert await world.held("DESK-1") == 2  # one unit left, two are still to ship
 
 
 def return_request(coid: str, lines: list[dict[str, Any]], rid: str = "RMA-1") -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -146,3 +146,50 @@ async def test_a_channel_counting_some_locations_reserves_only_what_they_hold(po
     assert later.shortages == {"C": (1, 0)} and not later.granted
     assert anywhere.shortages == {"C": (6, 4)} and not anywhere.granted  # 13 - 9 held
     assert await held(pool) == {"C": 9}
+
+
+async def test_shipped_kit_units_end_their_components_holds_at_the_next_level_measured(
+    pool,
+) -> None:
+    """A kit ships as its components: each one's hold ends with the first level of that SKU
+    measured after the shipment; a level of the other component ends only its own, and the
+    ERP naming the order in a level ends what is left of the hold."""
+    t0 = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        granted = await reservations.reserve(
+            conn, reservation_id="r9", channel="c", order_ref="o9", lines=[("KIT", 2), ("A", 1)]
+        )
+        assert granted.granted
+        await reservations.confirm(conn, "r9", "SO-9")
+        await reservations.mark_shipped(conn, "r9", {"KIT": 1}, t0)
+        assert await held(pool) == {"A": 5, "B": 2}
+        stale = StockLevel(sku="A", location="main", on_hand=6, version=2)
+        await ledger.apply_levels(conn, [stale], t0, [t0 - timedelta(seconds=1)])
+        assert await held(pool) == {"A": 5, "B": 2}  # measured before the parcel left
+        after = StockLevel(sku="A", location="main", on_hand=4, version=3)
+        await ledger.apply_levels(conn, [after], t0, [t0 + timedelta(seconds=1)])
+        assert await held(pool) == {"A": 3, "B": 2}  # one kit's two units of A left
+        counted = StockLevel(
+            sku="B", location="main", on_hand=5, version=2, included_order_ids=("SO-9",)
+        )
+        await ledger.apply_levels(conn, [counted], t0, [t0 - timedelta(seconds=1)])
+        assert await held(pool) == {"A": 3}  # the ERP counts the order for B now
+
+
+async def test_a_level_long_after_the_shipment_ends_the_hold_whatever_its_clock_says(
+    pool,
+) -> None:
+    """A source whose clock runs behind still ends the hold ten minutes after the shipment."""
+    t0 = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        await reservations.reserve(
+            conn, reservation_id="r10", channel="c", order_ref="o10", lines=[("B", 2)]
+        )
+        await reservations.mark_shipped(conn, "r10", {"B": 2}, t0)
+        behind = t0 - timedelta(hours=1)
+        level = StockLevel(sku="B", location="main", on_hand=3, version=2)
+        await ledger.apply_levels(conn, [level], t0 + timedelta(minutes=5), [behind])
+        assert await held(pool) == {"B": 2}
+        later = StockLevel(sku="B", location="main", on_hand=3, version=3)
+        await ledger.apply_levels(conn, [later], t0 + timedelta(minutes=11), [behind])
+        assert await held(pool) == {}
