@@ -1,13 +1,13 @@
 """bol.com Retailer API v10: orders and returns in; offer stock, offer price, shipments,
 cancellations and return receipts out.
 
-bol.com has no order webhook: the adapter process polls ``GET /retailer/orders`` and publishes
-each new order, as ``GET /retailer/orders/{order-id}`` returns it, as the native event
-``order``, and an order whose items carry a buyer's ``cancellationRequest`` as
-``cancellation-request``; likewise each new return (``GET /retailer/returns``, unhandled, FBR)
-as ``return``. bol.com trades in euros, prices include VAT, and the merchant's SKU
-is the offer's ``reference``. Outbound bodies name the offer by that reference; the transport
-finds the offer id.
+bol.com has no order webhook: whoever calls its API (the hub, with ``delivery.api``; else an
+adapter process) polls ``GET /retailer/orders`` and publishes each new order, as
+``GET /retailer/orders/{order-id}`` returns it, as the native event ``order``, and an order
+whose items carry a buyer's ``cancellationRequest`` as ``cancellation-request``; likewise
+each new return (``GET /retailer/returns``, unhandled, FBR) as ``return``. bol.com trades in
+euros, prices include VAT, and the merchant's SKU is the offer's ``reference``. Outbound
+bodies name the offer by that reference; the transport finds the offer id.
 """
 
 from __future__ import annotations

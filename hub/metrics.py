@@ -139,6 +139,18 @@ class Metrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.polls = Counter(
+            "hub_channel_polls_total",
+            "Polls of channels' APIs for what they push to no webhook (bol.com), by outcome",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.polled = Counter(
+            "hub_channel_polled_total",
+            "Events found by polling a channel's API and handed to the hub, by native event",
+            ["channel", "event"],
+            registry=r,
+        )
         self.delivery_responses = Counter(
             "hub_delivery_responses_total",
             "Answers from channels' APIs by HTTP status ('error'/'timeout': none); alert on 429",

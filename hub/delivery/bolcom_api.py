@@ -19,6 +19,8 @@ sent to their resources with an OAuth token from the channel's client id and sec
   (an item whose confirmation bol.com is still processing is not confirmed again on a retry:
   its process status is asked instead). Each follows its process status for up to
   ``process_wait_s``: a FAILURE is refused with bol.com's words.
+- In: new orders, cancellation requests and returns are polled every ``poll_s`` (120; 0 does
+  not poll) by the hub delivering the channel (``hub.delivery.bolcom_poll``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from typing import Any
 import httpx
 import orjson
 
+from hub.delivery.bolcom_poll import BolcomIntake
+from hub.delivery.polling import Found
 from hub.delivery.wire import Request, seconds
 
 JSON = "application/vnd.retailer.v10+json"
@@ -68,6 +72,16 @@ class BolcomApi:
         self._export_pending: str | None = None  # process status id of the export asked for
         self._export_lock = asyncio.Lock()
         self._confirming: OrderedDict[str, str] = OrderedDict()  # rma id -> process status id
+        self._intake = BolcomIntake(self._send, seconds(settings, "poll_s", 120, zero_ok=True))
+        self.poll_s = self._intake.poll_s
+
+    async def poll(self, client: httpx.AsyncClient) -> list[Found]:
+        """New orders, cancellation requests and returns (``hub.delivery.bolcom_poll``)."""
+        return await self._intake.poll(client)
+
+    def handed_over(self, found: Found) -> None:
+        """The hub has this find: later polls skip it."""
+        self._intake.handed_over(found)
 
     async def call(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """The API calls (after a token and any offer lookup) that deliver the payload."""

@@ -257,12 +257,18 @@ class DeliveryService:
             policy=policy,
             caller=self._callers[name],
             answers=self._to_hub,
+            polled=self._polled,
         )
 
     async def _to_hub(self, event: CloudEvent) -> None:
         """Publish what a channel's API answered onto hub.in, as the channel's own event."""
         answer = to_hub(self._hub.names, event, {"x-hub-ingress": "api-answer"})
         await self._hub.publisher.publish(answer)
+
+    async def _polled(self, event: CloudEvent) -> None:
+        """Publish what polling a channel's API found onto hub.in, as the channel's own event."""
+        found = to_hub(self._hub.names, event, {"x-hub-ingress": "api-poll"})
+        await self._hub.publisher.publish(found)
 
     async def stop(self) -> None:
         """Stop every worker (requests in flight finish), then close the clients and connection.

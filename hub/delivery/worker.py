@@ -39,6 +39,7 @@ from hub.delivery.bucket import TokenBucket
 from hub.delivery.calls import Caller, PostToUrl
 from hub.delivery.coalesce import Backlog, Item, turn_key
 from hub.delivery.policy import DeliveryPolicy
+from hub.delivery.polling import Polls, poll_forever
 from hub.delivery.wire import (
     DeliveryFailed,
     DeliveryRefused,
@@ -79,12 +80,15 @@ class ChannelWorker:
         policy: DeliveryPolicy,
         caller: Caller | None = None,
         answers: Callable[[CloudEvent], Awaitable[None]] | None = None,
+        polled: Callable[[CloudEvent], Awaitable[None]] | None = None,
     ) -> None:
         self.channel = channel
         self.url = url
         self._caller = caller or PostToUrl(url)
         self._answer_events: Mapping[str, str] = getattr(self._caller, "answer_events", {})
         self._answers = answers
+        self._polled = polled
+        self._poller: asyncio.Task[None] | None = None
         self.queue_name = queue
         self.bucket = bucket
         self.backlog = Backlog(coalesce)
@@ -115,10 +119,23 @@ class ChannelWorker:
         )
         self._dispatcher = asyncio.create_task(self._dispatch(), name=f"deliver {self.channel}")
         self._consumer_tag = await self._queue.consume(self.on_message)
+        caller = self._caller
+        if isinstance(caller, Polls) and caller.poll_s > 0 and self._polled is not None:
+            adapter = self._translator.name if self._translator is not None else self.channel
+            self._poller = asyncio.create_task(
+                poll_forever(
+                    self.channel, adapter, caller, self._client, self._polled, self._metrics
+                ),
+                name=f"poll {self.channel}",
+            )
 
     async def stop(self) -> None:
         """Stop taking messages, let requests in flight finish, hand the rest back unacked."""
         self._stopping.set()
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         if self._queue is not None and self._consumer_tag is not None:
             with contextlib.suppress(*_AMQP_ERRORS):
                 await self._queue.cancel(self._consumer_tag)

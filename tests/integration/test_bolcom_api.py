@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import orjson
 import pytest
 import yaml
@@ -50,6 +51,9 @@ class Bol:
         self.slow_returns = False  # return confirmations stay PENDING, their items not handled
         self.confirming: set[str] = set()  # rma ids whose confirmation is being processed
         self.down_once: set[str] = set()  # rma ids whose next confirmation answers 503
+        self.open_orders: dict[str, dict[str, Any]] = {}  # order id -> the order resource
+        self.listed_returns: list[dict[str, Any]] = []  # unhandled FBR returns, as listed
+        self.busy_lists = 0  # list calls still to answer 429 (Retry-After 1)
         self.tokens: list[str] = []
         self.valid: set[str] = set()
         self.statuses: dict[str, list[dict[str, Any]]] = {}  # polled in turn, the last stays
@@ -61,8 +65,10 @@ class Bol:
                 Route("/retailer/offers/export/{report}", self._report, methods=["GET"]),
                 Route("/retailer/offers/{offer}/{what}", self._offer, methods=["PUT"]),
                 Route("/retailer/shipments", self._shipments, methods=["GET", "POST"]),
+                Route("/retailer/orders", self._list_orders, methods=["GET"]),
                 Route("/retailer/orders/cancellation", self._cancel, methods=["PUT"]),
                 Route("/retailer/transports/{id}", self._transport, methods=["PUT"]),
+                Route("/retailer/returns", self._list_returns, methods=["GET"]),
                 Route("/retailer/returns/{id}", self._return, methods=["GET", "PUT"]),
                 Route("/retailer/orders/{order}", self._order, methods=["GET"]),
                 Route("/shared/process-status/{id}", self._status, methods=["GET"]),
@@ -196,10 +202,59 @@ class Bol:
                 item["handled"] = True
         return self._process("HANDLE_RETURN_ITEM", key, self._outcome())
 
+    def _busy(self) -> Response | None:
+        if self.busy_lists <= 0:
+            return None
+        self.busy_lists -= 1
+        detail = {"title": "Too Many Requests", "status": 429, "detail": "retry in 1 second"}
+        return JSONResponse(detail, status_code=429, headers={"Retry-After": "1"})
+
+    async def _list_orders(self, request: Request) -> Response:
+        if refused := self._refused(request) or self._busy():
+            return refused
+        query = dict(request.query_params)
+        self.calls.append(("GET", "orders?", query))
+        assert query["fulfilment-method"] == "FBR" and query["status"] == "OPEN"
+        page = int(query.get("page", "1"))
+        listed = [
+            {
+                "orderId": order["orderId"],
+                "orderPlacedDateTime": order["orderPlacedDateTime"],
+                "orderItems": [
+                    {
+                        "orderItemId": item["orderItemId"],
+                        "ean": item["product"]["ean"],
+                        "fulfilmentMethod": "FBR",
+                        "fulfilmentStatus": "OPEN",
+                        "quantity": item["quantity"],
+                        "quantityShipped": item.get("quantityShipped", 0),
+                        "quantityCancelled": item.get("quantityCancelled", 0),
+                        "cancellationRequest": item["cancellationRequest"],
+                        "latestChangedDateTime": item["latestChangedDateTime"],
+                    }
+                    for item in order["orderItems"]
+                ],
+            }
+            for order in self.open_orders.values()
+        ][(page - 1) * 50 : page * 50]
+        return JSONResponse({"orders": listed} if listed else {})  # bol.com: {} when none
+
+    async def _list_returns(self, request: Request) -> Response:
+        if refused := self._refused(request) or self._busy():
+            return refused
+        query = dict(request.query_params)
+        self.calls.append(("GET", "returns?", query))
+        assert query["handled"] == "false" and query["fulfilment-method"] == "FBR"
+        page = int(query.get("page", "1"))
+        listed = self.listed_returns[(page - 1) * 50 : page * 50]
+        return JSONResponse({"returns": listed} if listed else {})
+
     async def _order(self, request: Request) -> Response:
         if refused := self._refused(request):
             return refused
         self.calls.append(("GET", f"orders/{request.path_params['order']}", None))
+        if request.path_params["order"] in self.open_orders:
+            return JSONResponse(self.open_orders[request.path_params["order"]])
         items = [{"orderItemId": i, **q} for i, q in self.order_items.items()]
         return JSONResponse({"orderId": request.path_params["order"], "orderItems": items})
 
@@ -495,6 +550,75 @@ async def test_an_item_bol_is_still_confirming_is_not_confirmed_again_on_a_retry
     assert [c[1] for c in bol.of("PUT", "returns/")] == ["returns/61", "returns/62", "returns/62"]
     assert bol.confirming == {"61", "62"}
     assert await bus.drain(bus.names.dead_queue, expect=0, settle=0.3) == []
+
+
+BOL_FIXTURES = Path(__file__).parents[2] / "adapters" / "fixtures" / "bolcom"
+
+
+async def watch_hub_in(bus: Any) -> Any:
+    """A queue of the test's own that gets a copy of bol.com's native events on hub.in (the
+    exchange declared as the hub's topology declares it, before the hub starts polling)."""
+    assert bus.channel is not None
+    exchange = await bus.channel.declare_exchange(
+        bus.names.inbound_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    seen = await bus.channel.declare_queue(exclusive=True)
+    await seen.bind(exchange, routing_key=f"{SHOP}.native.{SHOP}.#")
+    return seen
+
+
+async def test_new_orders_cancellation_requests_and_returns_are_polled_into_the_hub(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    """bol.com pushes nothing: the hub delivering it lists open FBR orders and unhandled
+    returns, reads each new order whole, and hands each find to the hub once, as the
+    adapter's native event; a busy API (429) is waited out."""
+    order = orjson.loads((BOL_FIXTURES / "order.json").read_bytes())
+    ret = orjson.loads((BOL_FIXTURES / "return.json").read_bytes())
+    many = {  # two pages, each order its own copy
+        f"B{n:03d}": {**orjson.loads(orjson.dumps(order)), "orderId": f"B{n:03d}"}
+        for n in range(51)
+    }
+    bol.open_orders = {order["orderId"]: order, **many}
+    bol.listed_returns = [ret]
+    bol.busy_lists = 1
+    seen = await watch_hub_in(bus)
+
+    hub = await start_hub(over_the_api(bol.port, poll_s="0.2"))
+    got = await bus.bodies(seen.name, expect=53, timeout=20)
+    types = [m["type"] for m in got]
+    assert types == ["native.bolcom.order"] * 52 + ["native.bolcom.return"]
+    assert got[0]["data"] == order and got[-1]["data"] == ret
+    assert {m["source"] for m in got} == {SHOP}
+
+    # The buyer asks to cancel one item: the order is read again and handed over as such.
+    order["orderItems"][0]["cancellationRequest"] = True
+    [asked] = await bus.bodies(seen.name, expect=1, timeout=10)
+    assert asked["type"] == "native.bolcom.cancellation-request"
+    assert asked["data"]["orderItems"][0]["cancellationRequest"] is True
+    polls = len(bol.of("GET", "returns?"))
+    await until(lambda: len(bol.of("GET", "returns?")) >= polls + 3, timeout=10)
+    assert await bus.drain(seen.name, expect=0, settle=0.3) == []  # nothing twice
+    polled = {"channel": SHOP, "event": "order"}
+    assert hub.metrics.registry.get_sample_value("hub_channel_polled_total", polled) == 52
+    failed = {"channel": SHOP, "outcome": "failed"}
+    assert hub.metrics.registry.get_sample_value("hub_channel_polls_total", failed) == 1
+
+
+async def test_a_restarted_hub_polls_the_same_events_which_the_hub_takes_once(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    """The same find has the same event id on every poll, so a hub that starts again (or a
+    standby that takes the channel over) hands over duplicates the inbox drops."""
+    ret = orjson.loads((BOL_FIXTURES / "return.json").read_bytes())
+    bol.listed_returns = [ret]
+    seen = await watch_hub_in(bus)
+    first = await start_hub(over_the_api(bol.port, poll_s="0.2"))
+    [once] = await bus.bodies(seen.name, expect=1, timeout=10)
+    await first.stop()
+    await start_hub(over_the_api(bol.port, poll_s="0.2"))
+    [again] = await bus.bodies(seen.name, expect=1, timeout=10)
+    assert again["id"] == once["id"] and again["type"] == "native.bolcom.return"
 
 
 async def test_a_later_track_and_trace_waits_for_its_shipment_to_be_listed(
