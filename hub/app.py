@@ -23,6 +23,7 @@ from hub.orders.timeouts import OrderSweeper
 from hub.runtime import Clock, HandlerFactory, Hub, ServiceFactory
 from hub.settings import Settings
 from hub.stock.handlers import stock_handlers
+from hub.stock.receipts_clock import ReceiptsClock
 from hub.stock.rpc import AvailabilityRpc
 from hub.topology import Names
 from routes.config import HubConfig
@@ -40,6 +41,7 @@ HANDLER_FACTORIES: tuple[HandlerFactory, ...] = (
 SERVICE_FACTORIES: tuple[ServiceFactory, ...] = (
     OrderSweeper,
     PriceScheduler,
+    ReceiptsClock,
     DeliveryService,
     AvailabilityRpc.for_hub,
 )

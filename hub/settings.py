@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     inbox_prune_interval_s: float = Field(default=600.0, gt=0)
     parked_depth_interval_s: float = Field(default=15.0, gt=0)  # the DLQ and channel queue gauges
     price_schedule_interval_s: float = Field(default=5.0, gt=0)  # how late a price may start
+    receipts_clock_interval_s: float = Field(default=300.0, gt=0)  # how late a new day is seen
     db_pool_max: int = Field(default=10, ge=1)
     # uvloop where it is installed (not on Windows): about 8% lower latency at load, the same
     # throughput (bench/findings.md); "asyncio" runs on the standard library's loop.

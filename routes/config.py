@@ -94,7 +94,8 @@ class StockRules(_Frozen):
     The rules apply in this order (see ``listed_quantity``): available-to-promise = on hand
     summed over ``locations`` - open reservations - ``safety_buffer`` (never below 0), then
     ``share_percent`` of that (rounded down), then the cap ``max_listed``, then the floor:
-    a figure at or below ``zero_at_or_below`` is shown as 0.
+    a figure at or below ``zero_at_or_below`` is shown as 0. With ``incoming_within_days``
+    the receipts the ERP expects within that many days count as well (``hub.stock.atp``).
     """
 
     locations: list[str] | None = Field(default=None, min_length=1)
@@ -103,6 +104,10 @@ class StockRules(_Frozen):
     max_listed: int | None = Field(default=None, ge=0)
     zero_at_or_below: int = Field(default=0, ge=0)
     sells_skus: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    incoming_within_days: int | None = Field(default=None, ge=0, le=366)
+    """Sell the units the ERP expects in (its receipts at ``locations``) within this many
+    days, as backorders: Pipe17's ATP = on hand - committed + future - future committed -
+    buffer. Needs ``orders.on_partial_stock: backorder``; unset: on hand only."""
 
     def sells(self, sku: str) -> bool:
         """Whether this channel lists the SKU at all (glob patterns, case-sensitive)."""
@@ -217,6 +222,18 @@ class ChannelConfig(_Frozen):
             raise Problems(
                 [(("market",), f"a {self.kind} channel sells in a market: name one in 'market'")]
             )
+        return self
+
+    @model_validator(mode="after")
+    def _incoming_sold_as_backorders(self) -> ChannelConfig:
+        if self.stock.incoming_within_days is not None and (
+            self.orders.on_partial_stock != "backorder"
+        ):
+            message = (
+                "units still to come can only be ordered as backorders:"
+                " set orders.on_partial_stock to backorder, or remove this"
+            )
+            raise Problems([(("stock", "incoming_within_days"), message)])
         return self
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from hub.db import Connection
 from hub.errors import BusinessRuleViolation
@@ -86,7 +86,7 @@ async def place_many(
         else:
             valid.append(t)
     results, moved = await stockport.reserve_many(
-        conn, deps.stock, [(t.inbound.event, _request(deps, t)) for t in valid]
+        conn, deps.stock, [(t.inbound.event, _request(deps, t, now)) for t in valid]
     )
     for position, envelope in moved:
         outs[valid[position].index].envelopes.append(envelope)
@@ -129,7 +129,7 @@ async def _catalogs(conn: Connection, fresh: Sequence[_Taken]) -> dict[str, Cata
     }
 
 
-def _request(deps: OrderDeps, t: _Taken) -> ReservationRequest:
+def _request(deps: OrderDeps, t: _Taken, now: datetime) -> ReservationRequest:
     units: Counter[str] = Counter()
     for line in t.placed.lines:
         units[line.sku] += line.quantity
@@ -141,7 +141,14 @@ def _request(deps: OrderDeps, t: _Taken) -> ReservationRequest:
         allow_partial=deps.on_partial_stock(t.placed.channel) == "backorder",
         locations=deps.config.channels[t.placed.channel].stock.locations,
         max_backordered=deps.config.channels[t.placed.channel].orders.max_backordered,
+        incoming_until=_incoming_until(deps, t.placed.channel, now),
     )
+
+
+def _incoming_until(deps: OrderDeps, channel: str, now: datetime) -> date | None:
+    """Up to when the channel sells the receipts the ERP expects (``incoming_within_days``)."""
+    days = deps.config.channels[channel].stock.incoming_within_days
+    return None if days is None else now.date() + timedelta(days=days)
 
 
 def _decide(

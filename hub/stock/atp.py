@@ -3,8 +3,15 @@
 For one channel and one physical SKU (see ``routes.config.StockRules``):
 
     pooled = sum over the channel's locations of (on hand - ERP committed)
-    atp    = max(0, pooled - open hub reservations - safety_buffer)
+    atp    = max(0, pooled - open hub reservations - safety_buffer [+ incoming])
     shown  = atp * share_percent (rounded down), at most max_listed, 0 if <= zero_at_or_below
+
+``incoming`` counts only for a channel with ``incoming_within_days``: the units of the
+receipts at its locations expected by today + that many days. Open reservations include
+what backorders hold beyond the stock, so this is Pipe17's on hand - committed + future -
+future committed - buffer; such a channel takes orders beyond the stock as backorders, up to
+those receipts (``hub.stock.reservations``). The figure moves with the date, so
+``hub.stock.receipts_clock`` looks at SKUs with receipts again as days pass.
 
 A kit has no stock of its own: its atp is MIN(component atp // quantity per kit), where the
 component atp already has the buffer taken off (the buffer keeps physical units back), and the
@@ -63,9 +70,24 @@ def pooled(rules: StockRules, stock: SkuStock) -> int:
     )
 
 
-def atp(rules: StockRules, stock: SkuStock) -> int:
-    """Units the channel may promise before its presentation rules: never below zero."""
-    return max(0, pooled(rules, stock) - stock.reserved - rules.safety_buffer)
+def incoming(rules: StockRules, stock: SkuStock, today: date | None) -> int:
+    """Units expected in at the channel's locations that it may sell already (none unless
+    it has ``incoming_within_days``)."""
+    if rules.incoming_within_days is None or today is None:
+        return 0
+    until = today + timedelta(days=rules.incoming_within_days)
+    return sum(
+        r.quantity
+        for r in stock.receipts
+        if r.expected <= until and (rules.locations is None or r.location in rules.locations)
+    )
+
+
+def atp(rules: StockRules, stock: SkuStock, today: date | None = None) -> int:
+    """Units the channel may promise before its presentation rules: never below zero
+    (receipts due soon included for a channel that sells them, given ``today``)."""
+    base = pooled(rules, stock) - stock.reserved - rules.safety_buffer
+    return max(0, base + incoming(rules, stock, today))
 
 
 def present(rules: StockRules, units: int) -> int:
@@ -79,12 +101,15 @@ def present(rules: StockRules, units: int) -> int:
 
 
 def kit_atp(
-    rules: StockRules, components: Mapping[str, int], stocks: Mapping[str, SkuStock]
+    rules: StockRules,
+    components: Mapping[str, int],
+    stocks: Mapping[str, SkuStock],
+    today: date | None = None,
 ) -> int:
     """Whole kits the components allow: MIN(component atp // quantity per kit)."""
     if not components:
         return 0
-    return min(atp(rules, stocks.get(c, SkuStock())) // q for c, q in components.items())
+    return min(atp(rules, stocks.get(c, SkuStock()), today) // q for c, q in components.items())
 
 
 def least_shown(rules: StockRules) -> int | None:
@@ -116,7 +141,7 @@ def next_date(
         if rules.locations is None or r.location in rules.locations
     )
     short = pooled(rules, stock) - stock.reserved - rules.safety_buffer
-    arrived = 0
+    arrived = 0  # every receipt (one a channel sells already too) counts here, by date
     for expected, quantity in due:
         arrived += quantity
         if short + arrived >= wanted:
@@ -133,7 +158,7 @@ def figure(
 ) -> Figure:
     """The figure a channel sees of a SKU (a kit when ``components`` is given)."""
     if components:
-        shown = present(rules, kit_atp(rules, components, stocks))
+        shown = present(rules, kit_atp(rules, components, stocks, today))
         if shown > 0:
             return Figure(shown)
         kits = least_shown(rules)  # the fewest kits the channel would show
@@ -142,7 +167,7 @@ def figure(
         dates: list[date] = []
         for comp, qty in components.items():
             stock = stocks.get(comp, SkuStock())
-            if atp(rules, stock) >= kits * qty:
+            if atp(rules, stock, today) >= kits * qty:
                 continue
             due = next_date(rules, stock, today, need=kits * qty)
             if due is None:
@@ -150,7 +175,7 @@ def figure(
             dates.append(due)
         return Figure(0, max(dates) if dates else None)
     stock = stocks.get(sku, SkuStock())
-    shown = present(rules, atp(rules, stock))
+    shown = present(rules, atp(rules, stock, today))
     return Figure(shown, None if shown > 0 else next_date(rules, stock, today))
 
 

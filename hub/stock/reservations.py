@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import orjson
 
@@ -57,6 +57,16 @@ class ReservationRequest:
     """With ``allow_partial``: taken only while at most this many units of a part are
     promised beyond the stock, this backorder included (every channel's open backorders and
     those the ERP has taken over); None: no limit."""
+    incoming_until: date | None = None
+    """With ``allow_partial``: taken only while the units promised beyond the stock stay
+    within the receipts expected by this date (at ``locations``): a channel that sells
+    incoming stock (``incoming_within_days``) promises no more than is coming."""
+
+    def limited(self) -> bool:
+        """Whether a backorder of this request has a limit to keep to."""
+        return self.allow_partial and (
+            self.max_backordered is not None or self.incoming_until is not None
+        )
 
     def wanted(self) -> dict[str, int]:
         """Units per SKU, in SKU order (lines of the same SKU add up); refuses empty or <= 0."""
@@ -117,6 +127,7 @@ async def reserve_many(
     }
     taken: Counter[str] = Counter()  # what this batch's reservations hold so far
     beyond = await _promised_beyond(conn, requests, kits, nets)
+    receipts = await _receipts(conn, requests, kits)
     results: list[ReservationResult] = []
     rows: list[dict[str, object]] = []
     lines: tuple[list[str], list[str], list[int], list[int]] = ([], [], [], [])
@@ -127,9 +138,9 @@ async def reserve_many(
                 local = _local_free(units, kits, request.locations, nets, held, taken)
             else:
                 local = None
-            limit = request.max_backordered if request.allow_partial else None
+            limits = _limits(request, units, kits, receipts)
             answer, holds, short = _decide(
-                units, kits, free, request.allow_partial, local, limit, beyond
+                units, kits, free, request.allow_partial, local, limits, beyond
             )
             taken.update(holds)
             known[request.reservation_id] = answer
@@ -176,7 +187,7 @@ async def _promised_beyond(
     """Units per part promised beyond the stock now, when some request has a backorder
     limit: what open hub backorders hold beyond it, plus what the ERP has promised beyond it
     (a net below zero once it took orders over). Read under the SKU locks."""
-    if not any(r.allow_partial and r.max_backordered is not None for r in requests):
+    if not any(r.limited() for r in requests):
         return None
     parts = sorted(
         {part for r in requests for sku in r.wanted() for part in (kits.get(sku) or {sku: 1})}
@@ -187,6 +198,59 @@ async def _promised_beyond(
     for row in await conn.fetch(_BACKORDERED, parts):
         beyond[row["sku"]] += row["units"]
     return beyond
+
+
+# Receipts expected by a date, per physical SKU and location, with their dates.
+_RECEIPTS = """
+SELECT sku, location, expected_date, quantity FROM stock_incoming
+WHERE sku = ANY($1::text[]) AND expected_date <= $2
+"""
+
+
+async def _receipts(
+    conn: Connection,
+    requests: Sequence[ReservationRequest],
+    kits: Mapping[str, Mapping[str, int]],
+) -> list[tuple[str, str, date, int]]:
+    """The receipts the requests that sell incoming stock may count on (read under the SKU
+    locks); none when no request does."""
+    dated = [r for r in requests if r.allow_partial and r.incoming_until is not None]
+    if not dated:
+        return []
+    parts = sorted(
+        {part for r in dated for sku in r.wanted() for part in (kits.get(sku) or {sku: 1})}
+    )
+    until = max(r.incoming_until for r in dated if r.incoming_until is not None)
+    rows = await conn.fetch(_RECEIPTS, parts, until)
+    return [(r["sku"], r["location"], r["expected_date"], r["quantity"]) for r in rows]
+
+
+def _limits(
+    request: ReservationRequest,
+    units: Mapping[str, int],
+    kits: Mapping[str, Mapping[str, int]],
+    receipts: Sequence[tuple[str, str, date, int]],
+) -> dict[str, int] | None:
+    """Per part, how many units may be promised beyond the stock once this request is taken
+    (``max_backordered``, and the receipts due by ``incoming_until``); None: no limit."""
+    if not request.limited():
+        return None
+    limits: dict[str, int] = {}
+    for sku in units:
+        for part in kits.get(sku) or {sku: 1}:
+            cap = request.max_backordered
+            if request.incoming_until is not None:
+                due = sum(
+                    quantity
+                    for sku_, location, expected, quantity in receipts
+                    if sku_ == part
+                    and expected <= request.incoming_until
+                    and (request.locations is None or location in request.locations)
+                )
+                cap = due if cap is None else min(cap, due)
+            if cap is not None:
+                limits[part] = cap
+    return limits
 
 
 def _local_free(
@@ -217,7 +281,7 @@ def _decide(
     free: dict[str, int],
     allow_partial: bool,
     local: Mapping[str, int] | None = None,
-    limit: int | None = None,
+    limits: Mapping[str, int] | None = None,
     beyond: Counter[str] | None = None,
 ) -> tuple[ReservationResult, dict[str, int], dict[str, int]]:
     """All lines or none, or with ``allow_partial`` (a backorder) every line in full, the
@@ -226,7 +290,7 @@ def _decide(
     A backorder holds what it will need, so units that arrive later (a receipt) go to it and
     not to another channel before the ERP counts the order. ``local`` caps a part at what the
     channel's locations have left. A backorder that would take a part's units promised
-    beyond the stock (``beyond``) over ``limit`` is refused whole. Takes the units it holds
+    beyond the stock (``beyond``) over its ``limits`` is refused whole. Takes the units it holds
     out of ``free`` (and adds what it backorders to ``beyond``), so the next reservation sees
     what is left; returns the answer, the units held and those backordered.
     """
@@ -249,7 +313,7 @@ def _decide(
         available = {part: max(0, _cap(free, local, part)) for part in holds}
         short = {part: held - available[part] for part, held in holds.items()}
         short = {part: units for part, units in short.items() if units > 0}
-        if _over_limit(short, limit, beyond):
+        if _over_limit(short, limits, beyond):
             return ReservationResult(False, shortages), {}, {}
         if beyond is not None:
             beyond.update(short)
@@ -260,12 +324,14 @@ def _decide(
     return ReservationResult(False, shortages), {}, {}
 
 
-def _over_limit(short: Mapping[str, int], limit: int | None, beyond: Counter[str] | None) -> bool:
+def _over_limit(
+    short: Mapping[str, int], limits: Mapping[str, int] | None, beyond: Counter[str] | None
+) -> bool:
     """Whether backordering ``short`` would take a part's units promised beyond the stock
-    over the channel's limit."""
-    if limit is None or beyond is None:
+    over the channel's limit for it."""
+    if limits is None or beyond is None:
         return False
-    return any(beyond[part] + n > limit for part, n in short.items())
+    return any(part in limits and beyond[part] + n > limits[part] for part, n in short.items())
 
 
 def _cap(free: Mapping[str, int], local: Mapping[str, int] | None, part: str) -> int:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hub.settings import Settings
+from hub.stock.receipts_clock import ReceiptsClock
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "orders"))
 from order_kit import (
@@ -261,3 +263,51 @@ async def test_a_backorder_beyond_the_channels_limit_is_refused(
         await world.place("webshop-nl", order_data("webshop-nl", "W-B5", [("LAMP-1", 1, "25.50")]))
         refusals = await shop.wait("order.rejected", 2)
         assert refusals[1]["data"]["channel_order_id"] == "W-B5"
+
+
+def sells_incoming_within_a_week(data: dict[str, Any]) -> None:
+    data["channels"]["webshop-nl"]["stock"]["incoming_within_days"] = 7
+
+
+async def test_a_channel_selling_incoming_stock_takes_backorders_up_to_what_is_coming(
+    isolated: Settings, bus: Any
+) -> None:
+    """webshop-nl sells the receipts the ERP expects within a week: it is shown them, takes
+    backorders for them and no further, and a receipt coming within the week as days pass
+    is shown then (the receipts clock)."""
+    async with (
+        open_world(isolated, bus, orders_config(sells_incoming_within_a_week)) as world,
+        parties(world, warehouse=silent) as seen,
+    ):
+        today = world.clock.now.date()
+        shown = (
+            "SELECT available FROM stock_published WHERE channel = 'webshop-nl' AND sku = 'LAMP-1'"
+        )
+        level = {
+            "sku": "LAMP-1",
+            "location": "main",
+            "on_hand": 3,
+            "version": 2,
+            "incoming": [
+                {"quantity": 4, "expected_date": (today + timedelta(days=3)).isoformat()},
+                {"quantity": 10, "expected_date": (today + timedelta(days=30)).isoformat()},
+            ],
+        }
+        await world.send("erp", "stock.level", level)
+        await world.until(shown, expect=3 - 2 + 4)  # on hand less the shop's buffer of 2, +4
+
+        shop = seen["webshop-nl"]
+        await world.place("webshop-nl", order_data("webshop-nl", "W-I1", [("LAMP-1", 6, "25.50")]))
+        await world.state("webshop-nl", "W-I1", "picking")  # 3 beyond the stock, 4 coming
+        await world.until(shown, expect=0)
+        await world.place("webshop-nl", order_data("webshop-nl", "W-I2", [("LAMP-1", 2, "25.50")]))
+        [refused] = await shop.wait("order.rejected")
+        assert refused["data"]["channel_order_id"] == "W-I2"  # 5 beyond: more than is coming
+        assert refused["data"]["reasons"][0]["code"] == "out_of_stock"
+        assert await world.held("LAMP-1") == 6
+
+        world.clock.advance(timedelta(days=25).total_seconds())  # the 10 are a week away now
+        await ReceiptsClock(world.hub).tick()
+        await world.until(shown, expect=3 - 6 - 2 + 4 + 10)
+        await world.place("webshop-nl", order_data("webshop-nl", "W-I3", [("LAMP-1", 2, "25.50")]))
+        await world.state("webshop-nl", "W-I3", "picking")

@@ -531,3 +531,14 @@ def test_a_channel_sku_that_is_another_products_erp_sku_is_an_error(tmp_path: Pa
     data["channels"]["shop"]["sku_map"] = {"LAMP-1": "DESK-1", "LAMP-EAN": "LAMP-1"}
     found = by_location(errors(tmp_path, data))
     assert "is the ERP's SKU" in found["channels.shop.sku_map.LAMP-1"]
+
+
+def test_selling_incoming_stock_needs_a_backorder_channel(tmp_path: Path) -> None:
+    data = base()
+    data["channels"]["shop"]["stock"] = {"incoming_within_days": 14}
+
+    found = by_location(errors(tmp_path, data))
+
+    assert "on_partial_stock to backorder" in found["channels.shop.stock.incoming_within_days"]
+    data["channels"]["shop"]["orders"] = {"on_partial_stock": "backorder"}
+    assert errors(tmp_path, data) == []

@@ -202,3 +202,33 @@ def test_a_kit_date_is_when_every_component_covers_the_fewest_kits_shown() -> No
     # Held at 0 by the rules alone (2 on hand make no shown kit): the receipt still dates it.
     held = {"A": SkuStock({"main": 2}, 0, (Receipt("main", later, 10),))}
     assert figure(marketplace, "KIT", held, TODAY, {"A": 1}) == Figure(0, later)
+
+
+def test_a_channel_selling_incoming_stock_counts_receipts_due_within_its_window() -> None:
+    """Pipe17's ATP: on hand - committed + future - future committed - buffer, where the
+    future is what the ERP expects at the channel's locations within its window."""
+    soon, later = TODAY + timedelta(days=3), TODAY + timedelta(days=20)
+    s = SkuStock(
+        {"main": 2, "store": 5},
+        reserved=4,  # 2 in stock and 2 backordered beyond it
+        receipts=(Receipt("main", soon, 6), Receipt("main", later, 50), Receipt("store", soon, 9)),
+    )
+    sells = rules(incoming_within_days=7, locations=["main"], safety_buffer=1)
+    assert atp(sells, s, TODAY) == 2 - 4 - 1 + 6  # the store's and the later receipt not
+    assert atp(sells, s) == 0  # without a date, on hand only
+    assert atp(rules(locations=["main"]), s, TODAY) == 0  # a channel not selling incoming
+    assert figure(sells, "A", {"A": s}, TODAY) == Figure(3)
+    on_the_day = rules(incoming_within_days=0, locations=["main"])
+    assert atp(on_the_day, s, soon) == 2 - 4 + 6  # due today counts
+    assert atp(on_the_day, s, TODAY) == 0
+
+
+def test_a_kit_of_incoming_components_is_sold_as_far_as_both_come() -> None:
+    s_a = SkuStock({"main": 0}, receipts=(Receipt("main", TODAY + timedelta(days=2), 4),))
+    s_b = SkuStock({"main": 1}, receipts=(Receipt("main", TODAY + timedelta(days=9), 10),))
+    sells = rules(incoming_within_days=5)
+    stocks = {"A": s_a, "B": s_b}
+    assert kit_atp(sells, {"A": 2, "B": 1}, stocks, TODAY) == 1  # B: 1 now, its 10 too late
+    assert figure(sells, "KIT", stocks, TODAY, {"A": 2, "B": 1}) == Figure(1)
+    nine_days_on = TODAY + timedelta(days=4)
+    assert figure(sells, "KIT", stocks, nine_days_on, {"A": 2, "B": 1}) == Figure(2)
