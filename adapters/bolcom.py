@@ -156,10 +156,11 @@ def cancellation_requested(order: Native, channel: str) -> OrderCancelled:
 
 
 def return_registered(ret: Native, channel: str) -> ReturnRequested | None:
-    """A return as ``GET retailer/returns/{return-id}`` gives it (polled): the buyer registered
-    one with bol.com. Its items name the product by EAN, not by the offer's reference: the hub
-    finds the order's SKU that carries it. A return of items bol.com fulfilled (FBB) is bol.com's
-    to book: acked and counted. One of several orders at once is refused (parked)."""
+    """A return as ``GET retailer/returns`` lists it (polled; ``returns/{id}`` gives the same
+    fields): the buyer registered one with bol.com. Its items name the product by EAN, not by
+    the offer's reference: the hub finds the order's SKU that carries it. A return of items
+    bol.com fulfilled (FBB) is bol.com's to book: acked and counted. One of several orders at
+    once is refused (parked)."""
     if ret.optional_text("fulfilmentMethod") == "FBB":
         return None
     items = ret.objects("returnItems")

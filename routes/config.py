@@ -141,6 +141,10 @@ class OrderRules(_Frozen):
     """Once retries are spent: reject and release the stock (if nothing is packed) or stall."""
 
 
+MIN_BOLCOM_POLL_S = 60.0
+"""How often the hub may poll bol.com at most (off loopback, where tests poll faster)."""
+
+
 def _loopback(url: str) -> bool:
     """Whether a URL points at this machine (where plain http carries no key off it)."""
     host = urlsplit(url).hostname or ""
@@ -253,6 +257,27 @@ class ChannelConfig(_Frozen):
             raise Problems(
                 [(("settings", "login_url"), "the API secret goes there: it must be https://")]
             )
+        return self
+
+    @model_validator(mode="after")
+    def _bolcom_polled_within_its_limits(self) -> ChannelConfig:
+        raw = self.settings.get("poll_s", "")
+        try:
+            poll_s = float(raw) if raw else None
+        except ValueError:
+            return self  # the client's own check names a value that is not seconds
+        url = str(self.delivery.url or "")
+        if (
+            self.adapter == "bolcom"
+            and poll_s is not None
+            and 0 < poll_s < MIN_BOLCOM_POLL_S
+            and not _loopback(url)
+        ):
+            message = (
+                f"bol.com allows about 25 order lists a minute, and a poll makes up to"
+                f" poll_pages of them: poll at most every {MIN_BOLCOM_POLL_S:.0f} seconds"
+            )
+            raise Problems([(("settings", "poll_s"), message)])
         return self
 
     @model_validator(mode="after")

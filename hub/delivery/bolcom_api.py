@@ -30,13 +30,13 @@ import csv
 import io
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import httpx
 import orjson
 
-from hub.delivery.bolcom_poll import BolcomIntake
+from hub.delivery.bolcom_poll import ORDER_PAGES, BolcomIntake
 from hub.delivery.polling import Found
 from hub.delivery.wire import Request, seconds
 
@@ -72,12 +72,16 @@ class BolcomApi:
         self._export_pending: str | None = None  # process status id of the export asked for
         self._export_lock = asyncio.Lock()
         self._confirming: OrderedDict[str, str] = OrderedDict()  # rma id -> process status id
-        self._intake = BolcomIntake(self._send, seconds(settings, "poll_s", 120, zero_ok=True))
+        self._intake = BolcomIntake(
+            self._send,
+            seconds(settings, "poll_s", 120, zero_ok=True),
+            _whole(settings, "poll_pages", ORDER_PAGES),
+        )
         self.poll_s = self._intake.poll_s
 
-    async def poll(self, client: httpx.AsyncClient) -> list[Found]:
+    def poll(self, client: httpx.AsyncClient) -> AsyncGenerator[Found, None]:
         """New orders, cancellation requests and returns (``hub.delivery.bolcom_poll``)."""
-        return await self._intake.poll(client)
+        return self._intake.poll(client)
 
     def handed_over(self, found: Found) -> None:
         """The hub has this find: later polls skip it."""
@@ -212,8 +216,16 @@ class BolcomApi:
         answer = found
         for item, units in plan:
             rma_id = str(item["rmaId"])
-            if await self._being_confirmed(client, rma_id):
-                continue
+            try:
+                if await self._being_confirmed(client, rma_id):
+                    continue
+            except _Unsure as exc:  # tried again later (after bol.com's Retry-After, if any)
+                wait = exc.answer.headers.get("Retry-After")
+                return httpx.Response(
+                    503,
+                    headers={"Retry-After": wait} if wait else None,
+                    text=f"process status of return item {rma_id} unknown: {exc.answer.text[:200]}",
+                )
             handled = {"handlingResult": body["handlingResult"], "quantityReturned": units}
             sent = await self._send(client, "PUT", f"/retailer/returns/{rma_id}", handled)
             answer = await self._settled(client, sent)
@@ -230,6 +242,8 @@ class BolcomApi:
         if status_id is None:
             return False
         polled = await self._process_status(client, status_id)
+        if polled.status_code not in (200, 404):  # cannot tell now: not confirmed twice
+            raise _Unsure(polled)
         state = _document(polled).get("status") if polled.status_code == 200 else None
         if state in ("PENDING", "SUCCESS"):
             return True
@@ -392,6 +406,25 @@ def offers_by_reference(text: str) -> dict[str, str]:
         if reference and offer_id:
             table[reference] = offer_id
     return table
+
+
+class _Unsure(Exception):
+    """bol.com did not say how an earlier confirmation went (a 429 or 5xx on its status)."""
+
+    def __init__(self, answer: httpx.Response) -> None:
+        super().__init__(answer.status_code)
+        self.answer = answer
+
+
+def _whole(settings: Mapping[str, str], key: str, default: int) -> int:
+    """A count setting of the client; LookupError (a config error naming it) unless a positive
+    whole number."""
+    raw = settings.get(key)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise LookupError(f"setting {key}: {raw!r} is not a positive whole number")
+    return int(raw)
 
 
 def _document(response: httpx.Response) -> dict[str, Any]:

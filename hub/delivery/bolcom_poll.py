@@ -11,15 +11,19 @@ cancellation requests and their registered returns (Retailer API v10).
   over yet becomes ``return`` as listed (the list carries what the adapter reads: the order,
   EANs, expected quantities and reasons).
 
-At most ``ORDER_PAGES`` pages of orders and ``RETURN_PAGES`` of returns are read per poll;
-what is beyond them is read at the next, once the first pages have been handed over.
+Each find is handed over as soon as it is read. An order that cannot be read is skipped
+(logged) and tried again at the next poll; a 429 ends the poll, the next waiting its
+Retry-After. At most ``poll_pages`` pages (20: 1,000 open orders) of orders and
+``RETURN_PAGES`` pages (200 unhandled returns) are read per poll: orders handed over stay
+listed until they ship, so a merchant with more open FBR orders at once needs a larger
+``poll_pages`` (each page is one of bol.com's list calls, about 25 a minute).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -30,7 +34,7 @@ from hub.delivery.wire import retry_after_s, snippet
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50  # bol.com's page size for orders and returns
-ORDER_PAGES = 20
+ORDER_PAGES = 20  # the default of the poll_pages setting
 RETURN_PAGES = 4
 REMEMBERED = 100_000  # finds handed over, so a poll does not read them again
 
@@ -54,9 +58,10 @@ class Send(Protocol):
 class BolcomIntake:
     """Finds the orders, cancellation requests and returns the hub has not had yet."""
 
-    def __init__(self, send: Send, poll_s: float) -> None:
+    def __init__(self, send: Send, poll_s: float, pages: int = ORDER_PAGES) -> None:
         self._send = send
         self.poll_s = poll_s
+        self._pages = pages
         self._handed: OrderedDict[str, None] = OrderedDict()
 
     def handed_over(self, found: Found) -> None:
@@ -70,22 +75,28 @@ class BolcomIntake:
     def _has(self, event: str, key: str) -> bool:
         return f"{event}:{key}" in self._handed
 
-    async def poll(self, client: httpx.AsyncClient) -> list[Found]:
+    async def poll(self, client: httpx.AsyncClient) -> AsyncGenerator[Found, None]:
         """The new orders and cancellation requests first, then the new returns."""
-        found = await self._orders(client)
-        found.extend(await self._returns(client))
-        return found
-
-    async def _orders(self, client: httpx.AsyncClient) -> list[Found]:
-        found: list[Found] = []
-        for page in range(1, ORDER_PAGES + 1):
+        for page in range(1, self._pages + 1):
             params = {"fulfilment-method": "FBR", "status": "OPEN", "page": str(page)}
             orders = await self._page(client, "/retailer/orders", params, "orders")
             for reduced in orders:
-                found.extend(await self._order_news(client, reduced))
+                for found in await self._order_news(client, reduced):
+                    yield found
             if len(orders) < PAGE_SIZE:
                 break
-        return found
+        for page in range(1, RETURN_PAGES + 1):
+            params = {"handled": "false", "fulfilment-method": "FBR", "page": str(page)}
+            returns = await self._page(client, "/retailer/returns", params, "returns")
+            for listed in returns:
+                return_id = listed.get("returnId") if isinstance(listed, dict) else None
+                if return_id is None or str(return_id) == "":
+                    log.warning("bol.com listed a return without a returnId; skipped")
+                    continue
+                if not self._has("return", str(return_id)):
+                    yield Found("return", str(return_id), listed)
+            if len(returns) < PAGE_SIZE:
+                break
 
     async def _order_news(self, client: httpx.AsyncClient, reduced: Any) -> list[Found]:
         """What is new of one listed order: itself, a cancellation request, or nothing."""
@@ -107,31 +118,21 @@ class BolcomIntake:
         read = await self._send(client, "GET", f"/retailer/orders/{order_id}")
         if read.status_code == 404:  # gone since it was listed
             return []
-        if read.status_code != 200:
+        if read.status_code == 429:  # the rest of this poll would be refused too
             raise _failed(f"orders/{order_id}", read)
-        order = _object(read, f"orders/{order_id}")
+        try:
+            if read.status_code != 200:
+                raise _failed(f"orders/{order_id}", read)
+            order = _object(read, f"orders/{order_id}")
+        except PollFailed as exc:  # this order only: the others go on, it is read next time
+            log.warning("%s; tried again at the next poll", exc)
+            return []
         news: list[Found] = []
         if new_order:
             news.append(Found("order", order_id, order))
         if new_request and cancel_key is not None:
             news.append(Found("cancellation-request", cancel_key, order))
         return news
-
-    async def _returns(self, client: httpx.AsyncClient) -> list[Found]:
-        found: list[Found] = []
-        for page in range(1, RETURN_PAGES + 1):
-            params = {"handled": "false", "fulfilment-method": "FBR", "page": str(page)}
-            returns = await self._page(client, "/retailer/returns", params, "returns")
-            for listed in returns:
-                return_id = listed.get("returnId") if isinstance(listed, dict) else None
-                if return_id is None or str(return_id) == "":
-                    log.warning("bol.com listed a return without a returnId; skipped")
-                    continue
-                if not self._has("return", str(return_id)):
-                    found.append(Found("return", str(return_id), listed))
-            if len(returns) < PAGE_SIZE:
-                break
-        return found
 
     async def _page(
         self, client: httpx.AsyncClient, path: str, params: Mapping[str, str], key: str

@@ -97,7 +97,10 @@ class Backlog:
         self._line: dict[int, Item] = {}
         self._slot_of: dict[Key, int] = {}
         self._busy: dict[Key, Item] = {}
+        # Stock figures and catalog versions remembered apart: a large catalog resync must not
+        # push out the figures that keep a late stock duplicate from going out.
         self._delivered: OrderedDict[Key, Order] = OrderedDict()
+        self._delivered_catalog: OrderedDict[Key, Order] = OrderedDict()
         self._remember = remember
         self._next_slot = 0
         self._changed = asyncio.Event()
@@ -114,6 +117,10 @@ class Backlog:
         """Whether older messages of the item's key drop out for it."""
         return item.key is not None and (self.coalesce or item.is_catalog)
 
+    def _memory(self, item: Item) -> OrderedDict[Key, Order]:
+        """Where the last delivered version of the item's key is remembered."""
+        return self._delivered_catalog if item.is_catalog else self._delivered
+
     def _stale(self, item: Item, last: Order) -> bool:
         """Whether the item is no newer than the last one delivered, as far as it matters."""
         return item.order < last if item.is_catalog else item.order <= last
@@ -126,7 +133,7 @@ class Backlog:
             flying = self._busy.get(key)
             if flying is not None and item.order < flying.order:
                 return [item]
-            last = self._delivered.get(key)
+            last = self._memory(item).get(key)
             if last is not None and self._stale(item, last):
                 return [item]
             slot = self._slot_of.get(key)
@@ -182,10 +189,11 @@ class Backlog:
         if key is None:
             return
         if delivered and self._coalesces(item):
-            last = self._delivered.pop(key, None)
-            self._delivered[key] = item.order if last is None else max(last, item.order)
-            if len(self._delivered) > self._remember:
-                self._delivered.popitem(last=False)
+            memory = self._memory(item)
+            last = memory.pop(key, None)
+            memory[key] = item.order if last is None else max(last, item.order)
+            if len(memory) > self._remember:
+                memory.popitem(last=False)
         if self._busy.get(key) is item:
             del self._busy[key]
             self._changed.set()

@@ -5,17 +5,19 @@ The delivery worker that holds the channel's lease polls, so one hub of a deploy
 at the channel's ``poll_s`` interval. Each find has an id derived from what it is (the order,
 the items whose cancellation was asked, the return), so asking again after a restart, or
 another hub taking the lease over, brings the same events, which the hub's inbox takes once;
-the order itself is also taken once per channel order id. A find is marked as handed over
-only once the broker has confirmed it, so nothing found is lost to a failed publish: the next
-poll finds it again. A poll the API refuses or cannot answer is logged and counted, and the
-next one waits at least its Retry-After.
+the order itself is also taken once per channel order id. Finds are handed over one by one
+as they are read, and each is marked as handed over only once the broker has confirmed it,
+so nothing found is lost to a failed publish or a later failing call: the next poll finds
+it again. A poll the API refuses or cannot answer is logged and counted, and the next one
+waits at least its Retry-After.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -53,8 +55,8 @@ class Polls(Protocol):
     poll_s: float
     """Seconds between polls; 0 does not poll."""
 
-    async def poll(self, client: httpx.AsyncClient) -> Sequence[Found]:
-        """What is new since the finds marked handed over; raises PollFailed."""
+    def poll(self, client: httpx.AsyncClient) -> AsyncGenerator[Found, None]:
+        """What is new since the finds marked handed over, as it is read; raises PollFailed."""
         ...
 
     def handed_over(self, found: Found) -> None:
@@ -81,23 +83,24 @@ async def poll_once(
     publish: Callable[[CloudEvent], Awaitable[None]],
     metrics: Metrics,
 ) -> float | None:
-    """One poll, its finds handed to the hub in order; how long the API asked to wait, if
-    it refused."""
+    """One poll, each find handed to the hub as it is read; how long the API asked to wait,
+    if it refused."""
     try:
-        found = await caller.poll(client)
+        async with contextlib.aclosing(caller.poll(client)) as finds:
+            async for each in finds:
+                try:
+                    await publish(event_for(channel, adapter, each, datetime.now(UTC)))
+                except HubError as exc:  # not confirmed: the next poll finds it again
+                    metrics.polls.labels(channel, "failed").inc()
+                    log.warning("%s: %s %s not handed over: %s", channel, each.event, each.key, exc)
+                    return None
+                caller.handed_over(each)
+                metrics.polled.labels(channel, each.event).inc()
     except (PollFailed, httpx.HTTPError) as exc:
         metrics.polls.labels(channel, "failed").inc()
         log.warning("%s: poll failed: %s", channel, exc)
         return exc.retry_after_s if isinstance(exc, PollFailed) else None
     metrics.polls.labels(channel, "ok").inc()
-    for each in found:
-        try:
-            await publish(event_for(channel, adapter, each, datetime.now(UTC)))
-        except HubError as exc:  # not confirmed: the next poll finds it again
-            log.warning("%s: %s %s not handed to the hub: %s", channel, each.event, each.key, exc)
-            return None
-        caller.handed_over(each)
-        metrics.polled.labels(channel, each.event).inc()
     return None
 
 

@@ -7,6 +7,8 @@
 ALTER TABLE stock_reservation_lines
     ADD COLUMN shipped integer NOT NULL DEFAULT 0 CHECK (shipped >= 0),
     ADD COLUMN shipped_at timestamptz,
+    -- Units counted out so far (taken off quantity): what a later keep_only keeps is less them.
+    ADD COLUMN counted_out integer NOT NULL DEFAULT 0 CHECK (counted_out >= 0),
     ADD CONSTRAINT stock_reservation_lines_shipped_held CHECK (shipped <= quantity);
 -- Each batch of levels looks for these; a popular SKU has many open holds, few shipped ones.
 CREATE INDEX stock_reservation_lines_shipped ON stock_reservation_lines (sku)
@@ -89,7 +91,7 @@ BEGIN
                            ELSE rl.backordered END,
         active = rl.quantity > rl.shipped,
         handed_over_at = CASE WHEN rl.quantity > rl.shipped THEN rl.handed_over_at ELSE p_now END,
-        shipped = 0, shipped_at = NULL
+        counted_out = rl.counted_out + rl.shipped, shipped = 0, shipped_at = NULL
     FROM (SELECT t.doc ->> 'sku' AS sku, max(coalesce((t.doc ->> 'at')::timestamptz, p_now)) AS at
           FROM (SELECT p_levels -> (pos - 1)::integer AS doc FROM unnest(any_applied) AS pos) AS t
           GROUP BY 1) AS m

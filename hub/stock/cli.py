@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,15 @@ def import_command(
     source: Annotated[
         str | None, typer.Option("--source", help="Channel the levels come from (default: ERP).")
     ] = None,
+    measured_at: Annotated[
+        datetime | None,
+        typer.Option(
+            "--measured-at",
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
+            help="When the file's figures were true (UTC unless an offset is given); default"
+            " now. Units shipped after it stay held until a later level counts them out.",
+        ),
+    ] = None,
 ) -> None:
     """Validate every row, then send them all as stock levels; one bad row sends nothing."""
     from hub.settings import Settings
@@ -32,7 +42,12 @@ def import_command(
     settings = Settings()
     result = asyncio.run(
         import_file(
-            settings, load_config(settings.config_path), file, location=location, source=source
+            settings,
+            load_config(settings.config_path),
+            file,
+            location=location,
+            source=source,
+            measured_at=_aware(measured_at),
         )
     )
     if result.errors:
@@ -41,6 +56,13 @@ def import_command(
         err.print(f"{file.name}: {len(result.errors)} bad row(s); nothing was applied")
         raise typer.Exit(1)
     console.print(f"{file.name}: {result.published} stock level(s) sent")
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time given without an offset is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 @stock_app.command("resync")

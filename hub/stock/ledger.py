@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -45,7 +45,11 @@ async def lock_skus(conn: Connection, skus: Collection[str]) -> None:
 def _level_docs(levels: Sequence[StockLevel], measured: Sequence[datetime] | None) -> str:
     """The levels as ``stock_apply_levels`` reads them; ``at`` is when the source measured
     each (its CloudEvent time), which ends the holds on units shipped before it."""
-    times: Sequence[datetime | None] = measured if measured is not None else [None] * len(levels)
+    times: Sequence[datetime | None] = (
+        [t if t.tzinfo is not None else t.replace(tzinfo=UTC) for t in measured]
+        if measured is not None
+        else [None] * len(levels)
+    )
     return orjson.dumps(
         [
             {

@@ -394,16 +394,20 @@ async def keep_only(conn: Connection, reservation_id: str, lines: Mapping[str, i
     skus = await reservation_skus(conn, reservation_id)
     await ledger.lock_skus(conn, skus)
     keep = await _physical(conn, lines)
+    # ``lines`` count every unit that left, those a level counted out (no longer held) too.
     changed = await conn.fetch(
-        "UPDATE stock_reservation_lines AS l SET quantity = least(l.quantity,"
-        " coalesce(k.keep, l.quantity)), backordered = greatest(0, l.backordered"
-        " - (l.quantity - least(l.quantity, coalesce(k.keep, l.quantity)))),"
-        " shipped = least(l.shipped, coalesce(k.keep, l.quantity)),"
-        " active = coalesce(k.keep, 0) > 0"
+        "UPDATE stock_reservation_lines AS l SET"
+        " quantity = CASE WHEN n.held > 0 THEN least(l.quantity, n.held) ELSE l.quantity END,"
+        " backordered = CASE WHEN n.held > 0 THEN greatest(0, l.backordered"
+        " - (l.quantity - least(l.quantity, n.held))) ELSE l.backordered END,"
+        " shipped = CASE WHEN n.held > 0 THEN least(l.shipped, l.quantity, n.held)"
+        " ELSE l.shipped END,"
+        " active = n.held > 0"
+        " FROM (SELECT o.sku, coalesce(k.keep, 0) - o.counted_out AS held"
         " FROM stock_reservation_lines AS o"
         " LEFT JOIN unnest($2::text[], $3::int[]) AS k(sku, keep) ON k.sku = o.sku"
-        " WHERE l.reservation_id = $1 AND l.active AND o.reservation_id = l.reservation_id"
-        " AND o.sku = l.sku RETURNING l.sku",
+        " WHERE o.reservation_id = $1) AS n"
+        " WHERE l.reservation_id = $1 AND l.active AND l.sku = n.sku RETURNING l.sku",
         reservation_id,
         list(keep),
         list(keep.values()),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -44,8 +45,11 @@ async def import_file(
     *,
     location: str | None = None,
     source: str | None = None,
+    measured_at: datetime | None = None,
 ) -> ImportResult:
-    """Validate the whole file, then publish every row; any bad row means nothing is sent."""
+    """Validate the whole file, then publish every row; any bad row means nothing is sent.
+    ``measured_at`` (default: now) is when the file's figures were true: holds on units
+    shipped after it are not ended by them."""
     sender = source or config.erp
     if not RouteTable.from_config(config).to_hub(sender, StockLevel.TYPE):
         return ImportResult(0, (FeedError(0, f"{sender!r} has no route for stock.level"),))
@@ -62,6 +66,7 @@ async def import_file(
             data=level.model_dump(mode="json"),
             subject=level.sku,
             id=f"stock-import-{feed.digest}-{line}",
+            time=measured_at,
         )
         envelopes.append(
             Envelope(

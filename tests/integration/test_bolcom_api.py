@@ -54,6 +54,8 @@ class Bol:
         self.open_orders: dict[str, dict[str, Any]] = {}  # order id -> the order resource
         self.listed_returns: list[dict[str, Any]] = []  # unhandled FBR returns, as listed
         self.busy_lists = 0  # list calls still to answer 429 (Retry-After 1)
+        self.broken_orders: dict[str, int] = {}  # order id -> reads still to answer 500
+        self.status_down = 0  # process status reads still to answer 503
         self.tokens: list[str] = []
         self.valid: set[str] = set()
         self.statuses: dict[str, list[dict[str, Any]]] = {}  # polled in turn, the last stays
@@ -119,6 +121,9 @@ class Bol:
     async def _status(self, request: Request) -> Response:
         if refused := self._refused(request):
             return refused
+        if self.status_down > 0:
+            self.status_down -= 1
+            return JSONResponse({"status": 503, "title": "Service Unavailable"}, status_code=503)
         queue = self.statuses.get(request.path_params["id"])
         if queue is None:
             return JSONResponse({"status": 404}, status_code=404)
@@ -253,6 +258,9 @@ class Bol:
         if refused := self._refused(request):
             return refused
         self.calls.append(("GET", f"orders/{request.path_params['order']}", None))
+        if self.broken_orders.get(request.path_params["order"], 0) > 0:
+            self.broken_orders[request.path_params["order"]] -= 1
+            return JSONResponse({"status": 500, "title": "Internal Server Error"}, status_code=500)
         if request.path_params["order"] in self.open_orders:
             return JSONResponse(self.open_orders[request.path_params["order"]])
         items = [{"orderItemId": i, **q} for i, q in self.order_items.items()]
@@ -549,6 +557,15 @@ async def test_an_item_bol_is_still_confirming_is_not_confirmed_again_on_a_retry
     await until(lambda: deliveries(hub, "ok") == 1, timeout=15)
     assert [c[1] for c in bol.of("PUT", "returns/")] == ["returns/61", "returns/62", "returns/62"]
     assert bol.confirming == {"61", "62"}
+
+    # bol.com cannot say how the first went just now: tried again later, not confirmed twice.
+    bol.returns["2002"] = [rma("71", 1), rma("72", 1)]
+    bol.down_once, bol.status_down = {"72"}, 0
+    await bus.put_out(SHOP, "return.received", received("2002", 1, 1))
+    await until(lambda: len(bol.of("PUT", "returns/72")) == 1, timeout=10)
+    bol.status_down = 1
+    await until(lambda: deliveries(hub, "ok") == 2, timeout=20)
+    assert [c[1] for c in bol.of("PUT", "returns/7")] == ["returns/71", "returns/72", "returns/72"]
     assert await bus.drain(bus.names.dead_queue, expect=0, settle=0.3) == []
 
 
@@ -603,6 +620,19 @@ async def test_new_orders_cancellation_requests_and_returns_are_polled_into_the_
     assert hub.metrics.registry.get_sample_value("hub_channel_polled_total", polled) == 52
     failed = {"channel": SHOP, "outcome": "failed"}
     assert hub.metrics.registry.get_sample_value("hub_channel_polls_total", failed) == 1
+
+
+async def test_an_order_bol_cannot_read_now_holds_up_no_other_and_comes_next_time(
+    start_hub: StartHub, bus: Any, bol: Bol
+) -> None:
+    order = orjson.loads((BOL_FIXTURES / "order.json").read_bytes())
+    other = {**orjson.loads(orjson.dumps(order)), "orderId": "B-OTHER"}
+    bol.open_orders = {order["orderId"]: order, "B-OTHER": other}
+    bol.broken_orders = {order["orderId"]: 1}
+    seen = await watch_hub_in(bus)
+    await start_hub(over_the_api(bol.port, poll_s="0.2"))
+    got = await bus.bodies(seen.name, expect=2, timeout=10)
+    assert [m["data"]["orderId"] for m in got] == ["B-OTHER", order["orderId"]]
 
 
 async def test_a_restarted_hub_polls_the_same_events_which_the_hub_takes_once(

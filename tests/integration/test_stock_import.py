@@ -97,3 +97,45 @@ async def _until_on_hand(hub, expected: int) -> None:
             return
         await asyncio.sleep(0.05)
     assert (await ledger(hub)).get(("DESK-1", "main")) == expected
+
+
+async def test_a_file_measured_before_a_shipment_does_not_end_the_hold_on_its_units(
+    start_hub, isolated, tmp_path
+):
+    """A stock file says when its figures were true (``--measured-at``): one measured before
+    units shipped still counts them, so their hold stays until a later file counts them out."""
+    from datetime import timedelta
+
+    from hub.stock import reservations
+
+    hub = await start_hub(CONFIG)
+    first = tmp_path / "first.csv"
+    first.write_text("sku,location,on_hand,version\nDESK-1,main,12,1\n")
+    assert (await import_file(isolated, CONFIG, first)).published == 1
+    await _until(hub, "SELECT count(*) FROM stock_ledger", 1)
+    early = tmp_path / "early.csv"
+    early.write_text("sku,location,on_hand,version\nDESK-1,main,12,2\n")
+    shipped_at = datetime.now(UTC)
+    async with hub.pool.acquire() as conn:
+        await reservations.reserve(
+            conn, reservation_id="r1", channel="webshop-nl", order_ref="o1", lines=[("DESK-1", 2)]
+        )
+        await reservations.mark_shipped(conn, "r1", {"DESK-1": 2}, shipped_at)
+    held = "SELECT coalesce(sum(quantity), 0) FROM stock_reservation_lines WHERE active"
+    before = shipped_at - timedelta(hours=1)
+    assert await hub.pool.fetchval(held) == 2
+    assert (await import_file(isolated, CONFIG, early, measured_at=before)).published == 1
+    await _until(hub, "SELECT version FROM stock_ledger", 2)
+    assert await hub.pool.fetchval(held) == 2
+    later = tmp_path / "later.csv"
+    later.write_text("sku,location,on_hand,version\nDESK-1,main,10,3\n")
+    assert (await import_file(isolated, CONFIG, later)).published == 1
+    await _until(hub, held, 0)
+
+
+async def _until(hub, query: str, expect: int) -> None:
+    for _ in range(100):
+        if await hub.pool.fetchval(query) == expect:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{query} never gave {expect}")

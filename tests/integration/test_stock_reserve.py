@@ -193,3 +193,32 @@ async def test_a_level_long_after_the_shipment_ends_the_hold_whatever_its_clock_
         later = StockLevel(sku="B", location="main", on_hand=3, version=3)
         await ledger.apply_levels(conn, [later], t0 + timedelta(minutes=11), [behind])
         assert await held(pool) == {}
+
+
+async def test_what_is_kept_after_a_cancellation_leaves_out_the_units_counted_out(pool) -> None:
+    """``keep_only`` is told every unit that left; those a level already counted out are no
+    longer held, so only the rest of them is kept (and a part kept at 0 simply ends)."""
+    t0 = datetime.now(UTC)
+    after = [t0 + timedelta(seconds=1)]
+    async with pool.acquire() as conn:
+        await reservations.reserve(
+            conn, reservation_id="r11", channel="c", order_ref="o11", lines=[("A", 5)]
+        )
+        await reservations.mark_shipped(conn, "r11", {"A": 2}, t0)
+        level = StockLevel(sku="A", location="main", on_hand=4, version=2)
+        await ledger.apply_levels(conn, [level], t0, after)
+        assert await held(pool) == {"A": 3}
+        await reservations.keep_only(conn, "r11", {"A": 2})  # the rest given up: 2 left
+        assert await held(pool) == {}
+
+        await reservations.reserve(
+            conn, reservation_id="r12", channel="c", order_ref="o12", lines=[("B", 3)]
+        )
+        await reservations.mark_shipped(conn, "r12", {"B": 1}, t0)
+        level = StockLevel(sku="B", location="main", on_hand=4, version=2)
+        await ledger.apply_levels(conn, [level], t0, after)
+        assert await held(pool) == {"B": 2}
+        await reservations.keep_only(conn, "r12", {"B": 2})  # 1 of 3 cancelled, 1 left
+        assert await held(pool) == {"B": 1}
+        await reservations.keep_only(conn, "r12", {"B": 0})
+        assert await held(pool) == {}

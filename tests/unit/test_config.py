@@ -542,3 +542,19 @@ def test_selling_incoming_stock_needs_a_backorder_channel(tmp_path: Path) -> Non
     assert "on_partial_stock to backorder" in found["channels.shop.stock.incoming_within_days"]
     data["channels"]["shop"]["orders"] = {"on_partial_stock": "backorder"}
     assert errors(tmp_path, data) == []
+
+
+def test_bolcom_is_polled_at_most_once_a_minute_off_loopback(tmp_path: Path) -> None:
+    data = base()
+    data["channels"]["shop"]["adapter"] = "bolcom"
+    data["channels"]["shop"]["delivery"] = {"transport": "http", "url": "https://api.bol.com"}
+    data["channels"]["shop"]["settings"] = {"poll_s": "10"}
+
+    found = by_location(errors(tmp_path, data))
+
+    assert "at most every 60 seconds" in found["channels.shop.settings.poll_s"]
+    data["channels"]["shop"]["settings"] = {"poll_s": "60"}
+    assert errors(tmp_path, data) == []
+    data["channels"]["shop"]["delivery"]["url"] = "http://127.0.0.1:8080"
+    data["channels"]["shop"]["settings"] = {"poll_s": "0.2"}  # a test double on loopback
+    assert errors(tmp_path, data) == []

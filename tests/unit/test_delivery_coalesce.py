@@ -230,3 +230,15 @@ def test_a_product_and_its_stock_and_price_do_not_wait_for_each_other():
     for it in (a_product, a_price, a_figure):
         assert b.add(it) == []
     assert take_all(b) == [a_product, a_price, a_figure]
+
+
+def test_a_large_catalog_does_not_push_out_the_memory_of_delivered_stock_figures():
+    b = Backlog(coalesce=True, remember=2)
+    a = item(figure("A", 5))
+    b.add(a)
+    b.done(b.take() or a, delivered=True)
+    for n in range(3):  # more catalog versions delivered than remembered
+        p = product(f"P{n}", 1)
+        b.add(p)
+        b.done(b.take() or p, delivered=True)
+    assert b.add(late := item(figure("A", 5))) == [late]  # still known as delivered
