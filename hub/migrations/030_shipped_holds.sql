@@ -7,6 +7,8 @@
 ALTER TABLE stock_reservation_lines
     ADD COLUMN shipped integer NOT NULL DEFAULT 0 CHECK (shipped >= 0),
     ADD COLUMN shipped_at timestamptz,
+    -- Where they left from, when the order's channel sells from one location (else NULL).
+    ADD COLUMN shipped_from text,
     -- Units counted out so far (taken off quantity): what a later keep_only keeps is less them.
     ADD COLUMN counted_out integer NOT NULL DEFAULT 0 CHECK (counted_out >= 0),
     ADD CONSTRAINT stock_reservation_lines_shipped_held CHECK (shipped <= quantity);
@@ -80,9 +82,14 @@ BEGIN
       AND r.erp_order_number = h.number;
 
     -- Units that left before the source measured a level of their SKU (its CloudEvent time,
-    -- 'at') are in its on hand no more: their hold ends, the rest of a hold stays. Ten
-    -- minutes after the shipment any level will do, so a source whose clock runs behind
-    -- does not keep the hold for good.
+    -- 'at'), of the location they left from where that is known, are in its on hand no
+    -- more: their hold ends, the rest of a hold stays. Ten minutes after the shipment any
+    -- such level will do, so a source whose clock runs behind does not keep the hold for good.
+    WITH m AS (
+        SELECT t.doc ->> 'sku' AS sku, t.doc ->> 'location' AS location,
+               max(coalesce((t.doc ->> 'at')::timestamptz, p_now)) AS at
+        FROM (SELECT p_levels -> (pos - 1)::integer AS doc FROM unnest(any_applied) AS pos) AS t
+        GROUP BY 1, 2)
     UPDATE stock_reservation_lines AS rl
     SET quantity = CASE WHEN rl.quantity > rl.shipped THEN rl.quantity - rl.shipped
                         ELSE rl.quantity END,
@@ -91,12 +98,13 @@ BEGIN
                            ELSE rl.backordered END,
         active = rl.quantity > rl.shipped,
         handed_over_at = CASE WHEN rl.quantity > rl.shipped THEN rl.handed_over_at ELSE p_now END,
-        counted_out = rl.counted_out + rl.shipped, shipped = 0, shipped_at = NULL
-    FROM (SELECT t.doc ->> 'sku' AS sku, max(coalesce((t.doc ->> 'at')::timestamptz, p_now)) AS at
-          FROM (SELECT p_levels -> (pos - 1)::integer AS doc FROM unnest(any_applied) AS pos) AS t
-          GROUP BY 1) AS m
-    WHERE rl.sku = m.sku AND rl.active AND rl.shipped > 0
-      AND (rl.shipped_at < m.at OR rl.shipped_at < p_now - interval '10 minutes');
+        counted_out = rl.counted_out + rl.shipped, shipped = 0, shipped_at = NULL,
+        shipped_from = NULL
+    WHERE rl.active AND rl.shipped > 0 AND rl.sku IN (SELECT sku FROM m)
+      AND EXISTS (SELECT 1 FROM m
+                  WHERE m.sku = rl.sku
+                    AND (rl.shipped_from IS NULL OR m.location = rl.shipped_from)
+                    AND (rl.shipped_at < m.at OR rl.shipped_at < p_now - interval '10 minutes'));
     RETURN applied;
 END $$;
 

@@ -78,15 +78,20 @@ def salesorder_create(order: Order, config: HubConfig) -> SalesOrderCreate:
 def pick_request(order: Order, config: HubConfig) -> PickRequest:
     """Ask the warehouse to pick whatever has not been picked yet, from the one location the
     order's channel sells from when it names one (its stock was reserved there)."""
-    locations = config.channels[order.channel].stock.locations
     return PickRequest(
         order_id=order.order_id,
         pick_id=pick_id(order),
         lines=fulfilment_lines(order, order.unpicked()),
         ship_to=order.placed.shipping_address,
-        location=locations[0] if locations and len(locations) == 1 else None,
+        location=pick_location(order, config),
         shipping_method=order.placed.shipping_method,
     )
+
+
+def pick_location(order: Order, config: HubConfig) -> str | None:
+    """The location the order's goods leave from, when its channel sells from just one."""
+    locations = config.channels[order.channel].stock.locations
+    return locations[0] if locations and len(locations) == 1 else None
 
 
 def shipment_request(

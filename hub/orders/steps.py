@@ -177,7 +177,9 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
         left: Counter[str] = Counter()
         for line in msg.lines:
             left[line.sku] += line.quantity
-        await stockport.mark_shipped(conn, order.reservation_id, left, now)
+        await stockport.mark_shipped(
+            conn, order.reservation_id, left, now, requests.pick_location(order, deps.config)
+        )
     if late:  # a parcel that left after the order was cancelled: recorded, and asked back
         state = "return_requested"
         units: Counter[str] = Counter()

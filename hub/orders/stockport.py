@@ -63,11 +63,16 @@ async def release_rest(
 
 
 async def mark_shipped(
-    conn: Connection, reservation_id: str, lines: Mapping[str, int], at: datetime
+    conn: Connection,
+    reservation_id: str,
+    lines: Mapping[str, int],
+    at: datetime,
+    location: str | None = None,
 ) -> None:
-    """These units left: a stock source that names no orders counts them out at its next level,
-    which then ends their hold (nothing changes until it does)."""
-    await reservations.mark_shipped(conn, reservation_id, lines, at)
+    """These units left (from ``location``, when known): a stock source that names no orders
+    counts them out at its next level there, which then ends their hold (nothing changes
+    until it does)."""
+    await reservations.mark_shipped(conn, reservation_id, lines, at, location)
 
 
 async def confirm(conn: Connection, reservation_id: str, erp_order_number: str) -> None:

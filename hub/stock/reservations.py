@@ -416,21 +416,27 @@ async def keep_only(conn: Connection, reservation_id: str, lines: Mapping[str, i
 
 
 async def mark_shipped(
-    conn: Connection, reservation_id: str, lines: Mapping[str, int], at: datetime
+    conn: Connection,
+    reservation_id: str,
+    lines: Mapping[str, int],
+    at: datetime,
+    location: str | None = None,
 ) -> None:
-    """The units of ``lines`` (SKU -> units, kits as their components) left with the carrier:
-    their hold ends with the first level of their SKU the source measures after ``at``, if
-    the ERP has not counted the order before (``stock_apply_levels``)."""
+    """The units of ``lines`` (SKU -> units, kits as their components) left with the carrier
+    (from ``location``, when known): their hold ends with the first level of their SKU (at
+    that location) the source measures after ``at``, if the ERP has not counted the order
+    before (``stock_apply_levels``)."""
     await ledger.lock_skus(conn, await reservation_skus(conn, reservation_id))
     left = await _physical(conn, lines)
     await conn.execute(
         "UPDATE stock_reservation_lines AS l SET shipped = least(l.quantity, l.shipped + k.units),"
-        " shipped_at = $4 FROM unnest($2::text[], $3::int[]) AS k(sku, units)"
+        " shipped_at = $4, shipped_from = $5 FROM unnest($2::text[], $3::int[]) AS k(sku, units)"
         " WHERE l.reservation_id = $1 AND l.active AND l.sku = k.sku",
         reservation_id,
         list(left),
         list(left.values()),
         at,
+        location,
     )
 
 

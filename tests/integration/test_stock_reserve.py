@@ -222,3 +222,21 @@ async def test_what_is_kept_after_a_cancellation_leaves_out_the_units_counted_ou
         assert await held(pool) == {"B": 1}
         await reservations.keep_only(conn, "r12", {"B": 0})
         assert await held(pool) == {}
+
+
+async def test_units_known_to_leave_one_location_are_counted_out_by_its_level_only(pool) -> None:
+    """A channel selling from one location ships from it: another location's level, even
+    long after, does not end the hold; that location's own does."""
+    t0 = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        await reservations.reserve(
+            conn, reservation_id="r14", channel="c", order_ref="o14", lines=[("A", 2)]
+        )
+        await reservations.mark_shipped(conn, "r14", {"A": 2}, t0, "main")
+        store = StockLevel(sku="A", location="store", on_hand=9, version=1)
+        late = t0 + timedelta(minutes=11)
+        await ledger.apply_levels(conn, [store], late, [late])
+        assert await held(pool) == {"A": 2}
+        main = StockLevel(sku="A", location="main", on_hand=4, version=2)
+        await ledger.apply_levels(conn, [main], late, [late])
+        assert await held(pool) == {}
