@@ -75,49 +75,50 @@ def event_for(channel: str, adapter: str, found: Found, now: datetime) -> CloudE
     )
 
 
-async def poll_once(
-    channel: str,
-    adapter: str,
-    caller: Polls,
-    client: httpx.AsyncClient,
-    publish: Callable[[CloudEvent], Awaitable[None]],
-    metrics: Metrics,
-) -> float | None:
-    """One poll, each find handed to the hub as it is read; how long the API asked to wait,
-    if it refused."""
-    try:
-        async with contextlib.aclosing(caller.poll(client)) as finds:
-            async for each in finds:
-                try:
-                    await publish(event_for(channel, adapter, each, datetime.now(UTC)))
-                except HubError as exc:  # not confirmed: the next poll finds it again
-                    metrics.polls.labels(channel, "failed").inc()
-                    log.warning("%s: %s %s not handed over: %s", channel, each.event, each.key, exc)
-                    return None
-                caller.handed_over(each)
-                metrics.polled.labels(channel, each.event).inc()
-    except (PollFailed, httpx.HTTPError) as exc:
-        metrics.polls.labels(channel, "failed").inc()
-        log.warning("%s: poll failed: %s", channel, exc)
-        return exc.retry_after_s if isinstance(exc, PollFailed) else None
-    metrics.polls.labels(channel, "ok").inc()
-    return None
+@dataclass
+class ChannelPoll:
+    """One channel's polling: what it asks, with what, and where its finds go."""
 
+    channel: str
+    adapter: str
+    caller: Polls
+    client: httpx.AsyncClient
+    publish: Callable[[CloudEvent], Awaitable[None]]
+    metrics: Metrics
 
-async def poll_forever(
-    channel: str,
-    adapter: str,
-    caller: Polls,
-    client: httpx.AsyncClient,
-    publish: Callable[[CloudEvent], Awaitable[None]],
-    metrics: Metrics,
-) -> None:
-    """Poll at the caller's interval until cancelled (the worker stops)."""
-    while True:
-        wait: float | None = None
+    async def once(self) -> float | None:
+        """One poll, each find handed to the hub as it is read; how long the API asked to
+        wait, if it refused."""
+        channel, count = self.channel, self.metrics
         try:
-            wait = await poll_once(channel, adapter, caller, client, publish, metrics)
-        except Exception:  # a bug must not end polling for good: try again next interval
-            metrics.polls.labels(channel, "failed").inc()
-            log.exception("%s: poll failed unexpectedly", channel)
-        await asyncio.sleep(max(caller.poll_s, wait or 0.0))
+            async with contextlib.aclosing(self.caller.poll(self.client)) as finds:
+                async for each in finds:
+                    try:
+                        await self.publish(
+                            event_for(channel, self.adapter, each, datetime.now(UTC))
+                        )
+                    except HubError as exc:  # not confirmed: the next poll finds it again
+                        count.polls.labels(channel, "failed").inc()
+                        log.warning(
+                            "%s: %s %s not handed over: %s", channel, each.event, each.key, exc
+                        )
+                        return None
+                    self.caller.handed_over(each)
+                    count.polled.labels(channel, each.event).inc()
+        except (PollFailed, httpx.HTTPError) as exc:
+            count.polls.labels(channel, "failed").inc()
+            log.warning("%s: poll failed: %s", channel, exc)
+            return exc.retry_after_s if isinstance(exc, PollFailed) else None
+        count.polls.labels(channel, "ok").inc()
+        return None
+
+    async def forever(self) -> None:
+        """Poll at the caller's interval until cancelled (the worker stops)."""
+        while True:
+            wait: float | None = None
+            try:
+                wait = await self.once()
+            except Exception:  # a bug must not end polling for good: try again next interval
+                self.metrics.polls.labels(self.channel, "failed").inc()
+                log.exception("%s: poll failed unexpectedly", self.channel)
+            await asyncio.sleep(max(self.caller.poll_s, wait or 0.0))

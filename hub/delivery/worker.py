@@ -39,7 +39,7 @@ from hub.delivery.bucket import TokenBucket
 from hub.delivery.calls import Caller, PostToUrl
 from hub.delivery.coalesce import Backlog, Item, turn_key
 from hub.delivery.policy import DeliveryPolicy
-from hub.delivery.polling import Polls, poll_forever
+from hub.delivery.polling import ChannelPoll, Polls
 from hub.delivery.wire import (
     DeliveryFailed,
     DeliveryRefused,
@@ -122,12 +122,10 @@ class ChannelWorker:
         caller = self._caller
         if isinstance(caller, Polls) and caller.poll_s > 0 and self._polled is not None:
             adapter = self._translator.name if self._translator is not None else self.channel
-            self._poller = asyncio.create_task(
-                poll_forever(
-                    self.channel, adapter, caller, self._client, self._polled, self._metrics
-                ),
-                name=f"poll {self.channel}",
+            poll = ChannelPoll(
+                self.channel, adapter, caller, self._client, self._polled, self._metrics
             )
+            self._poller = asyncio.create_task(poll.forever(), name=f"poll {self.channel}")
 
     async def stop(self) -> None:
         """Stop taking messages, let requests in flight finish, hand the rest back unacked."""
