@@ -10,6 +10,7 @@ from typing import Protocol
 
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
+from starlette.routing import BaseRoute
 
 from adapters import registry as adapter_registry
 from adapters.base import Translator
@@ -203,13 +204,22 @@ class Hub:
         await self._subscription.start()
         if s.http_port:
             self._http = HttpServer(
-                build_app(self.metrics, self.readiness, self.webhooks.routes()),
+                build_app(self.metrics, self.readiness, self._routes()),
                 s.http_host,
                 s.http_port,
             )
             await self._http.start()
         self.metrics.ready.set(1)
         log.info("hub started: consuming %s", self.names.inbound_queue)
+
+    def _routes(self) -> list[BaseRoute]:
+        """The HTTP routes beside the hub's own: webhooks, and any a service serves."""
+        routes = self.webhooks.routes()
+        for service in self._services:
+            serves = getattr(service, "routes", None)
+            if serves is not None:
+                routes.extend(serves())
+        return routes
 
     async def _redeclare(self, connection: AbstractRobustConnection) -> None:
         """After a broker restart the topology may be gone (a fresh node): declare it again."""

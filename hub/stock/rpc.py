@@ -6,6 +6,11 @@ reply queue, same correlation id. Queries change nothing, so they skip the inbox
 outbox: a lost answer is simply asked again. A request that is not a valid query (or has no
 ``reply_to``) is rejected and dead-letters to ``hub.dead``.
 
+The same answer is served over HTTP, for a channel with no adapter process on the bus (a
+shop the hub delivers to over its API): ``GET /availability/<channel>?sku=A&sku=B`` on the
+hub's HTTP port. Read-only and unauthenticated, like ``/metrics``: it tells what the channel
+shows anyway; serve that port to the shop's back end, not to the internet.
+
 This endpoint is a FastStream subscriber: request/reply is what FastStream does natively
 (the returned response goes to ``reply_to`` before the request is acked), and at query rates
 its per-message pipeline costs nothing that matters. It runs as a hub service on a broker
@@ -26,6 +31,9 @@ from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue, RabbitResponse
 from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 from yarl import URL
 
 from hub.db import Connection
@@ -141,6 +149,27 @@ class AvailabilityRpc:
             name=f"commerce-hub rpc {s.name_prefix}".strip(),
             reconnect_interval_s=s.reconnect_interval_s,
         )
+
+    def routes(self) -> list[BaseRoute]:
+        """``GET /availability/<channel>?sku=...``: the query over the hub's HTTP side."""
+        return [Route("/availability/{channel}", self.over_http, methods=["GET"])]
+
+    async def over_http(self, request: Request) -> Response:
+        """One query from the URL, answered as JSON (the answer's data, no envelope)."""
+        channel = request.path_params["channel"]
+        if channel not in self._ctx.config.channels:
+            return JSONResponse({"error": f"unknown channel {channel!r}"}, status_code=404)
+        try:
+            skus = tuple(request.query_params.getlist("sku"))
+            query = AvailabilityQuery(channel=channel, skus=skus)
+        except ValidationError as exc:
+            return JSONResponse({"error": one_line(exc)}, status_code=400)
+        try:
+            async with self._pool.acquire() as conn:
+                answer = await answer_query(conn, self._ctx, query, self._ctx.clock().date())
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            return JSONResponse({"error": f"try again: {one_line(exc)}"}, status_code=503)
+        return Response(answer.model_dump_json(), media_type="application/json")
 
     def start(self) -> None:
         """Connect and subscribe in the background (the hub's topology is declared by now)."""

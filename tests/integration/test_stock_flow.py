@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aio_pika
+import httpx
 import orjson
 import pytest
 
@@ -393,3 +395,37 @@ async def test_a_deactivated_product_is_shown_as_none_until_it_is_active_again(
     await bus.publish("erp.stock.level", level("DESK-1", 12, 2))  # still none to sell
     await bus.publish("erp.product.upserted", product("DESK-1", version=3, active=True))
     assert shown(await bus.bodies(nl, expect=2)) == [10]
+
+
+async def test_the_same_query_is_answered_over_http_for_a_shop_without_an_adapter_process(
+    start_hub, bus, stock_config
+):
+    port = _free_port()
+    await start_hub(stock_config, http_port=port)
+    soon = date.today() + timedelta(days=10)
+    for sku, qty in (("MUG-RED", 0), ("MUG-BLUE", 30)):
+        await bus.publish("erp.product.upserted", product(sku, substitution_group="mugs"))
+        incoming = [{"quantity": 20, "expected_date": soon.isoformat()}] if sku == "MUG-RED" else []
+        await bus.publish("erp.stock.level", level(sku, qty, 1, incoming=incoming))
+    await figures(bus, {"webshop-nl": 4}, timeout=10)
+    url = f"http://127.0.0.1:{port}/availability"
+    async with httpx.AsyncClient(timeout=5) as client:
+        found = await client.get(
+            f"{url}/webshop-nl", params=[("sku", "MUG-RED"), ("sku", "MUG-BLUE")]
+        )
+        unknown = await client.get(f"{url}/nowhere", params={"sku": "MUG-RED"})
+        empty = await client.get(f"{url}/webshop-nl")
+    assert found.status_code == 200
+    red, blue = found.json()["items"]
+    assert red["sku"] == "MUG-RED" and red["available"] == 0
+    assert red["next_available_date"] == soon.isoformat()
+    assert red["alternatives"] == [{"sku": "MUG-BLUE", "available": 28}]
+    assert blue["available"] == 28
+    assert unknown.status_code == 404 and "nowhere" in unknown.json()["error"]
+    assert empty.status_code == 400 and "skus" in empty.json()["error"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
