@@ -143,6 +143,8 @@ class OrderRules(_Frozen):
 
 MIN_BOLCOM_POLL_S = 60.0
 """How often the hub may poll bol.com at most (off loopback, where tests poll faster)."""
+BOLCOM_POLL_PAGES = 20
+"""Pages of open orders a bol.com poll reads by default (``poll_pages``)."""
 
 
 def _loopback(url: str) -> bool:
@@ -230,12 +232,18 @@ class ChannelConfig(_Frozen):
 
     @model_validator(mode="after")
     def _incoming_sold_as_backorders(self) -> ChannelConfig:
-        if self.stock.incoming_within_days is not None and (
-            self.orders.on_partial_stock != "backorder"
-        ):
+        if self.stock.incoming_within_days is None:
+            return self
+        if self.orders.on_partial_stock != "backorder":
             message = (
                 "units still to come can only be ordered as backorders:"
                 " set orders.on_partial_stock to backorder, or remove this"
+            )
+            raise Problems([(("stock", "incoming_within_days"), message)])
+        if self.orders.max_backordered is not None:
+            message = (
+                "the receipts due already limit what is promised beyond the stock:"
+                " remove orders.max_backordered, or this"
             )
             raise Problems([(("stock", "incoming_within_days"), message)])
         return self
@@ -261,21 +269,24 @@ class ChannelConfig(_Frozen):
 
     @model_validator(mode="after")
     def _bolcom_polled_within_its_limits(self) -> ChannelConfig:
+        if self.adapter != "bolcom":
+            return self
+        pages_raw = self.settings.get("poll_pages", "") or str(BOLCOM_POLL_PAGES)
+        if not (pages_raw.isascii() and pages_raw.isdigit() and int(pages_raw) >= 1):
+            raise Problems([(("settings", "poll_pages"), "must be a positive whole number")])
         raw = self.settings.get("poll_s", "")
         try:
             poll_s = float(raw) if raw else None
         except ValueError:
             return self  # the client's own check names a value that is not seconds
+        # A poll lists up to poll_pages pages of orders and 4 of returns; bol.com allows
+        # about 25 list calls a minute.
+        floor = max(MIN_BOLCOM_POLL_S, (int(pages_raw) + 4) * 60 / 25)
         url = str(self.delivery.url or "")
-        if (
-            self.adapter == "bolcom"
-            and poll_s is not None
-            and 0 < poll_s < MIN_BOLCOM_POLL_S
-            and not _loopback(url)
-        ):
+        if poll_s is not None and 0 < poll_s < floor and not _loopback(url):
             message = (
-                f"bol.com allows about 25 order lists a minute, and a poll makes up to"
-                f" poll_pages of them: poll at most every {MIN_BOLCOM_POLL_S:.0f} seconds"
+                f"bol.com allows about 25 list calls a minute, and a poll makes up to"
+                f" {int(pages_raw) + 4}: poll at most every {floor:.0f} seconds"
             )
             raise Problems([(("settings", "poll_s"), message)])
         return self

@@ -422,7 +422,7 @@ def _whole(settings: Mapping[str, str], key: str, default: int) -> int:
     raw = settings.get(key)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise LookupError(f"setting {key}: {raw!r} is not a positive whole number")
     return int(raw)
 

@@ -11,12 +11,13 @@ cancellation requests and their registered returns (Retailer API v10).
   over yet becomes ``return`` as listed (the list carries what the adapter reads: the order,
   EANs, expected quantities and reasons).
 
-Each find is handed over as soon as it is read. An order that cannot be read is skipped
-(logged) and tried again at the next poll; a 429 ends the poll, the next waiting its
-Retry-After. At most ``poll_pages`` pages (20: 1,000 open orders) of orders and
-``RETURN_PAGES`` pages (200 unhandled returns) are read per poll: orders handed over stay
-listed until they ship, so a merchant with more open FBR orders at once needs a larger
-``poll_pages`` (each page is one of bol.com's list calls, about 25 a minute).
+Each find is handed over as soon as it is read. An order bol.com refuses to show or answers
+unreadably is skipped (logged) and tried again at the next poll; a 429 or a server error
+ends the poll (counted as failed), the next waiting any Retry-After. At most ``poll_pages``
+pages (20: 1,000 open orders) of orders and ``RETURN_PAGES`` pages (200 unhandled returns)
+are read per poll: orders handed over stay listed until they ship, so a merchant with more
+open FBR orders at once needs a larger ``poll_pages`` (each page is one of bol.com's list
+calls, about 25 a minute).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class BolcomIntake:
         read = await self._send(client, "GET", f"/retailer/orders/{order_id}")
         if read.status_code == 404:  # gone since it was listed
             return []
-        if read.status_code == 429:  # the rest of this poll would be refused too
+        if read.status_code == 429 or read.status_code >= 500:  # the rest would fail too
             raise _failed(f"orders/{order_id}", read)
         try:
             if read.status_code != 200:

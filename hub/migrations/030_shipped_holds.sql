@@ -87,7 +87,7 @@ BEGIN
     -- such level will do, so a source whose clock runs behind does not keep the hold for good.
     WITH m AS (
         SELECT t.doc ->> 'sku' AS sku, t.doc ->> 'location' AS location,
-               max(coalesce((t.doc ->> 'at')::timestamptz, p_now)) AS at
+               least(max(coalesce((t.doc ->> 'at')::timestamptz, p_now)), p_now) AS at
         FROM (SELECT p_levels -> (pos - 1)::integer AS doc FROM unnest(any_applied) AS pos) AS t
         GROUP BY 1, 2)
     UPDATE stock_reservation_lines AS rl

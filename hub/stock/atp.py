@@ -20,7 +20,8 @@ stock is unavailable. Reservations are held per SKU, not per location (see reser
 
 When nothing is shown, "available from" is the first expected receipt date by which the
 receipts so far (in date order) cover the shortfall and leave enough to show (for a kit:
-enough of every component for the fewest kits the channel shows).
+enough of every component for the fewest kits the channel shows). A channel selling incoming
+stock that is shown only units still to come is given that date too, with them.
 """
 
 from __future__ import annotations
@@ -176,13 +177,20 @@ def figure(
         return Figure(0, max(dates) if dates else None)
     stock = stocks.get(sku, SkuStock())
     shown = present(rules, atp(rules, stock, today))
+    if (
+        shown > 0
+        and rules.incoming_within_days is not None
+        and present(rules, atp(rules, stock)) == 0
+    ):
+        return Figure(shown, next_date(rules, stock, today))  # sold ahead of that receipt
     return Figure(shown, None if shown > 0 else next_date(rules, stock, today))
 
 
 def promised_delivery(fig: Figure, today: date, lead_time_days: int) -> date | None:
-    """The date a buyer can be promised: today or the next receipt, plus the market's lead time."""
-    if fig.available > 0:
-        return today + timedelta(days=lead_time_days)
+    """The date a buyer can be promised: the next receipt (nothing is shown without it, or
+    what is shown is still to come) or else today, plus the market's lead time."""
     if fig.next_date is not None:
         return fig.next_date + timedelta(days=lead_time_days)
+    if fig.available > 0:
+        return today + timedelta(days=lead_time_days)
     return None

@@ -35,6 +35,10 @@ def import_command(
     ] = None,
 ) -> None:
     """Validate every row, then send them all as stock levels; one bad row sends nothing."""
+    measured = _aware(measured_at)
+    if measured is not None and measured > datetime.now(UTC):
+        err.print(f"--measured-at {measured.isoformat()} is in the future")
+        raise typer.Exit(2)
     from hub.settings import Settings
     from hub.stock.service import import_file
     from routes.loader import load_config
@@ -47,7 +51,7 @@ def import_command(
             file,
             location=location,
             source=source,
-            measured_at=_aware(measured_at),
+            measured_at=measured,
         )
     )
     if result.errors:

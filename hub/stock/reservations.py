@@ -58,15 +58,9 @@ class ReservationRequest:
     promised beyond the stock, this backorder included (every channel's open backorders and
     those the ERP has taken over); None: no limit."""
     incoming_until: date | None = None
-    """With ``allow_partial``: taken only while the units promised beyond the stock stay
-    within the receipts expected by this date (at ``locations``): a channel that sells
-    incoming stock (``incoming_within_days``) promises no more than is coming."""
-
-    def limited(self) -> bool:
-        """Whether a backorder of this request has a limit to keep to."""
-        return self.allow_partial and (
-            self.max_backordered is not None or self.incoming_until is not None
-        )
+    """With ``allow_partial``: taken only while every hold on a part stays within its net
+    units at ``locations`` plus the receipts expected there by this date, as the figure of a
+    channel that sells incoming stock (``incoming_within_days``) counts them."""
 
     def wanted(self) -> dict[str, int]:
         """Units per SKU, in SKU order (lines of the same SKU add up); refuses empty or <= 0."""
@@ -138,9 +132,10 @@ async def reserve_many(
                 local = _local_free(units, kits, request.locations, nets, held, taken)
             else:
                 local = None
-            limits = _limits(request, units, kits, receipts)
+            limit = request.max_backordered if request.allow_partial else None
+            room = _room(request, units, kits, nets, held, taken, receipts)
             answer, holds, short = _decide(
-                units, kits, free, request.allow_partial, local, limits, beyond
+                units, kits, free, request.allow_partial, local, limit, beyond, room
             )
             taken.update(holds)
             known[request.reservation_id] = answer
@@ -187,7 +182,7 @@ async def _promised_beyond(
     """Units per part promised beyond the stock now, when some request has a backorder
     limit: what open hub backorders hold beyond it, plus what the ERP has promised beyond it
     (a net below zero once it took orders over). Read under the SKU locks."""
-    if not any(r.limited() for r in requests):
+    if not any(r.allow_partial and r.max_backordered is not None for r in requests):
         return None
     parts = sorted(
         {part for r in requests for sku in r.wanted() for part in (kits.get(sku) or {sku: 1})}
@@ -225,32 +220,36 @@ async def _receipts(
     return [(r["sku"], r["location"], r["expected_date"], r["quantity"]) for r in rows]
 
 
-def _limits(
+def _room(
     request: ReservationRequest,
     units: Mapping[str, int],
     kits: Mapping[str, Mapping[str, int]],
+    nets: Mapping[str, Mapping[str, int]],
+    held: Mapping[str, int],
+    taken: Mapping[str, int],
     receipts: Sequence[tuple[str, str, date, int]],
 ) -> dict[str, int] | None:
-    """Per part, how many units may be promised beyond the stock once this request is taken
-    (``max_backordered``, and the receipts due by ``incoming_until``); None: no limit."""
-    if not request.limited():
+    """For a request that sells incoming stock, the units of each part it may hold: as the
+    channel's figure counts them, net units at its locations plus the receipts due there by
+    ``incoming_until``, less every hold (this batch's included); None for any other."""
+    until = request.incoming_until
+    if not request.allow_partial or until is None:
         return None
-    limits: dict[str, int] = {}
+
+    def here(location: str) -> bool:
+        return request.locations is None or location in request.locations
+
+    room: dict[str, int] = {}
     for sku in units:
         for part in kits.get(sku) or {sku: 1}:
-            cap = request.max_backordered
-            if request.incoming_until is not None:
-                due = sum(
-                    quantity
-                    for sku_, location, expected, quantity in receipts
-                    if sku_ == part
-                    and expected <= request.incoming_until
-                    and (request.locations is None or location in request.locations)
-                )
-                cap = due if cap is None else min(cap, due)
-            if cap is not None:
-                limits[part] = cap
-    return limits
+            net = sum(n for loc, n in nets.get(part, {}).items() if here(loc))
+            due = sum(
+                quantity
+                for sku_, location, expected, quantity in receipts
+                if sku_ == part and expected <= until and here(location)
+            )
+            room[part] = net + due - held.get(part, 0) - taken.get(part, 0)
+    return room
 
 
 def _local_free(
@@ -281,8 +280,9 @@ def _decide(
     free: dict[str, int],
     allow_partial: bool,
     local: Mapping[str, int] | None = None,
-    limits: Mapping[str, int] | None = None,
+    limit: int | None = None,
     beyond: Counter[str] | None = None,
+    room: Mapping[str, int] | None = None,
 ) -> tuple[ReservationResult, dict[str, int], dict[str, int]]:
     """All lines or none, or with ``allow_partial`` (a backorder) every line in full, the
     units beyond what is free held as backordered; a kit takes components.
@@ -290,7 +290,8 @@ def _decide(
     A backorder holds what it will need, so units that arrive later (a receipt) go to it and
     not to another channel before the ERP counts the order. ``local`` caps a part at what the
     channel's locations have left. A backorder that would take a part's units promised
-    beyond the stock (``beyond``) over its ``limits`` is refused whole. Takes the units it holds
+    beyond the stock (``beyond``) over ``limit``, or that would hold more of a part than its
+    ``room`` (a channel selling incoming stock), is refused whole. Takes the units it holds
     out of ``free`` (and adds what it backorders to ``beyond``), so the next reservation sees
     what is left; returns the answer, the units held and those backordered.
     """
@@ -313,7 +314,8 @@ def _decide(
         available = {part: max(0, _cap(free, local, part)) for part in holds}
         short = {part: held - available[part] for part, held in holds.items()}
         short = {part: units for part, units in short.items() if units > 0}
-        if _over_limit(short, limits, beyond):
+        over_room = room is not None and any(n > room.get(p, 0) for p, n in holds.items())
+        if over_room or _over_limit(short, limit, beyond):
             return ReservationResult(False, shortages), {}, {}
         if beyond is not None:
             beyond.update(short)
@@ -324,14 +326,12 @@ def _decide(
     return ReservationResult(False, shortages), {}, {}
 
 
-def _over_limit(
-    short: Mapping[str, int], limits: Mapping[str, int] | None, beyond: Counter[str] | None
-) -> bool:
+def _over_limit(short: Mapping[str, int], limit: int | None, beyond: Counter[str] | None) -> bool:
     """Whether backordering ``short`` would take a part's units promised beyond the stock
-    over the channel's limit for it."""
-    if limits is None or beyond is None:
+    over the channel's limit."""
+    if limit is None or beyond is None:
         return False
-    return any(part in limits and beyond[part] + n > limits[part] for part, n in short.items())
+    return any(beyond[part] + n > limit for part, n in short.items())
 
 
 def _cap(free: Mapping[str, int], local: Mapping[str, int] | None, part: str) -> int:

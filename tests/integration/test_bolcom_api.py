@@ -54,7 +54,7 @@ class Bol:
         self.open_orders: dict[str, dict[str, Any]] = {}  # order id -> the order resource
         self.listed_returns: list[dict[str, Any]] = []  # unhandled FBR returns, as listed
         self.busy_lists = 0  # list calls still to answer 429 (Retry-After 1)
-        self.broken_orders: dict[str, int] = {}  # order id -> reads still to answer 500
+        self.broken_orders: dict[str, int] = {}  # order id -> reads still to refuse (403)
         self.status_down = 0  # process status reads still to answer 503
         self.tokens: list[str] = []
         self.valid: set[str] = set()
@@ -260,7 +260,7 @@ class Bol:
         self.calls.append(("GET", f"orders/{request.path_params['order']}", None))
         if self.broken_orders.get(request.path_params["order"], 0) > 0:
             self.broken_orders[request.path_params["order"]] -= 1
-            return JSONResponse({"status": 500, "title": "Internal Server Error"}, status_code=500)
+            return JSONResponse({"status": 403, "title": "Forbidden"}, status_code=403)
         if request.path_params["order"] in self.open_orders:
             return JSONResponse(self.open_orders[request.path_params["order"]])
         items = [{"orderItemId": i, **q} for i, q in self.order_items.items()]

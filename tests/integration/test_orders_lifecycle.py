@@ -330,6 +330,7 @@ async def test_a_shipped_orders_hold_ends_with_the_first_level_measured_after_it
         await world.until("SELECT version FROM stock_ledger WHERE sku = 'DESK-1'", expect=2)
         assert await world.held("DESK-1") == 2
 
+        world.clock.advance(1)  # the hub's clock moves on past the shipment
         await world.send("erp", "stock.level", {**level, "on_hand": desk - 2, "version": 3})
         await world.until("SELECT version FROM stock_ledger WHERE sku = 'DESK-1'", expect=3)
         assert await world.held("DESK-1") == 0
@@ -342,6 +343,7 @@ async def test_a_partly_shipped_orders_hold_keeps_the_units_still_to_ship(world:
         await seen["bolcom"].wait("shipment.tracking")
         await world.state("bolcom", "B-H2", "partially_shipped")
         level = {"sku": "DESK-1", "location": "main", "on_hand": STOCK["DESK-1"] - 1}
+        world.clock.advance(1)
         await world.send("erp", "stock.level", {**level, "version": 2})
         await world.until("SELECT version FROM stock_ledger WHERE sku = 'DESK-1'", expect=2)
         assert await world.held("DESK-1") == 2  # one unit left, two are still to ship

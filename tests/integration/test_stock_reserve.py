@@ -167,7 +167,9 @@ async def test_shipped_kit_units_end_their_components_holds_at_the_next_level_me
         await ledger.apply_levels(conn, [stale], t0, [t0 - timedelta(seconds=1)])
         assert await held(pool) == {"A": 5, "B": 2}  # measured before the parcel left
         after = StockLevel(sku="A", location="main", on_hand=4, version=3)
-        await ledger.apply_levels(conn, [after], t0, [t0 + timedelta(seconds=1)])
+        await ledger.apply_levels(
+            conn, [after], t0 + timedelta(seconds=2), [t0 + timedelta(seconds=1)]
+        )
         assert await held(pool) == {"A": 3, "B": 2}  # one kit's two units of A left
         counted = StockLevel(
             sku="B", location="main", on_hand=5, version=2, included_order_ids=("SO-9",)
@@ -206,7 +208,7 @@ async def test_what_is_kept_after_a_cancellation_leaves_out_the_units_counted_ou
         )
         await reservations.mark_shipped(conn, "r11", {"A": 2}, t0)
         level = StockLevel(sku="A", location="main", on_hand=4, version=2)
-        await ledger.apply_levels(conn, [level], t0, after)
+        await ledger.apply_levels(conn, [level], t0 + timedelta(seconds=2), after)
         assert await held(pool) == {"A": 3}
         await reservations.keep_only(conn, "r11", {"A": 2})  # the rest given up: 2 left
         assert await held(pool) == {}
@@ -216,7 +218,7 @@ async def test_what_is_kept_after_a_cancellation_leaves_out_the_units_counted_ou
         )
         await reservations.mark_shipped(conn, "r12", {"B": 1}, t0)
         level = StockLevel(sku="B", location="main", on_hand=4, version=2)
-        await ledger.apply_levels(conn, [level], t0, after)
+        await ledger.apply_levels(conn, [level], t0 + timedelta(seconds=2), after)
         assert await held(pool) == {"B": 2}
         await reservations.keep_only(conn, "r12", {"B": 2})  # 1 of 3 cancelled, 1 left
         assert await held(pool) == {"B": 1}
@@ -240,3 +242,39 @@ async def test_units_known_to_leave_one_location_are_counted_out_by_its_level_on
         main = StockLevel(sku="A", location="main", on_hand=4, version=2)
         await ledger.apply_levels(conn, [main], late, [late])
         assert await held(pool) == {}
+
+
+async def test_a_channel_selling_incoming_stock_may_hold_what_its_figure_counts(pool) -> None:
+    """Net units at its locations plus the receipts due there, less every hold: a net below
+    zero at another location does not stop it, and it holds no more than that."""
+    from datetime import date
+
+    from schemas.inventory import IncomingReceipt
+
+    today = date(2026, 12, 2)
+    due = IncomingReceipt(quantity=20, expected_date=today + timedelta(days=3))
+    later = IncomingReceipt(quantity=50, expected_date=today + timedelta(days=30))
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        main = StockLevel(sku="A", location="main", on_hand=6, version=2, incoming=(due, later))
+        store = StockLevel(sku="A", location="store", on_hand=0, committed=30, version=1)
+        await ledger.apply_levels(conn, [main, store], now)
+
+        def asking(rid: str, units: int) -> reservations.ReservationRequest:
+            return reservations.ReservationRequest(
+                rid,
+                "c",
+                rid,
+                [("A", units)],
+                allow_partial=True,
+                locations=["main"],
+                incoming_until=today + timedelta(days=7),
+            )
+
+        first, second, third = await reservations.reserve_many(
+            conn, [asking("r15", 10), asking("r16", 17), asking("r17", 16)]
+        )
+    assert first.granted  # 6 + 20 due at main: 26 (the store's -30 is not main's)
+    assert not second.granted  # 16 left
+    assert third.granted
+    assert await held(pool) == {"A": 26}

@@ -558,3 +558,29 @@ def test_bolcom_is_polled_at_most_once_a_minute_off_loopback(tmp_path: Path) -> 
     data["channels"]["shop"]["delivery"]["url"] = "http://127.0.0.1:8080"
     data["channels"]["shop"]["settings"] = {"poll_s": "0.2"}  # a test double on loopback
     assert errors(tmp_path, data) == []
+
+
+def test_selling_incoming_stock_and_a_fixed_backorder_cap_do_not_mix(tmp_path: Path) -> None:
+    data = base()
+    data["channels"]["shop"]["stock"] = {"incoming_within_days": 14}
+    data["channels"]["shop"]["orders"] = {"on_partial_stock": "backorder", "max_backordered": 5}
+
+    found = by_location(errors(tmp_path, data))
+
+    assert "remove orders.max_backordered" in found["channels.shop.stock.incoming_within_days"]
+
+
+def test_more_pages_per_bolcom_poll_need_a_longer_interval(tmp_path: Path) -> None:
+    data = base()
+    data["channels"]["shop"]["adapter"] = "bolcom"
+    data["channels"]["shop"]["delivery"] = {"transport": "http", "url": "https://api.bol.com"}
+    data["channels"]["shop"]["settings"] = {"poll_s": "120", "poll_pages": "50"}
+    assert (
+        "at most every 130 seconds"
+        in by_location(errors(tmp_path, data))["channels.shop.settings.poll_s"]
+    )
+    data["channels"]["shop"]["settings"] = {"poll_pages": "²"}
+    assert (
+        "positive whole number"
+        in by_location(errors(tmp_path, data))["channels.shop.settings.poll_pages"]
+    )

@@ -217,7 +217,7 @@ def test_a_channel_selling_incoming_stock_counts_receipts_due_within_its_window(
     assert atp(sells, s, TODAY) == 2 - 4 - 1 + 6  # the store's and the later receipt not
     assert atp(sells, s) == 0  # without a date, on hand only
     assert atp(rules(locations=["main"]), s, TODAY) == 0  # a channel not selling incoming
-    assert figure(sells, "A", {"A": s}, TODAY) == Figure(3)
+    assert figure(sells, "A", {"A": s}, TODAY) == Figure(3, soon)  # all of it still to come
     on_the_day = rules(incoming_within_days=0, locations=["main"])
     assert atp(on_the_day, s, soon) == 2 - 4 + 6  # due today counts
     assert atp(on_the_day, s, TODAY) == 0
@@ -232,3 +232,13 @@ def test_a_kit_of_incoming_components_is_sold_as_far_as_both_come() -> None:
     assert figure(sells, "KIT", stocks, TODAY, {"A": 2, "B": 1}) == Figure(1)
     nine_days_on = TODAY + timedelta(days=4)
     assert figure(sells, "KIT", stocks, nine_days_on, {"A": 2, "B": 1}) == Figure(2)
+
+
+def test_units_shown_only_from_a_receipt_come_with_its_date_and_are_promised_from_it() -> None:
+    due = TODAY + timedelta(days=3)
+    s = SkuStock({"main": 0}, receipts=(Receipt("main", due, 5),))
+    fig = figure(rules(incoming_within_days=7), "A", {"A": s}, TODAY)
+    assert fig == Figure(5, due)
+    assert promised_delivery(fig, TODAY, 1) == due + timedelta(days=1)
+    in_stock = SkuStock({"main": 2}, receipts=(Receipt("main", due, 5),))
+    assert figure(rules(incoming_within_days=7), "A", {"A": in_stock}, TODAY) == Figure(7)
