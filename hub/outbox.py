@@ -17,6 +17,7 @@ from hub.bus import Envelope, Publisher
 from hub.db import Connection
 from hub.dlq import store as dlq_store
 from hub.dlq.record import ParkedRecord
+from hub.errors import HubError
 from hub.metrics import Metrics, labelled
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,24 @@ async def mark_sent(pool: asyncpg.Pool, ids: Sequence[int]) -> None:
     """Delete published rows; a crash before this only causes a re-publish of the same ids."""
     if ids:
         await pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
+
+
+async def send_committed(
+    publisher: Publisher,
+    pool: asyncpg.Pool,
+    envelopes: Sequence[Envelope],
+    ids: Sequence[int],
+    what: str,
+) -> None:
+    """Publish messages a committed transaction wrote to the outbox (rows ``ids``) and mark
+    them sent; if that fails, the relay sends them later (logged as ``what``)."""
+    if not envelopes:
+        return
+    try:
+        await publisher.publish_many(envelopes)
+        await mark_sent(pool, ids)
+    except (HubError, OSError, asyncpg.PostgresError) as exc:
+        log.warning("%s committed, the outbox relay will send them: %s", what, exc)
 
 
 def _envelope(row: asyncpg.Record) -> Envelope:

@@ -145,6 +145,8 @@ MIN_BOLCOM_POLL_S = 60.0
 """How often the hub may poll bol.com at most (off loopback, where tests poll faster)."""
 BOLCOM_POLL_PAGES = 20
 """Pages of open orders a bol.com poll reads by default (``poll_pages``)."""
+BOLCOM_RETURN_PAGES = 4
+"""Pages of unhandled returns a bol.com poll reads."""
 
 
 def _loopback(url: str) -> bool:
@@ -279,14 +281,15 @@ class ChannelConfig(_Frozen):
             poll_s = float(raw) if raw else None
         except ValueError:
             return self  # the client's own check names a value that is not seconds
-        # A poll lists up to poll_pages pages of orders and 4 of returns; bol.com allows
-        # about 25 list calls a minute.
-        floor = max(MIN_BOLCOM_POLL_S, (int(pages_raw) + 4) * 60 / 25)
+        # A poll lists up to poll_pages pages of orders and the pages of returns; bol.com
+        # allows about 25 list calls a minute.
+        lists = int(pages_raw) + BOLCOM_RETURN_PAGES
+        floor = max(MIN_BOLCOM_POLL_S, lists * 60 / 25)
         url = str(self.delivery.url or "")
         if poll_s is not None and 0 < poll_s < floor and not _loopback(url):
             message = (
                 f"bol.com allows about 25 list calls a minute, and a poll makes up to"
-                f" {int(pages_raw) + 4}: poll at most every {floor:.0f} seconds"
+                f" {lists}: poll at most every {floor:.0f} seconds"
             )
             raise Problems([(("settings", "poll_s"), message)])
         return self

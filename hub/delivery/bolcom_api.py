@@ -29,16 +29,17 @@ import asyncio
 import csv
 import io
 import time
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import httpx
 import orjson
 
-from hub.delivery.bolcom_poll import ORDER_PAGES, BolcomIntake
+from hub.delivery.bolcom_poll import BolcomIntake
 from hub.delivery.polling import Found
+from hub.delivery.recent import Recent
 from hub.delivery.wire import Request, seconds
+from routes.config import BOLCOM_POLL_PAGES
 
 JSON = "application/vnd.retailer.v10+json"
 CSV = "application/vnd.retailer.v10+csv"
@@ -71,11 +72,12 @@ class BolcomApi:
         self._exported_at: float | None = None
         self._export_pending: str | None = None  # process status id of the export asked for
         self._export_lock = asyncio.Lock()
-        self._confirming: OrderedDict[str, str] = OrderedDict()  # rma id -> process status id
+        # rma id -> process status id of its confirmation
+        self._confirming: Recent[str, str] = Recent(REMEMBERED_CONFIRMATIONS)
         self._intake = BolcomIntake(
             self._send,
             seconds(settings, "poll_s", 120, zero_ok=True),
-            _whole(settings, "poll_pages", ORDER_PAGES),
+            int(settings.get("poll_pages") or BOLCOM_POLL_PAGES),  # checked by the config
         )
         self.poll_s = self._intake.poll_s
 
@@ -247,17 +249,13 @@ class BolcomApi:
         state = _document(polled).get("status") if polled.status_code == 200 else None
         if state in ("PENDING", "SUCCESS"):
             return True
-        del self._confirming[rma_id]  # failed, timed out or forgotten there: confirm it again
+        self._confirming.forget(rma_id)  # failed, timed out or forgotten there: confirm again
         return False
 
     def _confirmed(self, rma_id: str, status_id: object) -> None:
         """Keep the process status of an item's confirmation for a retry to look up."""
-        if not status_id:
-            return
-        self._confirming[rma_id] = str(status_id)
-        self._confirming.move_to_end(rma_id)
-        if len(self._confirming) > REMEMBERED_CONFIRMATIONS:
-            self._confirming.popitem(last=False)
+        if status_id:
+            self._confirming.put(rma_id, str(status_id))
 
     async def _settled(self, client: httpx.AsyncClient, sent: httpx.Response) -> httpx.Response:
         """Follow a 202's process status for a while: FAILURE is a refusal with bol.com's
@@ -414,17 +412,6 @@ class _Unsure(Exception):
     def __init__(self, answer: httpx.Response) -> None:
         super().__init__(answer.status_code)
         self.answer = answer
-
-
-def _whole(settings: Mapping[str, str], key: str, default: int) -> int:
-    """A count setting of the client; LookupError (a config error naming it) unless a positive
-    whole number."""
-    raw = settings.get(key)
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-        raise LookupError(f"setting {key}: {raw!r} is not a positive whole number")
-    return int(raw)
 
 
 def _document(response: httpx.Response) -> dict[str, Any]:

@@ -14,7 +14,7 @@ cancellation requests and their registered returns (Retailer API v10).
 Each find is handed over as soon as it is read. An order bol.com refuses to show or answers
 unreadably is skipped (logged) and tried again at the next poll; a 429 or a server error
 ends the poll (counted as failed), the next waiting any Retry-After. At most ``poll_pages``
-pages (20: 1,000 open orders) of orders and ``RETURN_PAGES`` pages (200 unhandled returns)
+pages (20: 1,000 open orders) of orders and 4 pages (200 unhandled returns)
 are read per poll: orders handed over stay listed until they ship, so a merchant with more
 open FBR orders at once needs a larger ``poll_pages`` (each page is one of bol.com's list
 calls, about 25 a minute).
@@ -23,20 +23,19 @@ calls, about 25 a minute).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import Any, Protocol
 
 import httpx
 
 from hub.delivery.polling import Found, PollFailed
+from hub.delivery.recent import Recent
 from hub.delivery.wire import retry_after_s, snippet
+from routes.config import BOLCOM_POLL_PAGES, BOLCOM_RETURN_PAGES
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50  # bol.com's page size for orders and returns
-ORDER_PAGES = 20  # the default of the poll_pages setting
-RETURN_PAGES = 4
 REMEMBERED = 100_000  # finds handed over, so a poll does not read them again
 
 
@@ -59,45 +58,32 @@ class Send(Protocol):
 class BolcomIntake:
     """Finds the orders, cancellation requests and returns the hub has not had yet."""
 
-    def __init__(self, send: Send, poll_s: float, pages: int = ORDER_PAGES) -> None:
+    def __init__(self, send: Send, poll_s: float, pages: int = BOLCOM_POLL_PAGES) -> None:
         self._send = send
         self.poll_s = poll_s
         self._pages = pages
-        self._handed: OrderedDict[str, None] = OrderedDict()
+        self._handed: Recent[tuple[str, str], None] = Recent(REMEMBERED)
 
     def handed_over(self, found: Found) -> None:
         """Remember a find the hub has, so later polls skip it."""
-        key = f"{found.event}:{found.key}"
-        self._handed[key] = None
-        self._handed.move_to_end(key)
-        if len(self._handed) > REMEMBERED:
-            self._handed.popitem(last=False)
+        self._handed.put((found.event, found.key), None)
 
     def _has(self, event: str, key: str) -> bool:
-        return f"{event}:{key}" in self._handed
+        return (event, key) in self._handed
 
     async def poll(self, client: httpx.AsyncClient) -> AsyncGenerator[Found, None]:
         """The new orders and cancellation requests first, then the new returns."""
-        for page in range(1, self._pages + 1):
-            params = {"fulfilment-method": "FBR", "status": "OPEN", "page": str(page)}
-            orders = await self._page(client, "/retailer/orders", params, "orders")
-            for reduced in orders:
-                for found in await self._order_news(client, reduced):
-                    yield found
-            if len(orders) < PAGE_SIZE:
-                break
-        for page in range(1, RETURN_PAGES + 1):
-            params = {"handled": "false", "fulfilment-method": "FBR", "page": str(page)}
-            returns = await self._page(client, "/retailer/returns", params, "returns")
-            for listed in returns:
-                return_id = listed.get("returnId") if isinstance(listed, dict) else None
-                if return_id is None or str(return_id) == "":
-                    log.warning("bol.com listed a return without a returnId; skipped")
-                    continue
-                if not self._has("return", str(return_id)):
-                    yield Found("return", str(return_id), listed)
-            if len(returns) < PAGE_SIZE:
-                break
+        orders = {"fulfilment-method": "FBR", "status": "OPEN"}
+        async for reduced in self._listed(client, "orders", orders, self._pages):
+            for found in await self._order_news(client, reduced):
+                yield found
+        returns = {"handled": "false", "fulfilment-method": "FBR"}
+        async for listed in self._listed(client, "returns", returns, BOLCOM_RETURN_PAGES):
+            return_id = listed.get("returnId") if isinstance(listed, dict) else None
+            if return_id is None or str(return_id) == "":
+                log.warning("bol.com listed a return without a returnId; skipped")
+            elif not self._has("return", str(return_id)):
+                yield Found("return", str(return_id), listed)
 
     async def _order_news(self, client: httpx.AsyncClient, reduced: Any) -> list[Found]:
         """What is new of one listed order: itself, a cancellation request, or nothing."""
@@ -116,16 +102,17 @@ class BolcomIntake:
         new_request = cancel_key is not None and not self._has("cancellation-request", cancel_key)
         if not new_order and not new_request:
             return []
-        read = await self._send(client, "GET", f"/retailer/orders/{order_id}")
+        what = f"orders/{order_id}"
+        read = await self._send(client, "GET", f"/retailer/{what}")
         if read.status_code == 404:  # gone since it was listed
             return []
         if read.status_code == 429 or read.status_code >= 500:  # the rest would fail too
-            raise _failed(f"orders/{order_id}", read)
-        try:
+            raise _failed(what, read)
+        try:  # a refusal or an unreadable answer holds up this order only: read next time
             if read.status_code != 200:
-                raise _failed(f"orders/{order_id}", read)
-            order = _object(read, f"orders/{order_id}")
-        except PollFailed as exc:  # this order only: the others go on, it is read next time
+                raise _failed(what, read)
+            order = _object(read, what)
+        except PollFailed as exc:
             log.warning("%s; tried again at the next poll", exc)
             return []
         news: list[Found] = []
@@ -135,17 +122,24 @@ class BolcomIntake:
             news.append(Found("cancellation-request", cancel_key, order))
         return news
 
-    async def _page(
-        self, client: httpx.AsyncClient, path: str, params: Mapping[str, str], key: str
-    ) -> list[Any]:
-        """One page of a list; ``{}`` (bol.com's empty page) is an empty list."""
-        answer = await self._send(client, "GET", path, params=params)
-        if answer.status_code != 200:
-            raise _failed(path.removeprefix("/retailer/"), answer)
-        listed = _object(answer, path).get(key, [])
-        if not isinstance(listed, list):
-            raise PollFailed(f"bol.com {path}: {key!r} is not a list")
-        return listed
+    async def _listed(
+        self, client: httpx.AsyncClient, what: str, params: Mapping[str, str], pages: int
+    ) -> AsyncGenerator[Any, None]:
+        """The entries of a list (``orders``, ``returns``), a page at a time up to ``pages``,
+        until a page is not full; ``{}`` (bol.com's empty page) has none."""
+        for page in range(1, pages + 1):
+            answer = await self._send(
+                client, "GET", f"/retailer/{what}", params={**params, "page": str(page)}
+            )
+            if answer.status_code != 200:
+                raise _failed(what, answer)
+            listed = _object(answer, what).get(what, [])
+            if not isinstance(listed, list):
+                raise PollFailed(f"bol.com {what}: {what!r} is not a list")
+            for entry in listed:
+                yield entry
+            if len(listed) < PAGE_SIZE:
+                return
 
 
 def _object(answer: httpx.Response, what: str) -> dict[str, Any]:

@@ -19,12 +19,12 @@ older one is never wanted), but a version equal to the one delivered is sent aga
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from hub.delivery.recent import Recent
 from schemas.catalog import PriceChanged, ProductUpserted
 from schemas.envelope import CloudEvent
 from schemas.inventory import StockAvailability
@@ -99,9 +99,8 @@ class Backlog:
         self._busy: dict[Key, Item] = {}
         # Stock figures and catalog versions remembered apart: a large catalog resync must not
         # push out the figures that keep a late stock duplicate from going out.
-        self._delivered: OrderedDict[Key, Order] = OrderedDict()
-        self._delivered_catalog: OrderedDict[Key, Order] = OrderedDict()
-        self._remember = remember
+        self._delivered: Recent[Key, Order] = Recent(remember)
+        self._delivered_catalog: Recent[Key, Order] = Recent(remember)
         self._next_slot = 0
         self._changed = asyncio.Event()
 
@@ -117,7 +116,7 @@ class Backlog:
         """Whether older messages of the item's key drop out for it."""
         return item.key is not None and (self.coalesce or item.is_catalog)
 
-    def _memory(self, item: Item) -> OrderedDict[Key, Order]:
+    def _memory(self, item: Item) -> Recent[Key, Order]:
         """Where the last delivered version of the item's key is remembered."""
         return self._delivered_catalog if item.is_catalog else self._delivered
 
@@ -190,10 +189,8 @@ class Backlog:
             return
         if delivered and self._coalesces(item):
             memory = self._memory(item)
-            last = memory.pop(key, None)
-            memory[key] = item.order if last is None else max(last, item.order)
-            if len(memory) > self._remember:
-                memory.popitem(last=False)
+            last = memory.get(key)
+            memory.put(key, item.order if last is None else max(last, item.order))
         if self._busy.get(key) is item:
             del self._busy[key]
             self._changed.set()

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
@@ -256,19 +257,16 @@ class DeliveryService:
             metrics=self._hub.metrics,
             policy=policy,
             caller=self._callers[name],
-            answers=self._to_hub,
-            polled=self._polled,
+            answers=partial(self._to_hub, ingress="api-answer"),
+            polled=partial(self._to_hub, ingress="api-poll"),
         )
 
-    async def _to_hub(self, event: CloudEvent) -> None:
-        """Publish what a channel's API answered onto hub.in, as the channel's own event."""
-        answer = to_hub(self._hub.names, event, {"x-hub-ingress": "api-answer"})
-        await self._hub.publisher.publish(answer)
-
-    async def _polled(self, event: CloudEvent) -> None:
-        """Publish what polling a channel's API found onto hub.in, as the channel's own event."""
-        found = to_hub(self._hub.names, event, {"x-hub-ingress": "api-poll"})
-        await self._hub.publisher.publish(found)
+    async def _to_hub(self, event: CloudEvent, *, ingress: str) -> None:
+        """Publish what a channel's API answered, or a poll of it found, onto hub.in as the
+        channel's own event (``ingress`` says which)."""
+        await self._hub.publisher.publish(
+            to_hub(self._hub.names, event, {"x-hub-ingress": ingress})
+        )
 
     async def stop(self) -> None:
         """Stop every worker (requests in flight finish), then close the clients and connection.

@@ -35,6 +35,7 @@ import httpx
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from adapters.base import OutboundTranslator
+from hub.background import cancel_and_wait
 from hub.delivery.bucket import TokenBucket
 from hub.delivery.calls import Caller, PostToUrl
 from hub.delivery.coalesce import Backlog, Item, turn_key
@@ -130,10 +131,7 @@ class ChannelWorker:
     async def stop(self) -> None:
         """Stop taking messages, let requests in flight finish, hand the rest back unacked."""
         self._stopping.set()
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        await cancel_and_wait(self._poller)
         if self._queue is not None and self._consumer_tag is not None:
             with contextlib.suppress(*_AMQP_ERRORS):
                 await self._queue.cancel(self._consumer_tag)

@@ -161,12 +161,7 @@ async def release_once(hub: Hub, router: Router, now: datetime) -> int:
     due, envelopes, written = await release_due(
         hub.pool, router, hub.names, now, hub.metrics.price_schedule
     )
-    if envelopes:
-        try:
-            await hub.publisher.publish_many(envelopes)
-            await outbox.mark_sent(hub.pool, written)
-        except (HubError, OSError, asyncpg.PostgresError) as exc:
-            log.warning("released prices committed, the outbox relay will send them: %s", exc)
+    await outbox.send_committed(hub.publisher, hub.pool, envelopes, written, "released prices")
     return due
 
 

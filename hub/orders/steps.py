@@ -173,18 +173,14 @@ async def shipped(conn: Connection, deps: OrderDeps, inbound: Inbound, now: date
         requests.wait_for(deps, order, "warehouse", now)
         state = "partially_shipped"
     late = order.state in {"cancelled", "rejected", "return_requested", "returned"}
+    units: Counter[str] = Counter()  # the parcel's units per SKU
+    for line in msg.lines:
+        units[line.sku] += line.quantity
     if order.reservation_id is not None and not late:
-        left: Counter[str] = Counter()
-        for line in msg.lines:
-            left[line.sku] += line.quantity
-        await stockport.mark_shipped(
-            conn, order.reservation_id, left, now, requests.pick_location(order, deps.config)
-        )
+        where = requests.pick_location(order, deps.config)
+        await stockport.mark_shipped(conn, order.reservation_id, units, now, where)
     if late:  # a parcel that left after the order was cancelled: recorded, and asked back
         state = "return_requested"
-        units: Counter[str] = Counter()
-        for line in msg.lines:
-            units[line.sku] += line.quantity
         return_id = f"R-{msg.shipment_id}"
         reason = f"shipped after the order was {order.state}"
         await returns.ask_back(conn, out, order, return_id, units, reason, now)

@@ -120,11 +120,7 @@ async def sweep_once(hub: Hub, now: datetime, limit: int = 100) -> int:
             if order is not None and order.awaiting is not None:
                 envelopes.extend(await expire(conn, deps, order, now))
         written = await outbox.write(conn, envelopes)
-    try:
-        await hub.publisher.publish_many(envelopes)
-        await outbox.mark_sent(hub.pool, written)
-    except (HubError, OSError, asyncpg.PostgresError) as exc:
-        log.warning("timeout messages committed, the outbox relay will send them: %s", exc)
+    await outbox.send_committed(hub.publisher, hub.pool, envelopes, written, "timeout messages")
     return len(ids)
 
 

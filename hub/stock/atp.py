@@ -62,13 +62,14 @@ class Figure:
     next_date: date | None = None
 
 
+def _sells_from(rules: StockRules, location: str) -> bool:
+    """Whether the channel counts this location's units (all when it lists none)."""
+    return rules.locations is None or location in rules.locations
+
+
 def pooled(rules: StockRules, stock: SkuStock) -> int:
     """Net units over the locations this channel sells from (all when none are listed)."""
-    return sum(
-        qty
-        for loc, qty in stock.net_by_location.items()
-        if rules.locations is None or loc in rules.locations
-    )
+    return sum(qty for loc, qty in stock.net_by_location.items() if _sells_from(rules, loc))
 
 
 def incoming(rules: StockRules, stock: SkuStock, today: date | None) -> int:
@@ -78,9 +79,7 @@ def incoming(rules: StockRules, stock: SkuStock, today: date | None) -> int:
         return 0
     until = today + timedelta(days=rules.incoming_within_days)
     return sum(
-        r.quantity
-        for r in stock.receipts
-        if r.expected <= until and (rules.locations is None or r.location in rules.locations)
+        r.quantity for r in stock.receipts if r.expected <= until and _sells_from(rules, r.location)
     )
 
 
@@ -136,11 +135,7 @@ def next_date(
     wanted = least_shown(rules) if need is None else need
     if wanted is None:
         return None
-    due = sorted(
-        (r.expected, r.quantity)
-        for r in stock.receipts
-        if rules.locations is None or r.location in rules.locations
-    )
+    due = sorted((r.expected, r.quantity) for r in stock.receipts if _sells_from(rules, r.location))
     short = pooled(rules, stock) - stock.reserved - rules.safety_buffer
     arrived = 0  # every receipt (one a channel sells already too) counts here, by date
     for expected, quantity in due:

@@ -71,17 +71,14 @@ class ReceiptsClock(Poller):
         today = self._hub.clock().date()
         if today == self._done:
             return
+        hub = self._hub
         try:
-            seen, envelopes, written = await figures_for_the_day(self._hub.pool, self._ctx, today)
+            seen, envelopes, written = await figures_for_the_day(hub.pool, self._ctx, today)
+            self._done = today
+            if envelopes:
+                log.info(
+                    "%s: %d figure(s) of %d SKU(s) with receipts moved", today, len(envelopes), seen
+                )
+            await outbox.send_committed(hub.publisher, hub.pool, envelopes, written, "figures")
         except Exception as exc:  # the clock must outlive any one failure: next tick again
             log.warning("looking at receipts for %s failed, will retry: %s", today, exc)
-            return
-        self._done = today
-        if not envelopes:
-            return
-        log.info("%s: %d figure(s) of %d SKU(s) with receipts moved", today, len(envelopes), seen)
-        try:
-            await self._hub.publisher.publish_many(envelopes)
-            await outbox.mark_sent(self._hub.pool, written)
-        except Exception as exc:
-            log.warning("figures committed, the outbox relay will send them: %s", exc)

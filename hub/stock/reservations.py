@@ -242,7 +242,7 @@ def _room(
     room: dict[str, int] = {}
     for sku in units:
         for part in kits.get(sku) or {sku: 1}:
-            net = sum(n for loc, n in nets.get(part, {}).items() if here(loc))
+            net = _net_at(nets, part, request.locations)
             due = sum(
                 quantity
                 for sku_, location, expected, quantity in receipts
@@ -250,6 +250,13 @@ def _room(
             )
             room[part] = net + due - held.get(part, 0) - taken.get(part, 0)
     return room
+
+
+def _net_at(
+    nets: Mapping[str, Mapping[str, int]], part: str, locations: Collection[str] | None
+) -> int:
+    """A part's net units at these locations (all when None)."""
+    return sum(n for loc, n in nets.get(part, {}).items() if locations is None or loc in locations)
 
 
 def _local_free(
@@ -266,9 +273,7 @@ def _local_free(
     return {
         part: max(
             0,
-            sum(n for loc, n in nets.get(part, {}).items() if loc in locations)
-            - held.get(part, 0)
-            - taken.get(part, 0),
+            _net_at(nets, part, locations) - held.get(part, 0) - taken.get(part, 0),
         )
         for part in parts
     }
